@@ -1,0 +1,334 @@
+"""Checks and normalisation of user input (SPEC §3): pure functions, no database, no I/O."""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import json
+import re
+import unicodedata
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING
+
+from schedctl.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from publicsuffixlist import PublicSuffixList
+
+# Ranges (inclusive) of the numeric options; every number is checked before anything is written.
+INT32_MAX = 2_147_483_647
+CONCURRENCY = (1, 100)
+MAX_PAGES = (0, INT32_MAX)
+REQUIRED_WORKERS = (1, 100)
+HISTORY_LIMIT = (1, 1000)
+OFFSET = (0, INT32_MAX)
+NEXT_RUNS = (1, 1000)
+TICK_LIMIT = (1, INT32_MAX)
+
+MAX_PATH_LENGTH = 2048
+MAX_REASON_LENGTH = 500
+MAX_ORG_NAME_LENGTH = 200
+MAX_DURATION = timedelta(days=3650)
+
+# Names that can never be a public crawl target (RFC 2606, RFC 6761, RFC 6762, ICANN .internal).
+RESERVED_NAMES = frozenset({"localhost", "local", "internal", "test", "example", "invalid"})
+
+_INTERVALS = {
+    "6h": 6,
+    "12h": 12,
+    "24h": 24,
+    "48h": 48,
+    "6": 6,
+    "12": 12,
+    "24": 24,
+    "48": 48,
+    "1d": 24,
+    "2d": 48,
+}
+
+# Unicode categories refused in every kind of input: control, format, surrogate (undecodable
+# argv bytes), line and paragraph separators. Paths and domains also refuse every space.
+_CONTROL_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+# IDNA 2008 allows the zero-width joiners in context (CONTEXTJ); the idna package judges them.
+_IDNA_JOINERS = frozenset({"\u200c", "\u200d"})
+
+_SCHEME = re.compile(r"^https?://", re.IGNORECASE)
+_OTHER_SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
+_LDH_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+_NUMERIC_LABEL = re.compile(r"^(?:[0-9]+|0x[0-9a-f]*)$")
+_DURATION = re.compile(
+    r"^(?:(?P<d>[0-9]+)d)?(?:(?P<h>[0-9]+)h)?(?:(?P<m>[0-9]+)m)?(?:(?P<s>[0-9]+)s)?$",
+    re.IGNORECASE,
+)
+_SECONDS = re.compile(r"^[0-9]+$")
+
+
+def _show(value: str, limit: int = 80) -> str:
+    """Quote a user value for a one-line message: control characters escaped, long values cut."""
+    if len(value) > limit:
+        value = value[:limit] + "…"
+    return repr(value)
+
+
+def _is_control(char: str) -> bool:
+    return unicodedata.category(char) in _CONTROL_CATEGORIES
+
+
+def _is_space(char: str) -> bool:
+    return char.isspace() or unicodedata.category(char) == "Zs"
+
+
+def _reject_control(what: str, value: str) -> None:
+    for char in value:
+        if _is_control(char):
+            raise InvalidInput(
+                f"{what} {_show(value)} contains a control character (U+{ord(char):04X})"
+            )
+
+
+# --- domains -------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=1)
+def _public_suffix_list() -> PublicSuffixList:
+    from publicsuffixlist import PublicSuffixList
+
+    # The bundled list holds both the ICANN and the private section (only_icann=False);
+    # accept_unknown=False refuses top-level labels the list does not know.
+    return PublicSuffixList(accept_unknown=False, only_icann=False)
+
+
+def _looks_like_ip(host: str) -> bool:
+    if host.startswith("["):
+        return True  # only an IPv6 literal is written in brackets (`[::1]`, `[::1]:8080`)
+    candidate = host
+    try:
+        ipaddress.ip_address(candidate)
+    except ValueError:
+        pass
+    else:
+        return True
+    # A URL parser reads a name whose last label is numeric as IPv4 (`127.1`, `0x7f.0.0.1`).
+    last_label = candidate.rstrip(".").rsplit(".", 1)[-1].lower()
+    return bool(last_label) and _NUMERIC_LABEL.match(last_label) is not None
+
+
+def normalize_domain(raw: str) -> str:
+    """Return the normalised A-label form of a domain, or raise InvalidInput (SPEC §3)."""
+    import idna
+
+    name = raw.strip()
+    for char in name:
+        if _is_space(char) or (_is_control(char) and char not in _IDNA_JOINERS):
+            raise InvalidInput(
+                f"domain {_show(raw)} contains whitespace or a control character "
+                f"(U+{ord(char):04X})"
+            )
+    name = _SCHEME.sub("", name, count=1)
+    if _OTHER_SCHEME.match(name):
+        raise InvalidInput(f"domain {_show(raw)}: only http:// and https:// may prefix a domain")
+    if name[:4].lower() == "www.":
+        name = name[4:]
+    if name.endswith("/"):
+        name = name[:-1]
+    if name.endswith("."):
+        name = name[:-1]
+    name = name.lower()
+
+    if not name:
+        raise InvalidInput(f"domain {_show(raw)} is empty")
+    if "@" in name:
+        raise InvalidInput(f"domain {_show(raw)} must not contain user info ('…@')")
+    if any(char in name for char in "/?#"):
+        raise InvalidInput(f"domain {_show(raw)} must not contain a path, query or fragment")
+    if _looks_like_ip(name):
+        raise InvalidInput(f"domain {_show(raw)} is an IP address; a host name is required")
+    if ":" in name:
+        raise InvalidInput(f"domain {_show(raw)} must not contain a port")
+
+    try:
+        a_label = idna.encode(name, uts46=True).decode("ascii")
+    except (idna.IDNAError, UnicodeError) as error:
+        raise InvalidInput(f"domain {_show(raw)} is not a valid host name: {error}") from None
+
+    # UTS 46 maps look-alikes (full-width digits and dots), so check the encoded name again.
+    if _looks_like_ip(a_label):
+        raise InvalidInput(f"domain {_show(raw)} is an IP address; a host name is required")
+    if len(a_label) > 253:
+        raise InvalidInput(
+            f"domain {_show(raw)} is too long ({len(a_label)} characters encoded; at most 253)"
+        )
+    labels = a_label.split(".")
+    for label in labels:
+        if not _LDH_LABEL.match(label):
+            raise InvalidInput(
+                f"domain {_show(raw)} is not a valid host name: label {label!r} must be 1-63 "
+                "letters, digits or hyphens, not starting or ending with a hyphen"
+            )
+    if labels[-1] in RESERVED_NAMES:
+        raise InvalidInput(f"domain {_show(raw)} uses the reserved name {labels[-1]!r}")
+
+    psl = _public_suffix_list()
+    if psl.publicsuffix(a_label) is None:
+        raise InvalidInput(
+            f"domain {_show(raw)} does not end in a suffix on the Public Suffix List"
+        )
+    if psl.privatesuffix(a_label) is None:
+        raise InvalidInput(
+            f"domain {_show(raw)} is itself a public suffix; give a name registered under it"
+        )
+    return a_label
+
+
+def display_domain(a_label: str) -> str:
+    """Return the Unicode form (U-label) of a stored domain, or the input if it does not decode."""
+    import idna
+
+    try:
+        return idna.decode(a_label)
+    except (idna.IDNAError, UnicodeError):
+        return a_label
+
+
+# --- scheduler template ------------------------------------------------------------------------
+
+
+def parse_interval(raw: str) -> int:
+    """Return the hours of an `--every` value: 6h, 12h, 24h, 48h (also 6, 12, 24, 48, 1d, 2d)."""
+    hours = _INTERVALS.get(raw.strip().lower())
+    if hours is None:
+        raise InvalidInput(
+            f"--every must be one of 6h, 12h, 24h, 48h (or 6, 12, 24, 48, 1d, 2d), got {_show(raw)}"
+        )
+    return hours
+
+
+def check_range(option: str, value: int, low: int, high: int) -> int:
+    """Return `value` if low <= value <= high, else raise InvalidInput naming `option`."""
+    if not low <= value <= high:
+        raise InvalidInput(f"{option} must be between {low} and {high} (got {value})")
+    return value
+
+
+def normalize_paths(option: str, values: list[str]) -> list[str]:
+    """Return include/exclude paths trimmed and without duplicates (first occurrence kept)."""
+    paths: list[str] = []
+    for raw in values:
+        path = raw.strip()
+        if not path.startswith("/"):
+            raise InvalidInput(f"{option} {_show(raw)} must start with '/'")
+        if len(path) > MAX_PATH_LENGTH:
+            raise InvalidInput(
+                f"{option} {_show(raw)} is too long ({len(path)} characters; "
+                f"at most {MAX_PATH_LENGTH})"
+            )
+        for char in path:
+            if _is_space(char) or _is_control(char):
+                raise InvalidInput(
+                    f"{option} {_show(raw)} contains whitespace or a control character "
+                    f"(U+{ord(char):04X})"
+                )
+        if path not in paths:
+            paths.append(path)
+    return paths
+
+
+def paths_to_db(paths: list[str]) -> str | None:
+    """Return the JSON array text stored for a path list; None (SQL NULL) when it is empty."""
+    return json.dumps(paths) if paths else None
+
+
+def paths_from_db(text: str | None) -> list[str]:
+    """Return the path list stored as JSON text; anything malformed a host wrote reads as []."""
+    if not text:
+        return []
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return []
+    if not isinstance(value, list):
+        return []
+    return [item for item in value if isinstance(item, str)]
+
+
+# --- times ---------------------------------------------------------------------------------
+
+
+def parse_when(raw: str) -> datetime | None:
+    """Return `--start-at` as an aware UTC datetime; None for `now` (the database's now())."""
+    text = raw.strip()
+    if text.lower() == "now":
+        return None
+    if text[-1:] in ("Z", "z"):
+        text = text[:-1] + "+00:00"
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidInput(
+            f"--start-at must be 'now' or an ISO 8601 time such as 2025-01-31T06:00:00Z, "
+            f"got {_show(raw)}"
+        ) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    try:
+        when = when.astimezone(timezone.utc)
+    except OverflowError:
+        raise InvalidInput(f"--start-at {_show(raw)} is out of range") from None
+    if not 1970 <= when.year <= 9999:
+        raise InvalidInput(f"--start-at {_show(raw)} must fall between the years 1970 and 9999")
+    return when
+
+
+def parse_duration(raw: str) -> timedelta:
+    """Return a duration like `30s`, `5m`, `2h`, `1d`, `1h30m`, or plain seconds (`90`)."""
+    text = raw.strip()
+    if not text:
+        raise InvalidInput("--max-lag must not be empty")
+    if text.startswith("-"):
+        raise InvalidInput(f"--max-lag must not be negative, got {_show(raw)}")
+    if _SECONDS.match(text):
+        seconds = int(text)
+    else:
+        match = _DURATION.match(text)
+        if match is None or not any(match.groups()):
+            raise InvalidInput(
+                f"--max-lag must be a duration like 30s, 5m, 2h, 1d or 1h30m, got {_show(raw)}"
+            )
+        parts = {unit: int(count) if count else 0 for unit, count in match.groupdict().items()}
+        seconds = parts["d"] * 86400 + parts["h"] * 3600 + parts["m"] * 60 + parts["s"]
+    # Compare as an int first: a huge count would overflow timedelta.
+    if seconds > MAX_DURATION.total_seconds():
+        raise InvalidInput(f"--max-lag {_show(raw)} is too large (at most 3650 days)")
+    return timedelta(seconds=seconds)
+
+
+# --- free text -----------------------------------------------------------------------------
+
+
+def parse_reason(raw: str | None) -> str | None:
+    """Return a trimmed pause reason, None when absent or empty."""
+    if raw is None:
+        return None
+    reason = raw.strip()
+    if not reason:
+        return None
+    if len(reason) > MAX_REASON_LENGTH:
+        raise InvalidInput(
+            f"--reason is too long ({len(reason)} characters; at most {MAX_REASON_LENGTH})"
+        )
+    _reject_control("--reason", reason)
+    return reason
+
+
+def parse_org_name(raw: str) -> str:
+    """Return a trimmed organisation name of 1-200 characters without control characters."""
+    name = raw.strip()
+    if not name:
+        raise InvalidInput("organisation name must not be empty")
+    if len(name) > MAX_ORG_NAME_LENGTH:
+        raise InvalidInput(
+            f"organisation name {_show(name)} is too long ({len(name)} characters; "
+            f"at most {MAX_ORG_NAME_LENGTH})"
+        )
+    _reject_control("organisation name", name)
+    return name
