@@ -1,0 +1,45 @@
+-- Host tables: organisations, domains and jobs, created only where the host
+-- application's own schema has not already created them. An existing table is
+-- never altered here, whatever extra columns or constraints it carries.
+
+CREATE TABLE IF NOT EXISTS organisations (
+    id UUID PRIMARY KEY DEFAULT gen_random_uuid(),
+    name TEXT NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    updated_at TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+
+CREATE TABLE IF NOT EXISTS domains (
+    id SERIAL PRIMARY KEY,
+    name TEXT UNIQUE NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    domain_id INTEGER NOT NULL REFERENCES domains (id) ON DELETE CASCADE,
+    user_id UUID NULL,
+    organisation_id UUID REFERENCES organisations (id) ON DELETE CASCADE,
+    status TEXT NOT NULL,
+    progress REAL NOT NULL,
+    sitemap_tasks INTEGER NOT NULL DEFAULT 0,
+    found_tasks INTEGER NOT NULL DEFAULT 0,
+    total_tasks INTEGER NOT NULL DEFAULT 0,
+    completed_tasks INTEGER NOT NULL DEFAULT 0,
+    failed_tasks INTEGER NOT NULL DEFAULT 0,
+    skipped_tasks INTEGER NOT NULL DEFAULT 0,
+    running_tasks INTEGER NOT NULL DEFAULT 0,
+    created_at TIMESTAMPTZ NOT NULL,
+    started_at TIMESTAMPTZ NULL,
+    completed_at TIMESTAMPTZ NULL,
+    concurrency INTEGER NOT NULL,
+    find_links BOOLEAN NOT NULL,
+    max_pages INTEGER NOT NULL,
+    include_paths TEXT,
+    exclude_paths TEXT,
+    required_workers INTEGER DEFAULT 0,
+    error_message TEXT,
+    source_type TEXT,
+    source_detail TEXT,
+    source_info TEXT
+);

@@ -1,0 +1,579 @@
+"""The command line: parse, call the operations, render. No SQL here."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+
+import typer
+
+from schedctl.config import Settings, load_settings
+from schedctl.errors import InvalidInput, OperationFailed, SchedctlError
+
+if TYPE_CHECKING:
+    from psycopg.rows import DictRow
+
+    from schedctl.schedulers import Template
+
+app = typer.Typer(
+    name="schedctl",
+    help="Recurring crawl-job scheduling for the crawling service's PostgreSQL database.",
+    no_args_is_help=True,
+    add_completion=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+org_app = typer.Typer(help="Manage organisations.", no_args_is_help=True)
+app.add_typer(org_app, name="org")
+
+OrgOpt = Annotated[
+    str | None,
+    typer.Option("--org", help="Organisation id or name (default: SCHEDCTL_ORG, or the only one)."),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+VerboseOpt = Annotated[
+    bool, typer.Option("--verbose", "-v", help="Show the traceback of an error.")
+]
+RefArg = Annotated[
+    str, typer.Argument(help="The scheduler's id, or its domain.", show_default=False)
+]
+
+
+# ---------------------------------------------------------------- plumbing
+
+
+@contextmanager
+def _session(org: str | None = None, *, need_org: bool = True) -> Iterator[tuple[Any, Any]]:
+    """A database connection, and the organisation the command acts for."""
+    from schedctl import db, organisations
+
+    settings = load_settings()
+    with db.connect(settings) as conn:
+        org_row = organisations.resolve(conn, org or settings.org) if need_org else None
+        yield conn, org_row
+
+
+def _emit_scheduler(row: DictRow, as_json: bool, extra: dict[str, Any] | None = None) -> None:
+    from schedctl import render
+
+    if as_json:
+        render.print_json(render.scheduler_doc(row) | (extra or {}))
+    else:
+        render.fields(render.scheduler_lines(row))
+
+
+def _template(
+    every: str | None,
+    concurrency: int | None,
+    find_links: bool | None,
+    max_pages: int | None,
+    include: list[str] | None,
+    exclude: list[str] | None,
+    required_workers: int | None,
+    overlap: str | None,
+    start_at: str | None,
+    **flags: Any,
+) -> Template:
+    from schedctl.schedulers import Template
+
+    return Template(
+        every=every,
+        concurrency=concurrency,
+        find_links=find_links,
+        max_pages=max_pages,
+        include=list(include or []),
+        exclude=list(exclude or []),
+        required_workers=required_workers,
+        overlap=overlap,
+        start_at=start_at,
+        **flags,
+    )
+
+
+EveryOpt = Annotated[
+    str | None, typer.Option("--every", help="6h, 12h, 24h or 48h (also 6, 12, 24, 48, 1d, 2d).")
+]
+ConcurrencyOpt = Annotated[
+    int | None, typer.Option(help="Concurrent requests per job, 1-100 (default 20).")
+]
+FindLinksOpt = Annotated[
+    bool | None,
+    typer.Option("--find-links/--no-find-links", help="Follow links found on pages (default on)."),
+]
+MaxPagesOpt = Annotated[
+    int | None, typer.Option(help="Page limit per job; 0 means no limit (default).")
+]
+IncludeOpt = Annotated[
+    list[str] | None, typer.Option("--include", help="Crawl only this path prefix (repeatable).")
+]
+ExcludeOpt = Annotated[
+    list[str] | None, typer.Option("--exclude", help="Skip this path prefix (repeatable).")
+]
+WorkersOpt = Annotated[int | None, typer.Option(help="Workers a job needs, 1-100 (default 1).")]
+OverlapOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="When a job of the domain is still active: replace (default), skip or allow."
+    ),
+]
+StartAtOpt = Annotated[
+    str | None,
+    typer.Option(help="First run: 'now' or an ISO 8601 time (UTC unless it has an offset)."),
+]
+
+
+# ---------------------------------------------------------------- commands
+
+
+@app.command()
+def migrate(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would be applied.")] = False,
+    as_json: JsonOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Apply pending database migrations (safe to run again and concurrently)."""
+    from schedctl import migrations, render
+
+    applied = migrations.migrate(load_settings(), dry_run=dry_run)
+    if as_json:
+        render.print_json({"dry_run": dry_run, "migrations": applied})
+    elif not applied:
+        print("schema is up to date")
+    else:
+        verb = "would apply" if dry_run else "applied"
+        for name in applied:
+            print(f"{verb} {name}")
+
+
+@org_app.command("create")
+def org_create(
+    name: Annotated[str, typer.Argument(help="The organisation's name.", show_default=False)],
+    as_json: JsonOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Create an organisation."""
+    from schedctl import organisations, render
+
+    with _session(need_org=False) as (conn, _):
+        row = organisations.create(conn, name)
+    if as_json:
+        render.print_json(render.plain(dict(row)))
+    else:
+        print(f"created organisation {row['name']} ({row['id']})")
+
+
+@org_app.command("list")
+def org_list(as_json: JsonOpt = False, verbose: VerboseOpt = False) -> None:
+    """List organisations."""
+    from schedctl import organisations, render
+
+    with _session(need_org=False) as (conn, _):
+        rows = organisations.list_all(conn)
+    if as_json:
+        render.print_json([render.plain(dict(row)) for row in rows])
+    else:
+        render.table(
+            "Organisations",
+            ("Name", "Schedulers", "Id"),
+            [[row["name"], str(row["schedulers"]), str(row["id"])] for row in rows],
+        )
+
+
+@app.command()
+def create(
+    domain: Annotated[
+        str, typer.Argument(help="The domain to crawl, e.g. example.com.", show_default=False)
+    ],
+    every: EveryOpt = None,
+    concurrency: ConcurrencyOpt = None,
+    find_links: FindLinksOpt = None,
+    max_pages: MaxPagesOpt = None,
+    include: IncludeOpt = None,
+    exclude: ExcludeOpt = None,
+    required_workers: WorkersOpt = None,
+    overlap: OverlapOpt = None,
+    start_at: StartAtOpt = None,
+    disabled: Annotated[bool, typer.Option("--disabled", help="Create it paused.")] = False,
+    org: OrgOpt = None,
+    as_json: JsonOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Create a scheduler: crawl DOMAIN every 6, 12, 24 or 48 hours."""
+    from schedctl import schedulers
+
+    template = _template(
+        every,
+        concurrency,
+        find_links,
+        max_pages,
+        include,
+        exclude,
+        required_workers,
+        overlap,
+        start_at,
+        enabled=False if disabled else None,
+    )
+    with _session(org) as (conn, org_row):
+        row = schedulers.create(conn, org_row["id"], domain, template)
+    _emit_scheduler(row, as_json)
+
+
+@app.command("list")
+def list_(
+    enabled: Annotated[
+        bool | None, typer.Option("--enabled/--disabled", help="Only enabled, or only paused.")
+    ] = None,
+    due: Annotated[bool, typer.Option("--due", help="Only those due now.")] = False,
+    all_orgs: Annotated[bool, typer.Option("--all-orgs", help="Every organisation's.")] = False,
+    org: OrgOpt = None,
+    as_json: JsonOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """List the organisation's schedulers, soonest first."""
+    from schedctl import render, schedulers
+
+    with _session(org, need_org=not all_orgs) as (conn, org_row):
+        rows = schedulers.list_for(
+            conn, None if all_orgs else org_row["id"], enabled=enabled, due_only=due
+        )
+    if as_json:
+        render.print_json([render.scheduler_doc(row) for row in rows])
+    else:
+        render.table("Schedulers", render.SCHEDULER_HEADERS, render.scheduler_rows(rows))
+
+
+@app.command()
+def show(
+    ref: RefArg,
+    next_count: Annotated[int, typer.Option("--next", help="How many next run times to list.")] = 5,
+    org: OrgOpt = None,
+    as_json: JsonOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Show one scheduler, its next run times and its last job."""
+    from schedctl import render, schedulers
+
+    with _session(org) as (conn, org_row):
+        row = schedulers.get(conn, org_row["id"], ref)
+        runs = schedulers.next_runs(row, next_count)
+        last = schedulers.last_job(conn, row["id"])
+    if as_json:
+        render.print_json(
+            render.scheduler_doc(row)
+            | {
+                "next_runs": [render.rfc3339(t) for t in runs],
+                "last_job": last and render.job_doc(last),
+            }
+        )
+        return
+    lines = render.scheduler_lines(row)
+    lines.append(("next runs", "  ".join(render.rfc3339(t) for t in runs)))
+    lines.append(
+        (
+            "last job",
+            f"{last['id']} {last['status']} {render.rfc3339(last['created_at'])}" if last else "-",
+        )
+    )
+    render.fields(lines)
+
+
+@app.command()
+def update(
+    ref: RefArg,
+    every: EveryOpt = None,
+    concurrency: ConcurrencyOpt = None,
+    find_links: FindLinksOpt = None,
+    max_pages: MaxPagesOpt = None,
+    include: IncludeOpt = None,
+    exclude: ExcludeOpt = None,
+    clear_include: Annotated[
+        bool, typer.Option("--clear-include", help="Remove every include path.")
+    ] = False,
+    clear_exclude: Annotated[
+        bool, typer.Option("--clear-exclude", help="Remove every exclude path.")
+    ] = False,
+    required_workers: WorkersOpt = None,
+    overlap: OverlapOpt = None,
+    start_at: Annotated[
+        str | None, typer.Option(help="Next run: 'now' or an ISO 8601 time.")
+    ] = None,
+    enable: Annotated[
+        bool | None, typer.Option("--enable/--disable", help="Enable or pause.")
+    ] = None,
+    org: OrgOpt = None,
+    as_json: JsonOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Change a scheduler; a new --every keeps its grid (SPEC §3)."""
+    from schedctl import schedulers
+
+    template = _template(
+        every,
+        concurrency,
+        find_links,
+        max_pages,
+        include,
+        exclude,
+        required_workers,
+        overlap,
+        start_at,
+        clear_include=clear_include,
+        clear_exclude=clear_exclude,
+        enabled=enable,
+    )
+    with _session(org) as (conn, org_row):
+        row = schedulers.update(conn, org_row["id"], ref, template)
+    _emit_scheduler(row, as_json)
+
+
+@app.command()
+def delete(
+    ref: RefArg,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    org: OrgOpt = None,
+    as_json: JsonOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Delete a scheduler; its jobs stay."""
+    from schedctl import render, schedulers
+
+    if not yes and not sys.stdin.isatty():
+        raise InvalidInput("refusing to delete without a terminal to confirm: pass --yes")
+    with _session(org) as (conn, org_row):
+        row = schedulers.get(conn, org_row["id"], ref)
+        if not yes and not typer.confirm(
+            f"Delete the scheduler of {row['domain']} ({row['id']})?", err=True
+        ):
+            raise OperationFailed("not deleted")
+        deleted = schedulers.delete(conn, org_row["id"], str(row["id"]))
+    if as_json:
+        render.print_json({"id": str(deleted["id"]), "deleted": True})
+    else:
+        print(f"deleted scheduler {deleted['id']} ({deleted['domain']}); its jobs are kept")
+
+
+@app.command()
+def history(
+    ref: RefArg,
+    limit: Annotated[int, typer.Option(help="Jobs per page, 1-1000.")] = 20,
+    offset: Annotated[int, typer.Option(help="Jobs to skip, newest first.")] = 0,
+    org: OrgOpt = None,
+    as_json: JsonOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """The scheduler's jobs, newest first."""
+    from schedctl import render, schedulers
+
+    with _session(org) as (conn, org_row):
+        row = schedulers.get(conn, org_row["id"], ref)
+        rows = schedulers.history(conn, row["id"], limit=limit, offset=offset)
+    if as_json:
+        render.print_json([render.job_doc(job) for job in rows])
+    else:
+        render.table(f"Jobs of {row['domain']}", render.JOB_HEADERS, render.job_rows(rows))
+
+
+@app.command()
+def pause(
+    ref: RefArg,
+    reason: Annotated[str | None, typer.Option(help="Why, for the next operator.")] = None,
+    org: OrgOpt = None,
+    as_json: JsonOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Pause a scheduler, keeping the reason."""
+    from schedctl import schedulers
+
+    with _session(org) as (conn, org_row):
+        row = schedulers.pause(conn, org_row["id"], ref, reason)
+    _emit_scheduler(row, as_json)
+
+
+@app.command()
+def resume(
+    ref: RefArg, org: OrgOpt = None, as_json: JsonOpt = False, verbose: VerboseOpt = False
+) -> None:
+    """Resume a paused scheduler; a slot missed while paused runs at the next tick."""
+    from schedctl import schedulers
+
+    with _session(org) as (conn, org_row):
+        row = schedulers.resume(conn, org_row["id"], ref)
+    _emit_scheduler(row, as_json)
+
+
+@app.command()
+def run(
+    ref: RefArg, org: OrgOpt = None, as_json: JsonOpt = False, verbose: VerboseOpt = False
+) -> None:
+    """Create a job now, outside the schedule (the overlap policy applies)."""
+    from schedctl import render, schedulers
+
+    with _session(org) as (conn, org_row):
+        job = schedulers.run_now(conn, org_row["id"], ref)
+    if as_json:
+        render.print_json(render.job_doc(job))
+    else:
+        print(f"created job {job['id']} for {job['domain']}")
+
+
+@app.command()
+def log(
+    ref: Annotated[
+        str | None, typer.Argument(help="Only this scheduler's entries (id or domain).")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="Entries to show, 1-1000.")] = 20,
+    org: OrgOpt = None,
+    as_json: JsonOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """The audit trail: who changed which scheduler, when, and how."""
+    from schedctl import render, schedulers
+
+    with _session(org) as (conn, org_row):
+        rows = schedulers.audit_log(conn, org_row["id"], ref, limit=limit)
+    if as_json:
+        render.print_json([render.audit_doc(row) for row in rows])
+        return
+    render.table(
+        "Audit log",
+        ("At", "Actor", "Action", "Domain", "Changes", "Reason"),
+        [
+            [
+                render.rfc3339(row["at"]),
+                row["actor"],
+                row["action"],
+                row["domain"],
+                _changes_text(row["changes"]),
+                row["reason"] or "",
+            ]
+            for row in rows
+        ],
+    )
+
+
+def _changes_text(changes: dict[str, Any]) -> str:
+    parts = []
+    for name, value in changes.items():
+        if isinstance(value, list) and len(value) == 2:
+            parts.append(f"{name}: {value[0]} -> {value[1]}")
+        else:
+            parts.append(f"{name}: {value}")
+    return "; ".join(parts)
+
+
+@app.command()
+def tick(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Report what would be done; write nothing.")
+    ] = False,
+    limit: Annotated[int | None, typer.Option(help="Attempt at most N due schedulers.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only failures.")] = False,
+    as_json: JsonOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """One pass over every due scheduler of every organisation (run it every minute)."""
+    from schedctl import db, render
+    from schedctl import tick as tick_pass
+    from schedctl.validation import TICK_LIMIT, check_range
+
+    if limit is not None:
+        check_range("--limit", limit, *TICK_LIMIT)
+    settings = load_settings()
+    report = render.TickReport(as_json=as_json, quiet=quiet, dry_run=dry_run)
+    with db.connect(settings) as conn:
+        summary = tick_pass.run(conn, on_job=report.job, dry_run=dry_run, limit=limit)
+    report.finish(summary)
+    if not summary.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def status(
+    max_lag: Annotated[
+        str, typer.Option(help="Alert when a scheduler has waited longer (e.g. 5m).")
+    ] = "5m",
+    all_orgs: Annotated[
+        bool, typer.Option("--all-orgs", help="Count every organisation's schedulers.")
+    ] = False,
+    org: OrgOpt = None,
+    as_json: JsonOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Health for monitoring: exits 1 when ticks lag or the last tick failed."""
+    from schedctl import monitoring, render
+    from schedctl.validation import parse_duration
+
+    lag_limit = parse_duration(max_lag)
+    with _session(org, need_org=not all_orgs) as (conn, org_row):
+        report = monitoring.status(conn, None if all_orgs else org_row["id"], lag_limit)
+    if as_json:
+        render.print_json(report)
+    else:
+        render.fields(monitoring.status_lines(report))
+    if not report["ok"]:
+        raise typer.Exit(1)
+
+
+# ---------------------------------------------------------------- entry point
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; every error becomes one `error:` line and its exit code."""
+    from typer._click import exceptions as click_exc
+
+    args = sys.argv[1:] if argv is None else argv
+    verbose = "-v" in args or "--verbose" in args
+    try:
+        result = app(args=args, prog_name="schedctl", standalone_mode=False)
+    except SchedctlError as exc:
+        if verbose and exc.__cause__ is not None:
+            _print_traceback(exc)
+        _fail(exc.message, exc.exit_code)
+    except click_exc.NoArgsIsHelpError as exc:
+        print(exc.ctx.get_help() if exc.ctx else "", file=sys.stderr)
+        raise SystemExit(2) from None
+    except click_exc.UsageError as exc:
+        hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx else ""
+        _fail(exc.format_message().strip().splitlines()[0] + hint, 2)
+    except typer.Abort:
+        _fail("aborted", 1)
+    except KeyboardInterrupt:
+        _fail("interrupted; the current transaction was rolled back", 1)
+    except click_exc.ClickException as exc:
+        _fail(exc.format_message().strip().splitlines()[0], exc.exit_code)
+    except Exception as exc:
+        if verbose:
+            _print_traceback(exc)
+        _fail(f"unexpected {type(exc).__name__}: {_safe(str(exc))}", 1)
+    raise SystemExit(result if isinstance(result, int) else 0)
+
+
+def _safe(text: str) -> str:
+    """Text with every configured password removed."""
+    from schedctl import db
+
+    try:
+        secrets = db.url_secrets(Settings().database_url.get_secret_value())  # type: ignore[union-attr]
+    except Exception:
+        secrets = ()
+    return db.redact(text.strip().splitlines()[0] if text.strip() else "", secrets)
+
+
+def _print_traceback(exc: BaseException) -> None:
+    from schedctl import db
+
+    text = "".join(traceback.format_exception(exc))
+    try:
+        url = Settings().database_url
+        secrets = db.url_secrets(url.get_secret_value()) if url else ()
+    except Exception:
+        secrets = ()
+    print(db.redact(text, secrets), file=sys.stderr, end="")

@@ -1,0 +1,40 @@
+"""Configuration from the environment and a .env file (pydantic-settings)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from schedctl.errors import InvalidInput
+
+
+class Settings(BaseSettings):
+    """Everything schedctl reads from its environment. The database URL is never a flag."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=False)
+
+    database_url: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("SCHEDCTL_DATABASE_URL", "DATABASE_URL")
+    )
+    org: str | None = Field(default=None, validation_alias="SCHEDCTL_ORG")
+    connect_timeout: int = Field(
+        default=10, ge=1, le=3600, validation_alias="SCHEDCTL_CONNECT_TIMEOUT"
+    )
+    lock_timeout: float = Field(
+        default=30, gt=0, le=86400, validation_alias="SCHEDCTL_LOCK_TIMEOUT"
+    )
+    actor: str | None = Field(default=None, validation_alias="SCHEDCTL_ACTOR")
+    data_dir: Path | None = Field(default=None, validation_alias="SCHEDCTL_DATA_DIR")
+
+
+def load_settings() -> Settings:
+    """Read the settings; a malformed value is invalid input, reported without its value."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise InvalidInput(f"invalid configuration: {problems}") from None

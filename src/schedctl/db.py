@@ -1,0 +1,137 @@
+"""Database connections, transactions and the mapping of driver errors to schedctl's own."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg import errors as pgerrors
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.rows import DictRow, dict_row
+
+from schedctl.config import Settings
+from schedctl.errors import (
+    Conflict,
+    DatabaseUnavailable,
+    InvalidInput,
+    OperationFailed,
+    SchedctlError,
+)
+from schedctl.sql import query
+
+Connection = psycopg.Connection[DictRow]
+
+_NOT_MIGRATED = "the database schema is not migrated: run `schedctl migrate`"
+_USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^@/\s]*@", re.IGNORECASE)
+
+
+def database_url(settings: Settings) -> str:
+    """The configured libpq URI, or the embedded server's when none is configured."""
+    if settings.database_url is not None:
+        return settings.database_url.get_secret_value()
+    from schedctl import embedded
+
+    return embedded.server_uri(settings.data_dir)
+
+
+def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
+    """Remove user info from any URI in `text`, and every given secret."""
+    text = _USERINFO.sub(r"\g<scheme>***@", text)
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+def url_secrets(url: str) -> tuple[str, ...]:
+    """The password held by a libpq URI or key=value string, in the forms it may be printed."""
+    from urllib.parse import unquote, urlsplit
+
+    found: list[str] = []
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        password = None
+    if password:
+        found += [password, unquote(password)]
+    match = re.search(r"(?:^|\s|[?&])password=([^\s&]+)", url)
+    if match:
+        found += [match.group(1), unquote(match.group(1))]
+    return tuple(s for s in found if len(s) >= 1)
+
+
+def translate(exc: psycopg.Error, settings: Settings) -> SchedctlError:
+    """Turn a driver error into the schedctl error (and exit code) it means."""
+    if isinstance(exc, pgerrors.UndefinedTable | pgerrors.UndefinedColumn):
+        return DatabaseUnavailable(_NOT_MIGRATED)
+    if isinstance(exc, pgerrors.LockNotAvailable):
+        return OperationFailed(
+            f"gave up waiting for a database lock after {settings.lock_timeout:g} s "
+            "(SCHEDCTL_LOCK_TIMEOUT); another session holds it; nothing was written"
+        )
+    if isinstance(exc, pgerrors.UniqueViolation):
+        return Conflict(f"already exists: {_first_line(exc)}")
+    if isinstance(exc, pgerrors.NumericValueOutOfRange | pgerrors.DataError):
+        return InvalidInput(f"invalid value: {_first_line(exc)}")
+    if isinstance(exc, psycopg.OperationalError):
+        return OperationFailed(
+            f"the database connection failed part-way; nothing was written: {_first_line(exc)}"
+        )
+    return OperationFailed(f"database error: {_first_line(exc)}")
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+@contextmanager
+def connect(settings: Settings) -> Iterator[Connection]:
+    """A connection with schedctl's timeouts; driver errors leave as SchedctlError."""
+    url = database_url(settings)
+    secrets = url_secrets(url)
+    try:
+        params = conninfo_to_dict(url)
+    except psycopg.Error:
+        raise InvalidInput(
+            "invalid database URL in SCHEDCTL_DATABASE_URL or DATABASE_URL "
+            "(expected postgresql://user@host:port/dbname)"
+        ) from None
+    # Appended to any options the URL already carries, rather than replacing them.
+    lock_option = f"-c lock_timeout={int(settings.lock_timeout * 1000)}"
+    params["options"] = f"{params.get('options') or ''} {lock_option}".strip()
+    params.setdefault("application_name", "schedctl")
+    params["connect_timeout"] = settings.connect_timeout
+    try:
+        conn = psycopg.connect(make_conninfo(**params), row_factory=dict_row)
+    except psycopg.Error as exc:
+        raise DatabaseUnavailable(
+            f"cannot connect to the database: {redact(_first_line(exc), secrets)}"
+        ) from None
+    try:
+        with conn:
+            yield conn
+    except psycopg.Error as exc:
+        error = translate(exc, settings)
+        error.message = redact(error.message, secrets)
+        raise error from exc
+    finally:
+        conn.close()
+
+
+def fetch_all(conn: Connection, name: str, /, **params: Any) -> list[DictRow]:
+    """Run the named query and return its rows."""
+    return conn.execute(query(name), params).fetchall()
+
+
+def fetch_one(conn: Connection, name: str, /, **params: Any) -> DictRow | None:
+    """Run the named query and return its first row, if any."""
+    return conn.execute(query(name), params).fetchone()
+
+
+def execute(conn: Connection, name: str, /, **params: Any) -> int:
+    """Run the named statement and return the number of rows it touched."""
+    return conn.execute(query(name), params).rowcount

@@ -1,0 +1,81 @@
+"""`status`: the health of scheduling, for people and for monitoring checks."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from schedctl import db
+from schedctl.errors import DatabaseUnavailable
+from schedctl.render import plain, rfc3339
+
+
+def _head_migration() -> str:
+    """The id of the newest migration this schedctl ships (no yoyo import needed)."""
+    from schedctl.migrations import migrations_dir
+
+    names = sorted(
+        p.stem for p in Path(migrations_dir()).glob("*.sql") if not p.stem.endswith(".rollback")
+    )
+    return names[-1] if names else ""
+
+
+def status(conn: db.Connection, org_id: Any, max_lag: timedelta) -> dict[str, Any]:
+    """Reachability, schema version, scheduler counts, worst lag and the last tick."""
+    version_row = db.fetch_one(conn, "schema_version")
+    version = version_row["migration_id"] if version_row else None
+    head = _head_migration()
+    if version is None or version < head:
+        raise DatabaseUnavailable(
+            f"the database schema is at {version or 'nothing'}, not {head}: run `schedctl migrate`"
+        )
+    counts = db.fetch_one(conn, "status_schedulers", organisation_id=org_id)
+    assert counts is not None
+    last = db.fetch_one(conn, "status_last_tick")
+    lag = float(counts["worst_lag_seconds"])
+    problems = []
+    if lag > max_lag.total_seconds():
+        problems.append(
+            f"a scheduler has waited {int(lag)} s (more than {int(max_lag.total_seconds())} s)"
+        )
+    if last is not None and not last["ok"]:
+        problems.append(f"the last tick failed: {last['message']}")
+    return {
+        "ok": not problems,
+        "problems": problems,
+        "database": "reachable",
+        "schema_version": version,
+        "enabled": counts["enabled"],
+        "paused": counts["paused"],
+        "due": counts["due"],
+        "worst_lag_seconds": round(lag, 3),
+        "max_lag_seconds": max_lag.total_seconds(),
+        "last_tick": plain(dict(last)) if last else None,
+        "now": rfc3339(counts["now"]),
+    }
+
+
+def status_lines(report: dict[str, Any]) -> list[tuple[str, str]]:
+    """The report for people."""
+    last = report["last_tick"]
+    last_text = (
+        f"{last['ticked_at']} on {last['host']}: "
+        + ("ok" if last["ok"] else f"FAILED ({last['message']})")
+        + f", {last['created']} created, {last['skipped']} skipped, {last['failed']} failed"
+        if last
+        else "never"
+    )
+    return [
+        ("status", "ok" if report["ok"] else "PROBLEM: " + "; ".join(report["problems"])),
+        ("database", report["database"]),
+        ("schema", report["schema_version"]),
+        ("enabled", str(report["enabled"])),
+        ("paused", str(report["paused"])),
+        ("due now", str(report["due"])),
+        (
+            "worst lag",
+            f"{report['worst_lag_seconds']:.0f} s (limit {report['max_lag_seconds']:.0f} s)",
+        ),
+        ("last tick", last_text),
+    ]
