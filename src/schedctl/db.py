@@ -106,7 +106,7 @@ def connect(settings: Settings) -> Iterator[Connection]:
     params.setdefault("application_name", "schedctl")
     params["connect_timeout"] = settings.connect_timeout
     try:
-        conn = psycopg.connect(make_conninfo(**params), row_factory=dict_row)
+        conn = psycopg.connect(make_conninfo("", **params), row_factory=dict_row)
     except psycopg.Error as exc:
         raise DatabaseUnavailable(
             f"cannot connect to the database: {redact(_first_line(exc), secrets)}"

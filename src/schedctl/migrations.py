@@ -8,7 +8,7 @@ import psycopg
 
 from schedctl import db
 from schedctl.config import Settings
-from schedctl.errors import DatabaseUnavailable, OperationFailed
+from schedctl.errors import OperationFailed
 
 # Any fixed 64-bit key shared by every schedctl migrate: the advisory lock serialises
 # concurrent runs, and PostgreSQL releases it when a killed run's connection drops, so
@@ -24,12 +24,17 @@ def migrations_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "migrations"
 
 
-def yoyo_url(url: str) -> str:
-    """A libpq URI in the form yoyo needs to pick psycopg 3."""
-    for scheme in ("postgresql://", "postgres://"):
-        if url.startswith(scheme):
-            return "postgresql+psycopg://" + url[len(scheme) :]
-    raise DatabaseUnavailable("schedctl migrate needs the database URL as a postgresql:// URI")
+def yoyo_url(url: str, connect_timeout: int) -> str:
+    """Any libpq URI or key=value string as the URL yoyo needs to pick psycopg 3; yoyo
+    hands its query parameters to psycopg as they are."""
+    from urllib.parse import quote, urlencode
+
+    from psycopg.conninfo import conninfo_to_dict
+
+    params = {key: str(value) for key, value in conninfo_to_dict(url).items()}
+    dbname = params.pop("dbname", "")
+    params.setdefault("connect_timeout", str(connect_timeout))
+    return f"postgresql+psycopg:///{quote(dbname, safe='')}?{urlencode(params)}"
 
 
 def migrate(settings: Settings, *, dry_run: bool = False, upto: str | None = None) -> list[str]:
@@ -42,7 +47,7 @@ def migrate(settings: Settings, *, dry_run: bool = False, upto: str | None = Non
         lock_conn.autocommit = True
         lock_conn.execute("SELECT pg_advisory_lock(%s)", [_ADVISORY_KEY])
         try:
-            backend = get_backend(yoyo_url(url))
+            backend = get_backend(yoyo_url(url, settings.connect_timeout))
             try:
                 backend.break_lock()  # no other migrate can be running: we hold the lock
             except Exception:  # the lock table does not exist yet on a new database

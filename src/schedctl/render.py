@@ -257,7 +257,8 @@ class TickReport:
         self.as_json = as_json
         self.quiet = quiet
         self.dry_run = dry_run
-        self._spool = tempfile.SpooledTemporaryFile(max_size=1 << 20, mode="w+", encoding="utf-8")
+        # Closed in finish(); kept open across the pass, so no context manager.
+        self._spool = tempfile.SpooledTemporaryFile(max_size=1 << 20, mode="w+", encoding="utf-8")  # noqa: SIM115
         self._count = 0
 
     def job(self, entry: dict[str, Any]) -> None:
