@@ -89,9 +89,10 @@ def _first_line(exc: BaseException) -> str:
 
 
 @contextmanager
-def connect(settings: Settings) -> Iterator[Connection]:
-    """A connection with schedctl's timeouts; driver errors leave as SchedctlError."""
-    url = database_url(settings)
+def connect(settings: Settings, url: str | None = None) -> Iterator[Connection]:
+    """A connection with schedctl's timeouts (to `url`, else the configured database);
+    driver errors leave as SchedctlError."""
+    url = url if url is not None else database_url(settings)
     secrets = url_secrets(url)
     try:
         params = conninfo_to_dict(url)

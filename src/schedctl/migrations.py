@@ -43,7 +43,7 @@ def migrate(settings: Settings, *, dry_run: bool = False, upto: str | None = Non
 
     url = db.database_url(settings)
     secrets = db.url_secrets(url)
-    with db.connect(settings) as lock_conn:
+    with db.connect(settings, url) as lock_conn:
         lock_conn.autocommit = True
         lock_conn.execute("SELECT pg_advisory_lock(%s)", [_ADVISORY_KEY])
         try:
