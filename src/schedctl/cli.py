@@ -307,7 +307,7 @@ def update(
     as_json: JsonOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
-    """Change a scheduler; a new --every keeps its grid (SPEC §3)."""
+    """Change a scheduler; a new --every keeps the times on its grid."""
     from schedctl import schedulers
 
     template = _template(

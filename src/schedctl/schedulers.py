@@ -221,7 +221,7 @@ def list_for(
 
 
 def update(conn: db.Connection, org_id: Any, ref: str, template: Template) -> DictRow:
-    """Change a scheduler; a new interval keeps the grid's anchor (SPEC §3)."""
+    """Change a scheduler; a new interval keeps the anchor of its grid."""
     if template.is_empty():
         raise InvalidInput("nothing to change: give at least one option (see --help)")
     values = _validated(template)
