@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from contextlib import nullcontext
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -73,7 +74,10 @@ def _pass(
 ) -> Summary:
     summary = Summary()
     failed_ids: list[Any] = []
-    with conn.transaction(force_rollback=dry_run):
+    # A real pass commits batch by batch, so a killed tick keeps the batches it finished;
+    # a dry run does the same work inside one transaction that is rolled back.
+    outer = conn.transaction(force_rollback=True) if dry_run else nullcontext()
+    with outer:
         while limit is None or summary.due < limit:
             size = batch_size if limit is None else min(batch_size, limit - summary.due)
             with conn.transaction():
