@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import socket
-from contextlib import nullcontext
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
