@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
+from psycopg import errors as pgerrors
 
 from schedctl import db
 
@@ -17,7 +18,17 @@ BATCH_SIZE = 1000
 
 # Errors that belong to one scheduler's rows (a host constraint or trigger refusing a
 # job); anything else (connection lost, lock timeout, schema missing) ends the pass.
-_ROW_ERRORS = (psycopg.IntegrityError, psycopg.DataError, psycopg.InternalError)
+# A trigger's RAISE EXCEPTION (SQLSTATE class P0) is a ProgrammingError to psycopg, a
+# class that also holds "schema missing", so the PL/pgSQL errors are named one by one.
+_ROW_ERRORS = (
+    psycopg.IntegrityError,
+    psycopg.DataError,
+    psycopg.InternalError,
+    pgerrors.RaiseException,
+    pgerrors.AssertFailure,
+    pgerrors.NoDataFound,
+    pgerrors.TooManyRows,
+)
 
 
 @dataclass

@@ -1,0 +1,238 @@
+"""Every exit code of SPEC §5, each with its own test: one `error:` line on stderr, and
+nothing on stdout for exits 2-5."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+
+from cli_helpers import assert_error, fingerprint, make_due, make_org, make_scheduler
+
+UNREACHABLE = "postgresql://schedctl:s3cr3t-pw@127.0.0.1:1/postgres"
+
+
+# ------------------------------------------------------------------ 0
+
+
+def test_exit_0_on_success_with_nothing_on_stderr(cli) -> None:  # type: ignore[no-untyped-def]
+    make_org(cli, "Acme")
+    for args in (("create", "example.com", "--every", "6h"), ("list",), ("show", "example.com")):
+        result = cli(*args)
+        assert (result.code, result.stderr) == (0, ""), args
+        assert result.stdout != ""
+
+
+# ------------------------------------------------------------------ 1
+
+
+def test_exit_1_when_tick_has_a_failing_scheduler(cli, conn) -> None:  # type: ignore[no-untyped-def]
+    make_org(cli, "Acme")
+    good = make_scheduler(cli, "example.com")
+    bad = make_scheduler(cli, "example.org")
+    for doc in (good, bad):
+        make_due(conn, doc["id"])
+    bad_domain = conn.execute(
+        "SELECT domain_id FROM schedulers WHERE id = %s", [bad["id"]]
+    ).fetchone()[0]
+    conn.execute(f"ALTER TABLE jobs ADD CONSTRAINT host_refuses CHECK (domain_id <> {bad_domain})")
+
+    result = cli("tick", "--json")
+    assert result.code == 1
+    summary = json.loads(result.stdout)  # the summary is still printed
+    assert (summary["due"], summary["created"], summary["failed"]) == (2, 1, 1)
+    assert [e["scheduler_id"] for e in summary["errors"]] == [bad["id"]]
+    assert "host_refuses" in summary["errors"][0]["message"]
+
+    # The failing scheduler stays due, so the next pass fails again; the good one is done.
+    again = cli("tick", "--json")
+    assert again.code == 1
+    assert (json.loads(again.stdout)["due"], json.loads(again.stdout)["failed"]) == (1, 1)
+
+
+def test_exit_1_plain_tick_reports_the_failure_on_stderr(cli, conn) -> None:  # type: ignore[no-untyped-def]
+    make_org(cli, "Acme")
+    bad = make_scheduler(cli, "example.org")
+    make_due(conn, bad["id"])
+    conn.execute(
+        """
+        CREATE FUNCTION host_no_jobs() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN RAISE EXCEPTION 'the host refuses this job'; END $$;
+        CREATE TRIGGER host_no_jobs BEFORE INSERT ON jobs
+            FOR EACH ROW EXECUTE FUNCTION host_no_jobs();
+        """
+    )
+    result = cli("tick")
+    assert result.code == 1
+    assert "1 failed" in result.stdout
+    assert result.stderr == (f"error: scheduler {bad['id']}: the host refuses this job\n")
+
+
+# ------------------------------------------------------------------ 2
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("list", "--bogus"),
+        ("create", "--every", "6h"),  # missing DOMAIN
+        ("show",),  # missing REF
+        ("create", "example.com", "--every", "6h", "--concurrency", "many"),
+        ("create", "example.com", "--every", "6h", "--max-pages", "1.5"),
+        ("history", "example.com", "--limit", "x"),
+        ("tick", "--limit", "0"),
+        ("nosuchcommand",),
+        ("create", "example.com", "--every"),  # option without its value
+        ("org", "create"),
+    ],
+)
+def test_exit_2_usage_errors_are_one_line(cli, conn, args: tuple[str, ...]) -> None:  # type: ignore[no-untyped-def]
+    make_org(cli, "Acme")
+    before = fingerprint(conn)
+    message = assert_error(cli(*args), 2)
+    assert "Traceback" not in message
+    assert "╭" not in message  # no rich panel
+    assert fingerprint(conn) == before
+
+
+def test_exit_2_the_json_flag_does_not_put_anything_on_stdout(cli) -> None:  # type: ignore[no-untyped-def]
+    make_org(cli, "Acme")
+    assert_error(cli("create", "localhost", "--every", "6h", "--json"), 2)
+
+
+# ------------------------------------------------------------------ 3
+
+
+REF_COMMANDS = [
+    ("show", "{ref}"),
+    ("history", "{ref}"),
+    ("update", "{ref}", "--concurrency", "3"),
+    ("delete", "{ref}", "--yes"),
+    ("pause", "{ref}"),
+    ("resume", "{ref}"),
+    ("run", "{ref}"),
+]
+
+
+@pytest.mark.parametrize("command", REF_COMMANDS, ids=[c[0] for c in REF_COMMANDS])
+def test_exit_3_another_organisations_scheduler_looks_like_a_missing_one(  # type: ignore[no-untyped-def]
+    cli, conn, command: tuple[str, ...]
+) -> None:
+    make_org(cli, "Acme")
+    make_org(cli, "Other")
+    theirs = make_scheduler(cli, "theirs.com", "--org", "Other")
+    missing_id = str(uuid.uuid4())
+    before = fingerprint(conn)
+
+    def message(ref: str) -> str:
+        args = [part.format(ref=ref) for part in command]
+        return assert_error(cli(*args, "--org", "Acme", "--json"), 3).replace(ref, "<REF>")
+
+    by_id, missing_by_id = message(theirs["id"]), message(missing_id)
+    by_domain, missing_by_domain = message("theirs.com"), message("nothere.com")
+    assert by_id == missing_by_id
+    assert by_domain == missing_by_domain
+    assert by_id == by_domain
+    assert "<REF>" in by_id
+    assert fingerprint(conn) == before
+
+
+def test_exit_3_for_a_ref_that_is_neither_id_nor_domain(cli) -> None:  # type: ignore[no-untyped-def]
+    make_org(cli, "Acme")
+    assert_error(cli("show", "not a domain/at all"), 3)
+
+
+def test_exit_3_for_an_unknown_organisation(cli) -> None:  # type: ignore[no-untyped-def]
+    make_org(cli, "Acme")
+    message = assert_error(cli("list", "--org", "Nobody", "--json"), 3)
+    assert "Nobody" in message
+
+
+# ------------------------------------------------------------------ 4
+
+
+@pytest.mark.parametrize("spelling", ["example.com", "https://WWW.EXAMPLE.com/"])
+def test_exit_4_on_a_duplicate_create(cli, conn, spelling: str) -> None:  # type: ignore[no-untyped-def]
+    make_org(cli, "Acme")
+    make_scheduler(cli, "example.com")
+    before = fingerprint(conn)
+    message = assert_error(cli("create", spelling, "--every", "12h", "--json"), 4)
+    assert "example.com" in message
+    assert "already exists" in message
+    assert fingerprint(conn) == before
+
+
+def test_the_same_domain_in_another_organisation_is_no_conflict(cli) -> None:  # type: ignore[no-untyped-def]
+    make_org(cli, "Acme")
+    make_org(cli, "Other")
+    first = make_scheduler(cli, "example.com", "--org", "Acme")
+    second = make_scheduler(cli, "example.com", "--org", "Other")
+    assert first["id"] != second["id"]
+
+
+# ------------------------------------------------------------------ 5
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("list", "--json"),
+        ("org", "list", "--json"),
+        ("create", "example.com", "--every", "6h", "--json"),
+        ("tick", "--json"),
+        ("migrate", "--json"),
+        ("status", "--json"),
+    ],
+)
+def test_exit_5_when_the_database_is_unreachable(cli, args: tuple[str, ...]) -> None:  # type: ignore[no-untyped-def]
+    env = {"SCHEDCTL_DATABASE_URL": UNREACHABLE, "SCHEDCTL_CONNECT_TIMEOUT": "2"}
+    result = cli(*args, env=env)
+    message = assert_error(result, 5)
+    assert "connect" in message
+    assert "s3cr3t-pw" not in result.stderr
+
+
+def test_exit_5_unreachable_through_database_url_too(cli, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    env = {"DATABASE_URL": UNREACHABLE, "SCHEDCTL_CONNECT_TIMEOUT": "2"}
+    assert cli("org", "list", env=env).code == 0  # SCHEDCTL_DATABASE_URL wins
+    monkeypatch.delenv("SCHEDCTL_DATABASE_URL")
+    assert_error(cli("org", "list"), 5)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("list", "--json"),
+        ("org", "list", "--json"),
+        ("org", "create", "Acme"),
+        ("create", "example.com", "--every", "6h", "--json"),
+        ("show", "example.com"),
+        ("tick", "--json"),
+        ("tick", "--dry-run"),
+        ("status", "--json"),
+    ],
+)
+def test_exit_5_when_the_schema_is_not_migrated(  # type: ignore[no-untyped-def]
+    cli, empty_database_url: str, args: tuple[str, ...]
+) -> None:
+    result = cli(*args, env={"SCHEDCTL_DATABASE_URL": empty_database_url})
+    message = assert_error(result, 5)
+    assert "schedctl migrate" in message
+
+
+def test_exit_5_when_only_part_of_the_schema_is_migrated(  # type: ignore[no-untyped-def]
+    cli, empty_database_url: str, monkeypatch
+) -> None:
+    from schedctl import migrations
+    from schedctl.config import Settings
+
+    monkeypatch.setenv("SCHEDCTL_DATABASE_URL", empty_database_url)
+    assert migrations.migrate(Settings(), upto="0002_schedulers") == [
+        "0001_host_tables",
+        "0002_schedulers",
+    ]
+    assert cli("org", "create", "Acme").code == 0  # host tables exist
+    for args in (("create", "example.com", "--every", "6h"), ("list",), ("tick",)):
+        message = assert_error(cli(*args), 5)
+        assert "schedctl migrate" in message, args
