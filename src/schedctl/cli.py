@@ -270,13 +270,8 @@ def show(
         )
         return
     lines = render.scheduler_lines(row)
-    lines.append(("next runs", "  ".join(render.rfc3339(t) for t in runs)))
-    lines.append(
-        (
-            "last job",
-            f"{last['id']} {last['status']} {render.rfc3339(last['created_at'])}" if last else "-",
-        )
-    )
+    lines.append(("next runs", render.next_runs_text(runs, row["db_now"])))
+    lines.append(("last job", render.last_job_text(last, row["db_now"])))
     render.fields(lines)
 
 
@@ -373,7 +368,9 @@ def history(
     if as_json:
         render.print_json([render.job_doc(job) for job in rows])
     else:
-        render.table(f"Jobs of {row['domain']}", render.JOB_HEADERS, render.job_rows(rows))
+        render.table(
+            f"Jobs of {row['domain']}", render.JOB_HEADERS, render.job_rows(rows, row["db_now"])
+        )
 
 
 @app.command()
@@ -436,32 +433,8 @@ def log(
         rows = schedulers.audit_log(conn, org_row["id"], ref, limit=limit)
     if as_json:
         render.print_json([render.audit_doc(row) for row in rows])
-        return
-    render.table(
-        "Audit log",
-        ("At", "Actor", "Action", "Domain", "Changes", "Reason"),
-        [
-            [
-                render.rfc3339(row["at"]),
-                row["actor"],
-                row["action"],
-                row["domain"],
-                _changes_text(row["changes"]),
-                row["reason"] or "",
-            ]
-            for row in rows
-        ],
-    )
-
-
-def _changes_text(changes: dict[str, Any]) -> str:
-    parts = []
-    for name, value in changes.items():
-        if isinstance(value, list) and len(value) == 2:
-            parts.append(f"{name}: {value[0]} -> {value[1]}")
-        else:
-            parts.append(f"{name}: {value}")
-    return "; ".join(parts)
+    else:
+        render.table("Audit log", render.AUDIT_HEADERS, render.audit_rows(rows))
 
 
 @app.command()

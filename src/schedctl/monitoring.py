@@ -8,7 +8,7 @@ from typing import Any
 
 from schedctl import db
 from schedctl.errors import DatabaseUnavailable
-from schedctl.render import plain, rfc3339
+from schedctl.render import duration, plain, rfc3339
 
 
 def _head_migration() -> str:
@@ -36,9 +36,8 @@ def status(conn: db.Connection, org_id: Any, max_lag: timedelta) -> dict[str, An
     lag = float(counts["worst_lag_seconds"])
     problems = []
     if lag > max_lag.total_seconds():
-        problems.append(
-            f"a scheduler has waited {int(lag)} s (more than {int(max_lag.total_seconds())} s)"
-        )
+        limit = duration(max_lag.total_seconds())
+        problems.append(f"a scheduler has waited {duration(lag)} (more than {limit})")
     if last is not None and not last["ok"]:
         problems.append(f"the last tick failed: {last['message']}")
     return {
@@ -52,6 +51,11 @@ def status(conn: db.Connection, org_id: Any, max_lag: timedelta) -> dict[str, An
         "worst_lag_seconds": round(lag, 3),
         "max_lag_seconds": max_lag.total_seconds(),
         "last_tick": plain(dict(last)) if last else None,
+        "last_tick_age_seconds": (
+            round(max(0.0, (counts["now"] - last["ticked_at"]).total_seconds()), 3)
+            if last
+            else None
+        ),
         "now": rfc3339(counts["now"]),
     }
 
@@ -59,8 +63,10 @@ def status(conn: db.Connection, org_id: Any, max_lag: timedelta) -> dict[str, An
 def status_lines(report: dict[str, Any]) -> list[tuple[str, str]]:
     """The report for people."""
     last = report["last_tick"]
+    lag = duration(report["worst_lag_seconds"])
     last_text = (
-        f"{last['ticked_at']} on {last['host']}: "
+        f"{last['ticked_at']} ({duration(report['last_tick_age_seconds'])} ago) "
+        f"on {last['host']}: "
         + ("ok" if last["ok"] else f"FAILED ({last['message']})")
         + f", {last['created']} created, {last['skipped']} skipped, {last['failed']} failed"
         if last
@@ -73,9 +79,6 @@ def status_lines(report: dict[str, Any]) -> list[tuple[str, str]]:
         ("enabled", str(report["enabled"])),
         ("paused", str(report["paused"])),
         ("due now", str(report["due"])),
-        (
-            "worst lag",
-            f"{report['worst_lag_seconds']:.0f} s (limit {report['max_lag_seconds']:.0f} s)",
-        ),
+        ("worst lag", f"{lag} (limit {duration(report['max_lag_seconds'])})"),
         ("last tick", last_text),
     ]

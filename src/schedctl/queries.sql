@@ -177,7 +177,8 @@ VALUES (%(actor)s, %(action)s, %(scheduler_id)s, %(organisation_id)s, %(domain)s
 
 -- name: audit_list
 -- Audit entries of an organisation, or of one scheduler in it, newest first.
-SELECT id, at, actor, action, scheduler_id, organisation_id, domain, changes, reason
+SELECT id, at, actor, action, scheduler_id, organisation_id, domain, changes, reason,
+       now() AS db_now
 FROM scheduler_audit
 WHERE organisation_id = %(organisation_id)s
   AND (%(scheduler_id)s::uuid IS NULL OR scheduler_id = %(scheduler_id)s::uuid)
@@ -248,10 +249,25 @@ inserted AS (
     RETURNING id, scheduler_id
 ),
 skipped AS (
-    INSERT INTO scheduler_audit (actor, action, scheduler_id, organisation_id, domain, changes)
+    -- Times are written as render.rfc3339 writes them: UTC, "Z", microseconds when not 0.
+    INSERT INTO scheduler_audit (
+        actor, action, scheduler_id, organisation_id, domain, changes, reason
+    )
     SELECT %(actor)s, 'skip', p.id, p.organisation_id, p.domain,
-           jsonb_build_object('slot', p.slot, 'reason', 'a job of this domain is still active')
+           jsonb_build_object(
+               'slot', t.slot,
+               'next_run_at', jsonb_build_array(t.slot, t.next_run_at)
+           ),
+           'a job of this domain is still active'
     FROM planned p
+    CROSS JOIN LATERAL (
+        SELECT replace(to_char(p.slot AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US'),
+                       '.000000', '') || 'Z' AS slot,
+               replace(to_char((p.slot + make_interval(
+                           hours => p.schedule_interval_hours * (p.missed + 1)))
+                           AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US'),
+                       '.000000', '') || 'Z' AS next_run_at
+    ) t
     WHERE p.skip
 ),
 advanced AS (

@@ -100,13 +100,29 @@ def print_json(doc: Any, out: IO[str] | None = None) -> None:
 
 
 def relative(moment: datetime, now: datetime) -> str:
-    """`moment` against `now` for people: "in 5h 12m", "3m overdue", "now"."""
+    """A due time against `now` for people: "in 5h 12m", "3m overdue", "now"."""
     delta = moment - now
     seconds = abs(delta.total_seconds())
     if seconds < 60:
         return "now"
     text = _span(timedelta(seconds=seconds))
     return f"in {text}" if delta.total_seconds() > 0 else f"{text} overdue"
+
+
+def ago(moment: datetime, now: datetime) -> str:
+    """A past event against `now` for people: "5h 12m ago", "just now"."""
+    delta = now - moment
+    if delta.total_seconds() < 60:
+        return "just now"
+    return f"{_span(delta)} ago"
+
+
+def duration(seconds: float) -> str:
+    """A span of time for people: "42s", "1m 30s", "5h 12m", "2d 4h"."""
+    whole = int(seconds)
+    if whole < 3600 and whole % 60:
+        return f"{whole // 60}m {whole % 60}s" if whole >= 60 else f"{whole}s"
+    return _span(timedelta(seconds=whole)) if whole else "0s"
 
 
 def _span(delta: timedelta) -> str:
@@ -141,33 +157,53 @@ def status_label(row: dict[str, Any]) -> str:
     return f"paused: {reason}" if reason else "paused"
 
 
+def _status_cell(row: dict[str, Any]) -> Cell:
+    return (status_label(row), "green" if row["is_enabled"] else "yellow")
+
+
 def is_terminal() -> bool:
     return sys.stdout.isatty()
 
 
-def table(title: str | None, headers: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
+# A table cell: its text, or its text and a rich style (a colour only a terminal shows).
+Cell = str | tuple[str, str]
+
+
+def _text(cell: Cell) -> str:
+    return cell if isinstance(cell, str) else cell[0]
+
+
+def table(title: str | None, headers: Sequence[str], rows: Iterable[Sequence[Cell]]) -> None:
     """A rich table on a terminal (fitted to its width); tab-separated lines otherwise."""
     if not is_terminal():
         print("\t".join(h.lower().replace(" ", "_") for h in headers))
         for row in rows:
-            print("\t".join(row))
+            # A cell's second line (a relative time) is for people at a terminal.
+            print("\t".join(_text(cell).split("\n")[0] for cell in row))
         return
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     grid = Table(title=title, header_style="bold", expand=False)
     for header in headers:
         grid.add_column(header, overflow="fold")
     for row in rows:
-        grid.add_row(*row)
-    Console(no_color="NO_COLOR" in os.environ).print(grid)
+        # Text, not markup: a pause reason like "[/blog]" is shown as written.
+        grid.add_row(*(Text(cell) if isinstance(cell, str) else Text(*cell) for cell in row))
+    # rich reads the terminal's width itself (COLUMNS overrides it).
+    Console(no_color=bool(os.environ.get("NO_COLOR")), highlight=False).print(grid)
 
 
 def fields(pairs: Sequence[tuple[str, str]]) -> None:
-    """A record as aligned "key: value" lines (plain on any output)."""
+    """A record as aligned "key  value" lines (plain on any output); a value of several
+    lines continues under the first."""
     width = max((len(key) for key, _ in pairs), default=0)
     for key, value in pairs:
-        print(f"{key.ljust(width)}  {value}")
+        first, *rest = value.split("\n") or [""]
+        print(f"{key.ljust(width)}  {first}")
+        for line in rest:
+            print(f"{' ' * width}  {line}")
 
 
 def scheduler_lines(row: dict[str, Any]) -> list[tuple[str, str]]:
@@ -197,20 +233,35 @@ def scheduler_lines(row: dict[str, Any]) -> list[tuple[str, str]]:
     ]
 
 
-def scheduler_rows(rows: Sequence[dict[str, Any]]) -> list[list[str]]:
+def scheduler_rows(rows: Sequence[dict[str, Any]]) -> list[list[Cell]]:
     """Table rows for `list`: relative times on a terminal, absolute ones always."""
-    terminal = is_terminal()
-    out = []
+    if not is_terminal():
+        return [
+            [
+                row["domain"],
+                f"{row['schedule_interval_hours']}h",
+                rfc3339(row["next_run_at"]),
+                status_label(row),
+                row["overlap_policy"],
+                str(row["id"]),
+            ]
+            for row in rows
+        ]
+    out: list[list[Cell]] = []
     for row in rows:
-        when = rfc3339(row["next_run_at"]) if not terminal else short_time(row["next_run_at"])
-        if terminal and row.get("db_now") is not None:
-            when += f"\n{relative(row['next_run_at'], row['db_now'])}"
+        when: Cell = short_time(row["next_run_at"])
+        if row.get("db_now") is not None:
+            overdue = row["is_enabled"] and row["next_run_at"] <= row["db_now"]
+            when = (
+                f"{when}\n{relative(row['next_run_at'], row['db_now'])}",
+                "red" if overdue else "",
+            )
         out.append(
             [
-                row["domain"] if not terminal else domain_label(row["domain"]),
+                domain_label(row["domain"]),
                 f"{row['schedule_interval_hours']}h",
                 when,
-                status_label(row),
+                _status_cell(row),
                 row["overlap_policy"],
                 str(row["id"]),
             ]
@@ -221,14 +272,40 @@ def scheduler_rows(rows: Sequence[dict[str, Any]]) -> list[list[str]]:
 SCHEDULER_HEADERS = ("Domain", "Every", "Next run", "Status", "Overlap", "Id")
 
 
-def job_rows(rows: Sequence[dict[str, Any]]) -> list[list[str]]:
-    """Table rows for `history`."""
-    terminal = is_terminal()
-    stamp = short_time if terminal else (lambda t: rfc3339(t) if t else "-")
+_JOB_STATUS_STYLES = {
+    "completed": "green",
+    "failed": "red",
+    "cancelled": "yellow",
+    "running": "cyan",
+    "initializing": "cyan",
+}
+
+
+def job_rows(rows: Sequence[dict[str, Any]], now: datetime | None = None) -> list[list[Cell]]:
+    """Table rows for `history`; on a terminal, times also relative to `now`."""
+    if not is_terminal():
+        return [
+            [
+                str(row["id"]),
+                row["status"],
+                f"{row['progress']:g}",
+                rfc3339(row["created_at"]),
+                rfc3339(row["completed_at"]) if row["completed_at"] else "-",
+                f"{row['completed_tasks']}/{row['total_tasks']}",
+                str(row["failed_tasks"]),
+            ]
+            for row in rows
+        ]
+
+    def stamp(moment: datetime | None) -> str:
+        if moment is None:
+            return "-"
+        return short_time(moment) + (f"\n{ago(moment, now)}" if now is not None else "")
+
     return [
         [
             str(row["id"]),
-            row["status"],
+            (row["status"], _JOB_STATUS_STYLES.get(row["status"], "")),
             f"{row['progress']:g}",
             stamp(row["created_at"]),
             stamp(row["completed_at"]),
@@ -240,6 +317,100 @@ def job_rows(rows: Sequence[dict[str, Any]]) -> list[list[str]]:
 
 
 JOB_HEADERS = ("Job", "Status", "Progress", "Created", "Completed", "Done", "Failed")
+
+# How the audit trail names a scheduler's fields for people.
+_FIELD_LABELS = {
+    "schedule_interval_hours": "every",
+    "next_run_at": "next run",
+    "is_enabled": "enabled",
+    "pause_reason": "pause reason",
+    "overlap_policy": "overlap",
+    "concurrency": "concurrency",
+    "find_links": "find links",
+    "max_pages": "max pages",
+    "include_paths": "include",
+    "exclude_paths": "exclude",
+    "required_workers": "required workers",
+    "job_id": "job",
+    "slot": "slot",
+}
+
+
+def _audit_value_text(name: str, value: Any) -> str:
+    if value is None or value == []:
+        return "-"
+    if name == "schedule_interval_hours":
+        return f"{value}h"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list):
+        return " ".join(str(item) for item in value)
+    return str(value)
+
+
+def changes_text(changes: dict[str, Any]) -> str:
+    """An audit entry's changes for people: "every 6h -> 12h; concurrency 5 -> 9"."""
+    parts = []
+    order = list(_FIELD_LABELS)  # JSONB keeps keys in its own order, not the fields'
+    for name, value in sorted(
+        changes.items(), key=lambda item: order.index(item[0]) if item[0] in order else len(order)
+    ):
+        label = _FIELD_LABELS.get(name, name)
+        if not (isinstance(value, list) and len(value) == 2):  # a plain value: tick's slot
+            parts.append(f"{label} {_audit_value_text(name, value)}")
+            continue
+        old, new = (_audit_value_text(name, item) for item in value)
+        if value[0] is None:  # created
+            parts.append(f"{label} {new}")
+        elif value[1] is None:  # deleted
+            parts.append(f"{label} was {old}")
+        else:
+            parts.append(f"{label} {old} -> {new}")
+    return "; ".join(parts)
+
+
+AUDIT_HEADERS = ("At", "Actor", "Action", "Domain", "Changes", "Reason")
+
+
+def audit_rows(rows: Sequence[dict[str, Any]]) -> list[list[Cell]]:
+    """Table rows for `log`, newest first; on a terminal, times also relative to now."""
+    terminal = is_terminal()
+    out: list[list[Cell]] = []
+    for row in rows:
+        at = rfc3339(row["at"])
+        if terminal:
+            at = short_time(row["at"])
+            if row.get("db_now") is not None:
+                at += f"\n{ago(row['at'], row['db_now'])}"
+        out.append(
+            [
+                at,
+                row["actor"],
+                row["action"],
+                row["domain"] if not terminal else domain_label(row["domain"]),
+                changes_text(row["changes"]),
+                row["reason"] or "",
+            ]
+        )
+    return out
+
+
+def last_job_text(job: dict[str, Any] | None, now: datetime | None) -> str:
+    """`show`'s last job: id, status, and when it was made."""
+    if job is None:
+        return "-"
+    created = rfc3339(job["created_at"])
+    if is_terminal() and now is not None:
+        created += f" ({ago(job['created_at'], now)})"
+    return f"{job['id']} {job['status']} {created}"
+
+
+def next_runs_text(runs: Sequence[datetime], now: datetime | None) -> str:
+    """`show`'s next run times, one a line; on a terminal, also relative to `now`."""
+    terminal = is_terminal() and now is not None
+    return "\n".join(
+        rfc3339(run) + (f"  ({relative(run, now)})" if terminal and now else "") for run in runs
+    )
 
 
 def warn(message: str) -> None:

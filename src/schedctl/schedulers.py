@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import getpass
-import json
 import os
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -57,8 +56,12 @@ class Template:
 
 
 def actor() -> str:
-    """Who is making a change: SCHEDCTL_ACTOR, else the operating-system user."""
-    name = os.environ.get("SCHEDCTL_ACTOR", "").strip()
+    """Who is making a change: SCHEDCTL_ACTOR (environment or .env), else the
+    operating-system user."""
+    from schedctl.config import load_settings
+
+    # Printed in tables and tab-separated lines: no control characters, one line.
+    name = "".join(ch for ch in (load_settings().actor or "") if ch.isprintable()).strip()
     if name:
         return name[:200]
     try:
@@ -157,14 +160,44 @@ def _audit(
         scheduler_id=row["id"],
         organisation_id=row["organisation_id"],
         domain=row["domain"],
-        changes=Jsonb(changes, dumps=lambda v: json.dumps(v, default=str)),
+        changes=Jsonb(changes),
         reason=reason,
     )
 
 
+def _audit_value(name: str, value: Any) -> Any:
+    """A field's value as the audit trail keeps it: times in RFC 3339 UTC, path lists
+    as lists, everything else as JSON holds it."""
+    from schedctl.render import plain
+
+    if name in ("include_paths", "exclude_paths"):
+        return validation.paths_from_db(value)
+    return plain(value)
+
+
+def _meaningful(value: Any) -> bool:
+    return value is not None and value != []
+
+
 def _diff(old: DictRow, new: DictRow) -> dict[str, Any]:
     """The changed fields as {field: [old, new]}."""
-    return {name: [old[name], new[name]] for name in _CHANGEABLE if old[name] != new[name]}
+    return {
+        name: [_audit_value(name, old[name]), _audit_value(name, new[name])]
+        for name in _CHANGEABLE
+        if old[name] != new[name]
+    }
+
+
+def _created(row: DictRow) -> dict[str, Any]:
+    """A new scheduler's settings as {field: [null, value]}, leaving out the empty ones."""
+    values = {name: _audit_value(name, row[name]) for name in _CHANGEABLE}
+    return {name: [None, value] for name, value in values.items() if _meaningful(value)}
+
+
+def _deleted(row: DictRow) -> dict[str, Any]:
+    """A deleted scheduler's last settings as {field: [value, null]}, leaving out the empty ones."""
+    values = {name: _audit_value(name, row[name]) for name in _CHANGEABLE}
+    return {name: [value, None] for name, value in values.items() if _meaningful(value)}
 
 
 def create(conn: db.Connection, org_id: Any, domain: str, template: Template) -> DictRow:
@@ -207,7 +240,7 @@ def create(conn: db.Connection, org_id: Any, domain: str, template: Template) ->
             raise
         assert created is not None
         row = get(conn, org_id, str(created["id"]))
-        _audit(conn, "create", row, {k: [None, row[k]] for k in _CHANGEABLE})
+        _audit(conn, "create", row, _created(row))
     return row
 
 
@@ -270,7 +303,7 @@ def delete(conn: db.Connection, org_id: Any, ref: str) -> DictRow:
     with conn.transaction():
         old = _lock(conn, org_id, ref)
         db.execute(conn, "scheduler_delete", id=old["id"])
-        _audit(conn, "delete", old, {k: [old[k], None] for k in _CHANGEABLE})
+        _audit(conn, "delete", old, _deleted(old))
     return old
 
 
@@ -293,7 +326,7 @@ def run_now(conn: db.Connection, org_id: Any, ref: str) -> DictRow:
             conn, "job_insert_manual", scheduler_id=row["id"], source_info=MANUAL_RUN
         )
         assert inserted is not None
-        _audit(conn, "run", row, {"job_id": [None, inserted["id"]]})
+        _audit(conn, "run", row, {"job_id": [None, str(inserted["id"])]})
         job = db.fetch_one(conn, "job_get", id=inserted["id"])
     assert job is not None
     return job
