@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -47,24 +48,44 @@ def migrate(settings: Settings, *, dry_run: bool = False, upto: str | None = Non
         lock_conn.autocommit = True
         lock_conn.execute("SELECT pg_advisory_lock(%s)", [_ADVISORY_KEY])
         try:
+            migrations = read_migrations(str(migrations_dir()))
+            if dry_run:
+                # yoyo's backend creates its bookkeeping tables as soon as it connects, so a
+                # dry run reads what is applied itself and writes nothing at all.
+                return [m.id for m in _up_to(_pending_read_only(lock_conn, migrations), upto)]
             backend = get_backend(yoyo_url(url, settings.connect_timeout))
             try:
                 backend.break_lock()  # no other migrate can be running: we hold the lock
             except Exception:  # the lock table does not exist yet on a new database
                 backend.rollback()
-            migrations = read_migrations(str(migrations_dir()))
-            pending = backend.to_apply(migrations)
-            if upto is not None:
-                ids = [m.id for m in pending]
-                if upto in ids:
-                    pending = pending.__class__(pending[: ids.index(upto) + 1])
-            names = [m.id for m in pending]
-            if not dry_run:
-                backend.apply_migrations(pending)
-            return names
+            pending = _up_to(backend.to_apply(migrations), upto)
+            backend.apply_migrations(pending)
+            return [m.id for m in pending]
         except psycopg.Error as exc:
             raise OperationFailed(
                 db.redact(f"migration failed; its transaction was rolled back: {exc}", secrets)
             ) from None
         finally:
             lock_conn.execute("SELECT pg_advisory_unlock(%s)", [_ADVISORY_KEY])
+
+
+def _up_to(pending: Any, upto: str | None) -> Any:
+    """The pending migrations, cut after `upto` when it is one of them."""
+    ids = [m.id for m in pending]
+    if upto is None or upto not in ids:
+        return pending
+    return pending.__class__(pending[: ids.index(upto) + 1])
+
+
+def _pending_read_only(conn: db.Connection, migrations: Any) -> list[Any]:
+    """The migrations yoyo has not recorded as applied, in dependency order, read
+    without creating anything (no yoyo bookkeeping table is made)."""
+    from yoyo.migrations import topological_sort
+
+    found = conn.execute("SELECT to_regclass('_yoyo_migration') IS NOT NULL AS present")
+    row = found.fetchone()
+    applied: set[str] = set()
+    if row is not None and row["present"]:
+        rows = conn.execute("SELECT migration_hash FROM _yoyo_migration").fetchall()
+        applied = {r["migration_hash"] for r in rows}
+    return list(topological_sort(m for m in migrations if m.hash not in applied))
