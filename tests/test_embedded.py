@@ -1,0 +1,65 @@
+"""The embedded default: with no database configured, real schedctl processes run their own
+PostgreSQL under SCHEDCTL_DATA_DIR, say so in one line, keep the data, and leave no server
+running once they exit."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import psutil
+
+from conftest import run_cli_subprocess
+
+
+def _servers_for(data_dir: Path) -> list[psutil.Process]:
+    """Running processes whose command line names the data directory (postgres -D ...)."""
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        try:
+            if str(data_dir) in " ".join(proc.info["cmdline"] or []):
+                found.append(proc)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return found
+
+
+def _wait_until_gone(data_dir: Path, seconds: float = 20) -> list[psutil.Process]:
+    """The servers still running after up to `seconds` (a stop is asynchronous)."""
+    deadline = time.monotonic() + seconds
+    left = _servers_for(data_dir)
+    while left and time.monotonic() < deadline:
+        time.sleep(0.2)
+        left = [p for p in left if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    return left
+
+
+def test_embedded_default_runs_keeps_data_and_stops(tmp_path: Path) -> None:
+    data_dir = tmp_path / "schedctl-data"
+    env = {"SCHEDCTL_DATA_DIR": str(data_dir)}
+    commands = [
+        ["migrate"],
+        ["org", "create", "Acme"],
+        ["create", "example.com", "--every", "12h", "--include", "/blog"],
+        ["list", "--json"],
+        ["migrate", "--json"],
+    ]
+    results = []
+    for args in commands:
+        result = run_cli_subprocess(args, env)
+        assert result.code == 0, (args, result.stdout, result.stderr)
+        notice = result.stderr.splitlines()
+        assert len(notice) == 1, (args, result.stderr)
+        assert "embedded PostgreSQL server" in notice[0]
+        assert str(data_dir) in notice[0]
+        results.append(result)
+        assert _wait_until_gone(data_dir) == [], f"a server is still running after {args}"
+
+    assert results[0].stdout.splitlines()[0] == "applied 0001_host_tables"
+    listed = json.loads(results[3].stdout)
+    assert [(d["domain"], d["schedule_interval_hours"], d["include_paths"]) for d in listed] == [
+        ("example.com", 12, ["/blog"])
+    ]
+    assert json.loads(results[4].stdout)["migrations"] == []  # the schema persisted too
+    assert (data_dir / "pgdata" / "PG_VERSION").is_file()
