@@ -1,0 +1,266 @@
+"""contrib/grants.sql: a role that can do what `tick` does and nothing more, and the
+contrib files that run tick keep the database URL out of sight."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
+
+from cli_helpers import make_due, make_org, make_scheduler
+from conftest import as_uri, run_cli_subprocess
+
+CONTRIB = Path(__file__).resolve().parents[1] / "contrib"
+GRANTS = CONTRIB / "grants.sql"
+
+
+@dataclass
+class TickRole:
+    group: str
+    login: str
+    url: str
+
+
+def _apply_grants(database_url: str, group: str) -> None:
+    # Roles are server-wide: the test's own name keeps parallel runs apart.
+    script = GRANTS.read_text().replace("schedctl_tick", group)
+    with psycopg.connect(database_url, autocommit=True) as admin:
+        admin.execute(script)
+
+
+@pytest.fixture
+def tick_role(database_url: str) -> Iterator[TickRole]:
+    """grants.sql applied to this test's database, and a login role that is a member."""
+    suffix = uuid.uuid4().hex[:10]
+    group, login, password = f"schedctl_tick_{suffix}", f"schedctl_cron_{suffix}", suffix
+    _apply_grants(database_url, group)
+    with psycopg.connect(database_url, autocommit=True) as admin:
+        admin.execute(
+            sql.SQL("CREATE ROLE {} LOGIN PASSWORD {} IN ROLE {}").format(
+                sql.Identifier(login), sql.Literal(password), sql.Identifier(group)
+            )
+        )
+    params = conninfo_to_dict(database_url) | {"user": login, "password": password}
+    url = as_uri(" ".join(f"{k}={v}" for k, v in params.items()))
+    try:
+        yield TickRole(group, login, url)
+    finally:
+        with psycopg.connect(database_url, autocommit=True) as admin:
+            for role in (login, group):
+                # Revokes its privileges here and on this database; then the role can go.
+                admin.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+                admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
+
+def _insert_active_job(conn: Any, scheduler_id: str) -> str:
+    row = conn.execute(
+        """
+        INSERT INTO jobs (id, domain_id, organisation_id, status, progress, created_at,
+                          concurrency, find_links, max_pages, source_type)
+        SELECT gen_random_uuid()::text, domain_id, organisation_id, 'running', 0.5, now(),
+               5, TRUE, 0, 'manual'
+        FROM schedulers WHERE id = %s
+        RETURNING id
+        """,
+        [scheduler_id],
+    ).fetchone()
+    assert row is not None
+    job_id: str = row[0]
+    return job_id
+
+
+def _every_path_of_tick(cli: Any, conn: Any) -> dict[str, Any]:
+    """Due schedulers that take each path of the pass: a plain job, a replaced active
+    job, a slot skipped under the skip policy (an audit entry)."""
+    make_org(cli, "Acme")
+    docs = {
+        "plain.com": make_scheduler(cli, "plain.com", "--include", "/blog"),
+        "replace.com": make_scheduler(cli, "replace.com", "--overlap", "replace"),
+        "skip.com": make_scheduler(cli, "skip.com", "--overlap", "skip"),
+        "later.com": make_scheduler(cli, "later.com"),
+    }
+    for domain in ("plain.com", "replace.com", "skip.com"):
+        make_due(conn, docs[domain]["id"], "13 hours")
+    return {
+        "docs": docs,
+        "replaced": _insert_active_job(conn, docs["replace.com"]["id"]),
+        "blocking": _insert_active_job(conn, docs["skip.com"]["id"]),
+    }
+
+
+def test_tick_runs_as_the_least_privileged_role(cli, conn, tick_role: TickRole) -> None:  # type: ignore[no-untyped-def]
+    setup = _every_path_of_tick(cli, conn)
+    docs = setup["docs"]
+    env = {"SCHEDCTL_DATABASE_URL": tick_role.url}
+
+    dry = run_cli_subprocess(["tick", "--dry-run", "--json"], env)
+    assert dry.code == 0, dry.stderr
+    assert conn.execute("SELECT count(*) FROM jobs").fetchone() == (2,)
+
+    result = run_cli_subprocess(["tick", "--json"], env)
+    assert result.code == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert (summary["due"], summary["created"], summary["skipped"], summary["failed"]) == (
+        3,
+        2,
+        1,
+        0,
+    )
+    assert summary["missed"] == 6
+    assert {j["scheduler_id"] for j in summary["jobs"]} == {
+        docs["plain.com"]["id"],
+        docs["replace.com"]["id"],
+    }
+    assert [j | {"job_id": None} for j in summary["jobs"]] == json.loads(dry.stdout)["jobs"]
+    made = conn.execute(
+        "SELECT scheduler_id::text, status, include_paths, source_type FROM jobs "
+        "WHERE id = ANY(%s) ORDER BY include_paths NULLS LAST",
+        [[j["job_id"] for j in summary["jobs"]]],
+    ).fetchall()
+    assert made == [
+        (docs["plain.com"]["id"], "pending", '["/blog"]', "scheduler"),
+        (docs["replace.com"]["id"], "pending", None, "scheduler"),
+    ]
+    assert conn.execute(
+        "SELECT status, completed_at IS NOT NULL FROM jobs WHERE id = %s", [setup["replaced"]]
+    ).fetchone() == ("cancelled", True)
+    assert conn.execute(
+        "SELECT status FROM jobs WHERE id = %s", [setup["blocking"]]
+    ).fetchone() == ("running",)
+    assert conn.execute(
+        "SELECT actor, scheduler_id::text FROM scheduler_audit WHERE action = 'skip'"
+    ).fetchall() == [("tick", docs["skip.com"]["id"])]
+    assert conn.execute("SELECT ok, created, skipped FROM tick_heartbeats").fetchall() == [
+        (True, 2, 1)
+    ]
+    assert conn.execute(
+        "SELECT count(*) FROM schedulers WHERE next_run_at <= now() AND is_enabled"
+    ).fetchone() == (0,)
+
+    quiet = run_cli_subprocess(["tick", "--quiet"], env)
+    assert (quiet.code, quiet.stdout, quiet.stderr) == (0, "", "")
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "DELETE FROM schedulers",
+        "DELETE FROM jobs",
+        "TRUNCATE jobs",
+        "UPDATE schedulers SET concurrency = 1",
+        "UPDATE schedulers SET is_enabled = FALSE",
+        "UPDATE jobs SET progress = 1",
+        "INSERT INTO schedulers (domain_id, organisation_id, schedule_interval_hours, "
+        "next_run_at) SELECT domain_id, organisation_id, 6, now() FROM schedulers",
+        "INSERT INTO domains (name) VALUES ('other.com')",
+        "INSERT INTO organisations (name) VALUES ('Mallory')",
+        "SELECT * FROM organisations",
+        "SELECT user_id FROM jobs",
+        "DELETE FROM tick_heartbeats",
+        "DROP TABLE schedulers",
+    ],
+)
+def test_the_role_cannot_do_anything_else(  # type: ignore[no-untyped-def]
+    cli, conn, tick_role: TickRole, statement: str
+) -> None:
+    _every_path_of_tick(cli, conn)
+    with psycopg.connect(tick_role.url, autocommit=True) as role_conn:
+        assert role_conn.execute("SELECT current_user").fetchone() == (tick_role.login,)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            role_conn.execute(statement)
+    assert conn.execute("SELECT count(*) FROM schedulers").fetchone() == (4,)
+    assert conn.execute("SELECT count(*) FROM jobs").fetchone() == (2,)
+
+
+def test_the_role_cannot_create_tables_on_postgresql_15_and_later(  # type: ignore[no-untyped-def]
+    conn, tick_role: TickRole
+) -> None:
+    version = int(conn.execute("SHOW server_version_num").fetchone()[0])
+    if version < 150000:
+        pytest.skip("PostgreSQL 13 and 14 let PUBLIC create in the public schema (see grants.sql)")
+    with (
+        psycopg.connect(tick_role.url, autocommit=True) as role_conn,
+        pytest.raises(psycopg.errors.InsufficientPrivilege),
+    ):
+        role_conn.execute("CREATE TABLE stash (x int)")
+
+
+def test_schedctl_commands_that_change_schedulers_fail_as_the_role(  # type: ignore[no-untyped-def]
+    cli, conn, tick_role: TickRole
+) -> None:
+    docs = _every_path_of_tick(cli, conn)["docs"]
+    env = {"SCHEDCTL_DATABASE_URL": tick_role.url}
+    org = docs["plain.com"]["organisation_id"]
+    for args in (
+        ["delete", docs["plain.com"]["id"], "--yes", "--org", org],
+        ["pause", "plain.com", "--org", org],
+        ["update", "plain.com", "--every", "12h", "--org", org],
+        ["create", "new.com", "--every", "6h", "--org", org],
+    ):
+        result = run_cli_subprocess([*args, "--json"], env)
+        assert result.code != 0, args
+        assert result.stdout == ""
+        assert re.match(r"^error: .*permission denied", result.stderr), result.stderr
+    assert conn.execute("SELECT count(*) FROM schedulers").fetchone() == (4,)
+    assert conn.execute(
+        "SELECT schedule_interval_hours, is_enabled FROM schedulers WHERE id = %s",
+        [docs["plain.com"]["id"]],
+    ).fetchone() == (6, True)
+
+
+def test_grants_can_be_applied_again(cli, conn, database_url: str, tick_role: TickRole) -> None:  # type: ignore[no-untyped-def]
+    _apply_grants(database_url, tick_role.group)
+    _every_path_of_tick(cli, conn)
+    result = run_cli_subprocess(["tick", "--json"], {"SCHEDCTL_DATABASE_URL": tick_role.url})
+    assert result.code == 0, result.stderr
+    assert json.loads(result.stdout)["created"] == 2
+    with (
+        psycopg.connect(tick_role.url, autocommit=True) as role_conn,
+        pytest.raises(psycopg.errors.InsufficientPrivilege),
+    ):
+        role_conn.execute("DELETE FROM jobs")
+
+
+# ---------------------------------------------------------------- the files that run tick
+
+
+def test_the_systemd_unit_runs_tick_quietly_with_basic_hardening() -> None:
+    service = (CONTRIB / "systemd" / "schedctl-tick.service").read_text()
+    settings = dict(
+        line.split("=", 1) for line in service.splitlines() if re.match(r"^[A-Z]\w*=", line)
+    )
+    assert settings["Type"] == "oneshot"
+    assert settings["User"] == "schedctl"
+    assert settings["EnvironmentFile"] == "/etc/schedctl/env"
+    assert settings["ExecStart"] == "/usr/local/bin/schedctl tick --quiet"
+    assert settings["NoNewPrivileges"] == "yes"
+    assert settings["PrivateTmp"] == "yes"
+    assert settings["ProtectSystem"] == "strict"
+    assert settings["ProtectHome"] in ("yes", "read-only")
+    assert "postgresql://" not in "\n".join(
+        line for line in service.splitlines() if not line.startswith("#")
+    )
+    timer = (CONTRIB / "systemd" / "schedctl-tick.timer").read_text()
+    assert re.search(r"^OnCalendar=\*-\*-\* \*:\*:00$", timer, re.M)
+    assert re.search(r"^WantedBy=timers.target$", timer, re.M)
+
+
+def test_the_crontab_runs_tick_every_minute_reading_the_url_from_a_file() -> None:
+    lines = [
+        line
+        for line in (CONTRIB / "crontab.example").read_text().splitlines()
+        if line.strip() and not line.startswith("#") and "=" not in line.split()[0]
+    ]
+    assert lines == [
+        "* * * * * schedctl set -a && . /etc/schedctl/env && set +a && exec schedctl tick --quiet"
+    ]
+    assert "SCHEDCTL_DATABASE_URL=postgresql" not in "\n".join(lines)
