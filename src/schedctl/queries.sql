@@ -194,37 +194,51 @@ ORDER BY at DESC, id DESC
 LIMIT 1;
 
 -- name: tick_claim
--- Lock up to a batch of due schedulers, most overdue first; rows another tick holds are skipped.
-SELECT id FROM schedulers
-WHERE is_enabled AND next_run_at <= COALESCE(%(now)s::timestamptz, now())
-  AND NOT (id = ANY (%(exclude)s::uuid[]))
-ORDER BY next_run_at
-LIMIT %(batch)s
-FOR UPDATE SKIP LOCKED;
+-- Lock up to a batch of due schedulers, most overdue first, skipping rows another tick
+-- holds; their ids come back as one uuid[] literal, passed to tick_apply as it is.
+-- NO KEY UPDATE is enough to keep other ticks and operators out, and lets the host
+-- keep inserting jobs that reference these schedulers meanwhile.
+SELECT array_agg(id)::text AS ids, count(*) AS claimed
+FROM (
+    SELECT id FROM schedulers
+    WHERE is_enabled AND next_run_at <= COALESCE(%(now)s::timestamptz, now())
+      AND NOT (id = ANY (%(exclude)s::uuid[]))
+    ORDER BY next_run_at
+    LIMIT %(batch)s
+    FOR NO KEY UPDATE SKIP LOCKED
+) AS claimed;
 
 -- name: tick_apply
 -- For the claimed schedulers: apply the overlap policy, make one job per slot (the unique
 -- slot index refuses a second), record skipped slots, and move next_run_at to the first
 -- grid time strictly after now. Returns one row per scheduler with what was done.
+-- Run in the claim's transaction, after it: this statement's snapshot is taken once the
+-- rows are locked, so it sees every job an earlier tick made for them.
 WITH clock AS (
     SELECT COALESCE(%(now)s::timestamptz, now()) AS now
 ),
 planned AS (
     SELECT s.id, s.domain_id, s.organisation_id, d.name AS domain, s.next_run_at AS slot,
-           s.schedule_interval_hours, s.overlap_policy, s.concurrency, s.find_links,
-           s.max_pages, s.include_paths, s.exclude_paths, s.required_workers,
-           floor(extract(epoch FROM clock.now - s.next_run_at)
-                 / (s.schedule_interval_hours * 3600))::integer AS missed,
+           s.overlap_policy, s.concurrency, s.find_links, s.max_pages, s.include_paths,
+           s.exclude_paths, s.required_workers, m.missed,
+           s.next_run_at
+               + make_interval(hours => s.schedule_interval_hours * (m.missed + 1))
+               AS next_run_at,
            (s.overlap_policy = 'skip' AND EXISTS (
                SELECT 1 FROM jobs j
                WHERE j.domain_id = s.domain_id AND j.organisation_id = s.organisation_id
                  AND j.status IN ('pending', 'initializing', 'running', 'paused')
            )) AS skip,
            clock.now
-    FROM schedulers s
+    FROM unnest(%(ids)s::uuid[]) AS claimed (id)
+    JOIN schedulers s ON s.id = claimed.id
     JOIN domains d ON d.id = s.domain_id
     CROSS JOIN clock
-    WHERE s.id = ANY (%(ids)s::uuid[])
+    -- grid times <= now after the slot: exact (numeric) division of the elapsed seconds
+    CROSS JOIN LATERAL (
+        SELECT floor(extract(epoch FROM clock.now - s.next_run_at)
+                     / (s.schedule_interval_hours * 3600))::integer AS missed
+    ) AS m
 ),
 cancelled AS (
     UPDATE jobs j SET status = 'cancelled', completed_at = p.now
@@ -232,7 +246,6 @@ cancelled AS (
     WHERE p.overlap_policy = 'replace'
       AND j.domain_id = p.domain_id AND j.organisation_id = p.organisation_id
       AND j.status IN ('pending', 'initializing', 'running', 'paused')
-    RETURNING j.id
 ),
 inserted AS (
     INSERT INTO jobs (
@@ -254,34 +267,26 @@ skipped AS (
         actor, action, scheduler_id, organisation_id, domain, changes, reason
     )
     SELECT %(actor)s, 'skip', p.id, p.organisation_id, p.domain,
-           jsonb_build_object(
-               'slot', t.slot,
-               'next_run_at', jsonb_build_array(t.slot, t.next_run_at)
-           ),
+           jsonb_build_object('slot', t.slot, 'next_run_at', jsonb_build_array(t.slot, t.next)),
            'a job of this domain is still active'
     FROM planned p
     CROSS JOIN LATERAL (
         SELECT replace(to_char(p.slot AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US'),
                        '.000000', '') || 'Z' AS slot,
-               replace(to_char((p.slot + make_interval(
-                           hours => p.schedule_interval_hours * (p.missed + 1)))
-                           AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US'),
-                       '.000000', '') || 'Z' AS next_run_at
-    ) t
+               replace(to_char(p.next_run_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US'),
+                       '.000000', '') || 'Z' AS next
+    ) AS t
     WHERE p.skip
 ),
 advanced AS (
     UPDATE schedulers s
-    SET next_run_at = p.slot + make_interval(hours => p.schedule_interval_hours * (p.missed + 1)),
-        updated_at = p.now
+    SET next_run_at = p.next_run_at, updated_at = p.now
     FROM planned p
     WHERE s.id = p.id
-    RETURNING s.id, s.next_run_at
 )
 SELECT p.id AS scheduler_id, i.id AS job_id, p.organisation_id, p.domain, p.slot,
-       a.next_run_at, p.missed, p.skip
+       p.next_run_at, p.missed, p.skip
 FROM planned p
-JOIN advanced a ON a.id = p.id
 LEFT JOIN inserted i ON i.scheduler_id = p.id
 ORDER BY p.slot, p.id;
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import uuid
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -84,7 +85,7 @@ def _pass(
     actor: str,
 ) -> Summary:
     summary = Summary()
-    failed_ids: list[Any] = []
+    failed_ids: list[uuid.UUID] = []
     # A real pass commits batch by batch, so a killed tick keeps the batches it finished;
     # a dry run does the same work inside one transaction that is rolled back.
     outer = conn.transaction(force_rollback=True) if dry_run else nullcontext()
@@ -92,47 +93,44 @@ def _pass(
         while limit is None or summary.due < limit:
             size = batch_size if limit is None else min(batch_size, limit - summary.due)
             with conn.transaction():
-                ids = [
-                    row["id"]
-                    for row in db.fetch_all(
-                        conn, "tick_claim", now=now, batch=size, exclude=failed_ids
-                    )
-                ]
-                if not ids:
+                claimed = db.fetch_one(conn, "tick_claim", now=now, batch=size, exclude=failed_ids)
+                if claimed is None or not claimed["claimed"]:
                     break
-                for outcome in _apply(conn, ids, now, actor, summary, failed_ids):
-                    _count(summary, outcome)
-                    if outcome["job_id"] is not None or (dry_run and not outcome["skip"]):
-                        on_job(_job_entry(outcome, dry_run))
+                outcomes = _apply(conn, claimed["ids"], now, actor, summary, failed_ids)
+            # Reported once the batch is committed: a job that is printed exists.
+            for outcome in outcomes:
+                _count(summary, outcome)
+                if outcome["job_id"] is not None or (dry_run and not outcome["skip"]):
+                    on_job(_job_entry(outcome, dry_run))
     return summary
 
 
 def _apply(
     conn: db.Connection,
-    ids: list[Any],
+    ids: str,
     now: datetime | None,
     actor: str,
     summary: Summary,
-    failed_ids: list[Any],
+    failed_ids: list[uuid.UUID],
 ) -> list[dict[str, Any]]:
-    """Apply one claimed batch set-based; if a row of it fails, redo the batch one
-    scheduler at a time so that only the failing ones are left out."""
+    """Apply one claimed batch (`ids`: a uuid[] literal) set-based; if a row of it fails,
+    redo the batch one scheduler at a time so that only the failing ones are left out."""
     try:
         with conn.transaction():
             return db.fetch_all(conn, "tick_apply", ids=ids, now=now, actor=actor)
     except _ROW_ERRORS:
         pass
     outcomes: list[dict[str, Any]] = []
-    for scheduler_id in ids:
+    for scheduler_id in ids.strip("{}").split(","):
         try:
             with conn.transaction():
                 outcomes += db.fetch_all(
-                    conn, "tick_apply", ids=[scheduler_id], now=now, actor=actor
+                    conn, "tick_apply", ids=f"{{{scheduler_id}}}", now=now, actor=actor
                 )
         except _ROW_ERRORS as exc:
             summary.due += 1
             summary.failed += 1
-            failed_ids.append(scheduler_id)
+            failed_ids.append(uuid.UUID(scheduler_id))
             message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             summary.errors.append({"scheduler_id": str(scheduler_id), "message": message})
     return outcomes
