@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 
 import pytest
 
 from cli_helpers import assert_error, fingerprint, make_due, make_org, make_scheduler
+from conftest import run_cli
 
 UNREACHABLE = "postgresql://schedctl:s3cr3t-pw@127.0.0.1:1/postgres"
 
@@ -72,27 +74,42 @@ def test_exit_1_plain_tick_reports_the_failure_on_stderr(cli, conn) -> None:  # 
 # ------------------------------------------------------------------ 2
 
 
-@pytest.mark.parametrize(
-    "args",
-    [
-        ("list", "--bogus"),
-        ("create", "--every", "6h"),  # missing DOMAIN
-        ("show",),  # missing REF
-        ("create", "example.com", "--every", "6h", "--concurrency", "many"),
-        ("create", "example.com", "--every", "6h", "--max-pages", "1.5"),
-        ("history", "example.com", "--limit", "x"),
-        ("tick", "--limit", "0"),
-        ("nosuchcommand",),
-        ("create", "example.com", "--every"),  # option without its value
-        ("org", "create"),
-    ],
-)
-def test_exit_2_usage_errors_are_one_line(cli, conn, args: tuple[str, ...]) -> None:  # type: ignore[no-untyped-def]
+USAGE_ERRORS = [
+    ("list", "--bogus"),
+    ("create", "--every", "6h"),  # missing DOMAIN
+    ("show",),  # missing REF
+    ("create", "example.com", "--every", "6h", "--concurrency", "many"),
+    ("create", "example.com", "--every", "6h", "--max-pages", "1.5"),
+    ("history", "example.com", "--limit", "x"),
+    ("tick", "--limit", "0"),
+    ("nosuchcommand",),
+    ("create", "example.com", "--every"),  # option without its value
+    ("org", "create"),
+    ("org", "nosuchcommand"),
+]
+
+
+def _problems(check: Callable[[tuple[str, ...]], None], cases: list[tuple[str, ...]]) -> list[str]:
+    """Run `check` on every case; the cases it failed for, with why."""
+    problems = []
+    for args in cases:
+        try:
+            check(args)
+        except AssertionError as exc:
+            problems.append(f"{' '.join(args)}: {exc}")
+    return problems
+
+
+def test_exit_2_usage_errors_are_one_line(cli, conn) -> None:  # type: ignore[no-untyped-def]
     make_org(cli, "Acme")
     before = fingerprint(conn)
-    message = assert_error(cli(*args), 2)
-    assert "Traceback" not in message
-    assert "╭" not in message  # no rich panel
+
+    def check(args: tuple[str, ...]) -> None:
+        message = assert_error(cli(*args), 2)
+        assert "Traceback" not in message
+        assert "╭" not in message  # no rich panel
+
+    assert _problems(check, USAGE_ERRORS) == []
     assert fingerprint(conn) == before
 
 
@@ -115,26 +132,27 @@ REF_COMMANDS = [
 ]
 
 
-@pytest.mark.parametrize("command", REF_COMMANDS, ids=[c[0] for c in REF_COMMANDS])
-def test_exit_3_another_organisations_scheduler_looks_like_a_missing_one(  # type: ignore[no-untyped-def]
-    cli, conn, command: tuple[str, ...]
-) -> None:
+def test_exit_3_another_organisations_scheduler_looks_like_a_missing_one(cli, conn) -> None:  # type: ignore[no-untyped-def]
     make_org(cli, "Acme")
     make_org(cli, "Other")
     theirs = make_scheduler(cli, "theirs.com", "--org", "Other")
     missing_id = str(uuid.uuid4())
     before = fingerprint(conn)
 
-    def message(ref: str) -> str:
+    def message(command: tuple[str, ...], ref: str) -> str:
         args = [part.format(ref=ref) for part in command]
         return assert_error(cli(*args, "--org", "Acme", "--json"), 3).replace(ref, "<REF>")
 
-    by_id, missing_by_id = message(theirs["id"]), message(missing_id)
-    by_domain, missing_by_domain = message("theirs.com"), message("nothere.com")
-    assert by_id == missing_by_id
-    assert by_domain == missing_by_domain
-    assert by_id == by_domain
-    assert "<REF>" in by_id
+    def check(command: tuple[str, ...]) -> None:
+        by_id, missing_by_id = message(command, theirs["id"]), message(command, missing_id)
+        by_domain = message(command, "theirs.com")
+        missing_by_domain = message(command, "nothere.com")
+        assert by_id == missing_by_id
+        assert by_domain == missing_by_domain
+        assert by_id == by_domain
+        assert "<REF>" in by_id
+
+    assert _problems(check, REF_COMMANDS) == []
     assert fingerprint(conn) == before
 
 
@@ -174,23 +192,26 @@ def test_the_same_domain_in_another_organisation_is_no_conflict(cli) -> None:  #
 # ------------------------------------------------------------------ 5
 
 
-@pytest.mark.parametrize(
-    "args",
-    [
-        ("list", "--json"),
-        ("org", "list", "--json"),
-        ("create", "example.com", "--every", "6h", "--json"),
-        ("tick", "--json"),
-        ("migrate", "--json"),
-        ("status", "--json"),
-    ],
-)
-def test_exit_5_when_the_database_is_unreachable(cli, args: tuple[str, ...]) -> None:  # type: ignore[no-untyped-def]
-    env = {"SCHEDCTL_DATABASE_URL": UNREACHABLE, "SCHEDCTL_CONNECT_TIMEOUT": "2"}
-    result = cli(*args, env=env)
-    message = assert_error(result, 5)
-    assert "connect" in message
-    assert "s3cr3t-pw" not in result.stderr
+UNREACHABLE_COMMANDS = [
+    ("list", "--json"),
+    ("org", "list", "--json"),
+    ("create", "example.com", "--every", "6h", "--json"),
+    ("tick", "--json"),
+    ("migrate", "--json"),
+    ("status", "--json"),
+]
+
+
+def test_exit_5_when_the_database_is_unreachable(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("SCHEDCTL_DATABASE_URL", UNREACHABLE)
+    monkeypatch.setenv("SCHEDCTL_CONNECT_TIMEOUT", "2")
+
+    def check(args: tuple[str, ...]) -> None:
+        result = run_cli(list(args))
+        assert "connect" in assert_error(result, 5)
+        assert "s3cr3t-pw" not in result.stderr
+
+    assert _problems(check, UNREACHABLE_COMMANDS) == []
 
 
 def test_exit_5_unreachable_through_database_url_too(cli, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -200,25 +221,26 @@ def test_exit_5_unreachable_through_database_url_too(cli, monkeypatch) -> None: 
     assert_error(cli("org", "list"), 5)
 
 
-@pytest.mark.parametrize(
-    "args",
-    [
-        ("list", "--json"),
-        ("org", "list", "--json"),
-        ("org", "create", "Acme"),
-        ("create", "example.com", "--every", "6h", "--json"),
-        ("show", "example.com"),
-        ("tick", "--json"),
-        ("tick", "--dry-run"),
-        ("status", "--json"),
-    ],
-)
-def test_exit_5_when_the_schema_is_not_migrated(  # type: ignore[no-untyped-def]
-    cli, empty_database_url: str, args: tuple[str, ...]
-) -> None:
-    result = cli(*args, env={"SCHEDCTL_DATABASE_URL": empty_database_url})
-    message = assert_error(result, 5)
-    assert "schedctl migrate" in message
+NOT_MIGRATED_COMMANDS = [
+    ("list", "--json"),
+    ("org", "list", "--json"),
+    ("org", "create", "Acme"),
+    ("create", "example.com", "--every", "6h", "--json"),
+    ("show", "example.com"),
+    ("history", "example.com"),
+    ("tick", "--json"),
+    ("tick", "--dry-run"),
+    ("status", "--json"),
+]
+
+
+def test_exit_5_when_the_schema_is_not_migrated(empty_database_url: str, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("SCHEDCTL_DATABASE_URL", empty_database_url)
+
+    def check(args: tuple[str, ...]) -> None:
+        assert "schedctl migrate" in assert_error(run_cli(list(args)), 5)
+
+    assert _problems(check, NOT_MIGRATED_COMMANDS) == []
 
 
 def test_exit_5_when_only_part_of_the_schema_is_migrated(  # type: ignore[no-untyped-def]
