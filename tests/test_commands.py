@@ -701,3 +701,23 @@ def test_unknown_organisation_is_not_found(cli, conn, org: str) -> None:  # type
 def test_no_organisation_at_all_says_how_to_create_one(cli) -> None:  # type: ignore[no-untyped-def]
     message = assert_error(cli("list"), 3)
     assert "schedctl org create" in message
+
+
+# ------------------------------------------------------------------ the server's time zone
+
+
+def test_a_server_time_zone_with_daylight_saving_changes_nothing(cli, conn) -> None:  # type: ignore[no-untyped-def]
+    # Europe/Berlin moves its clocks at 01:00 UTC on 2031-03-30; every time must still be
+    # exactly N hours apart, as the grid is absolute.
+    dbname = conn.info.dbname
+    conn.execute(f"ALTER DATABASE {dbname} SET timezone TO 'Europe/Berlin'")
+    make_org(cli, "Acme")
+    doc = make_scheduler(cli, "example.com", "--start-at", "2031-03-30T00:00:00Z")
+    shown = _json(cli("show", doc["id"], "--next", "3", "--json"))
+    assert shown["next_runs"] == [
+        "2031-03-30T00:00:00Z",
+        "2031-03-30T06:00:00Z",
+        "2031-03-30T12:00:00Z",
+    ]
+    after = _json(cli("update", doc["id"], "--every", "24h", "--json"))
+    assert after["next_run_at"] == "2031-03-30T18:00:00Z"

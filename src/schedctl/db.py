@@ -101,9 +101,11 @@ def connect(settings: Settings, url: str | None = None) -> Iterator[Connection]:
             "invalid database URL in SCHEDCTL_DATABASE_URL or DATABASE_URL "
             "(expected postgresql://user@host:port/dbname)"
         ) from None
-    # Appended to any options the URL already carries, rather than replacing them.
-    lock_option = f"-c lock_timeout={int(settings.lock_timeout * 1000)}"
-    params["options"] = f"{params.get('options') or ''} {lock_option}".strip()
+    # Appended to any options the URL already carries, rather than replacing them. The
+    # session runs in UTC so that times come back in UTC: Python adds a timedelta to a
+    # time of a zone with daylight saving as wall-clock time, an hour off across a change.
+    session = f"-c lock_timeout={int(settings.lock_timeout * 1000)} -c timezone=UTC"
+    params["options"] = f"{params.get('options') or ''} {session}".strip()
     params.setdefault("application_name", "schedctl")
     params["connect_timeout"] = settings.connect_timeout
     try:
