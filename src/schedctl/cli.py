@@ -34,8 +34,25 @@ OrgOpt = Annotated[
     typer.Option("--org", help="Organisation id or name (default: SCHEDCTL_ORG, or the only one)."),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+
+
+class _Verbosity:
+    """Whether the command being run was given -v, as its parser read it (a value such as
+    `--reason -v` is not the flag)."""
+
+    requested = False
+
+
+def _remember_verbose(value: bool) -> bool:
+    _Verbosity.requested = _Verbosity.requested or value
+    return value
+
+
 VerboseOpt = Annotated[
-    bool, typer.Option("--verbose", "-v", help="Show the traceback of an error.")
+    bool,
+    typer.Option(
+        "--verbose", "-v", help="Show the traceback of an error.", callback=_remember_verbose
+    ),
 ]
 RefArg = Annotated[
     str, typer.Argument(help="The scheduler's id, or its domain.", show_default=False)
@@ -503,16 +520,18 @@ def main(argv: list[str] | None = None) -> None:
     from typer._click import exceptions as click_exc
 
     args = sys.argv[1:] if argv is None else argv
-    verbose = "-v" in args or "--verbose" in args
+    _Verbosity.requested = False
     try:
         result = app(args=args, prog_name="schedctl", standalone_mode=False)
     except SchedctlError as exc:
-        if verbose and exc.__cause__ is not None:
+        if _Verbosity.requested and exc.__cause__ is not None:
             _print_traceback(exc)
         _fail(exc.message, exc.exit_code)
     except click_exc.NoArgsIsHelpError as exc:
         print(exc.ctx.get_help() if exc.ctx else "", file=sys.stderr)
-        raise SystemExit(2) from None
+        # Help for people; for scripts, the same one `error:` line as every usage error.
+        path = exc.ctx.command_path if exc.ctx else "schedctl"
+        _fail(f"missing command (see `{path} --help`)", 2)
     except click_exc.UsageError as exc:
         hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx else ""
         _fail(exc.format_message().strip().splitlines()[0] + hint, 2)
@@ -523,7 +542,7 @@ def main(argv: list[str] | None = None) -> None:
     except click_exc.ClickException as exc:
         _fail(exc.format_message().strip().splitlines()[0], exc.exit_code)
     except Exception as exc:
-        if verbose:
+        if _Verbosity.requested:
             _print_traceback(exc)
         _fail(f"unexpected {type(exc).__name__}: {_safe(str(exc))}", 1)
     raise SystemExit(result if isinstance(result, int) else 0)

@@ -121,6 +121,11 @@ def connect(settings: Settings, url: str | None = None) -> Iterator[Connection]:
         error = translate(exc, settings)
         error.message = redact(error.message, secrets)
         raise error from exc
+    except UnicodeEncodeError as exc:
+        # A value from argv holding undecodable bytes (surrogates) cannot be sent as text.
+        raise InvalidInput(
+            "an argument holds bytes that are not valid text in the locale's encoding"
+        ) from exc
     finally:
         conn.close()
 

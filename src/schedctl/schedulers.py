@@ -265,7 +265,10 @@ def update(conn: db.Connection, org_id: Any, ref: str, template: Template) -> Di
         new.update(values)
         if "schedule_interval_hours" in values:
             anchor = old["next_run_at"] - timedelta(hours=old["schedule_interval_hours"])
-            new["next_run_at"] = anchor + timedelta(hours=values["schedule_interval_hours"])
+            try:
+                new["next_run_at"] = anchor + timedelta(hours=values["schedule_interval_hours"])
+            except OverflowError:
+                raise InvalidInput("--every: the next run would fall after the year 9999") from None
         if template.start_at is not None:
             new["next_run_at"] = start_at if start_at is not None else old["db_now"]
         if values.get("is_enabled") is True:
@@ -354,12 +357,15 @@ def next_runs(row: DictRow, count: int) -> list[datetime]:
     now: datetime = row["db_now"]
     first: datetime = row["next_run_at"]
     runs = [first]
-    following = first + step
-    if first <= now:  # due: one job at the next tick, then the grid after now
-        following += step * ((now - first) // step)
-    while len(runs) < count:
-        runs.append(following)
-        following += step
+    try:
+        following = first + step
+        if first <= now:  # due: one job at the next tick, then the grid after now
+            following += step * ((now - first) // step)
+        while len(runs) < count:
+            runs.append(following)
+            following += step
+    except OverflowError:
+        pass  # the grid goes on past the year 9999, where no datetime reaches
     return runs
 
 
