@@ -4,7 +4,11 @@ contrib files that run tick keep the database URL out of sight."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -264,3 +268,32 @@ def test_the_crontab_runs_tick_every_minute_reading_the_url_from_a_file() -> Non
         "* * * * * schedctl set -a && . /etc/schedctl/env && set +a && exec schedctl tick --quiet"
     ]
     assert "SCHEDCTL_DATABASE_URL=postgresql" not in "\n".join(lines)
+
+
+@pytest.mark.skipif(shutil.which("sh") is None, reason="needs a POSIX shell")
+def test_the_crontab_command_ticks_quietly_as_the_role(  # type: ignore[no-untyped-def]
+    cli, conn, tick_role: TickRole, tmp_path: Path
+) -> None:
+    """The crontab line's command, run by sh as cron would, with the env file elsewhere."""
+    _every_path_of_tick(cli, conn)
+    env_file = tmp_path / "env"
+    env_file.write_text(f"SCHEDCTL_DATABASE_URL='{tick_role.url}'\n")
+    env_file.chmod(0o600)
+    line = next(
+        line
+        for line in (CONTRIB / "crontab.example").read_text().splitlines()
+        if line.startswith("* * * * * schedctl ")
+    )
+    command = line.removeprefix("* * * * * schedctl ").replace("/etc/schedctl/env", str(env_file))
+    path = os.pathsep.join([str(Path(sys.executable).parent), "/usr/bin", "/bin"])
+    proc = subprocess.run(
+        ["sh", "-c", command],
+        env={"PATH": path, "HOME": str(tmp_path)},  # cron's bare environment
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "", "")
+    assert conn.execute("SELECT count(*) FROM jobs WHERE source_type = 'scheduler'").fetchone() == (
+        2,
+    )
