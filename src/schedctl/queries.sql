@@ -116,13 +116,16 @@ WHERE id = %(id)s;
 DELETE FROM schedulers WHERE id = %(id)s;
 
 -- name: scheduler_history
--- A scheduler's jobs, newest first, one page.
+-- A scheduler's jobs, newest first, one page; only those of the scheduler's organisation,
+-- even where the host linked another organisation's job to it.
 SELECT j.id, j.scheduler_id, d.name AS domain, j.status, j.progress, j.created_at,
        j.started_at, j.completed_at, j.total_tasks, j.completed_tasks, j.failed_tasks,
        j.skipped_tasks
 FROM jobs j
 JOIN domains d ON d.id = j.domain_id
+JOIN schedulers s ON s.id = j.scheduler_id
 WHERE j.scheduler_id = %(scheduler_id)s
+  AND j.organisation_id = s.organisation_id
 ORDER BY j.created_at DESC, j.id DESC
 LIMIT %(limit)s OFFSET %(offset)s;
 
