@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import psycopg
@@ -38,29 +38,42 @@ def database_url(settings: Settings) -> str:
 
 
 def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
-    """Remove user info from any URI in `text`, and every given secret."""
+    """Remove user info from any URI in `text`, and every given secret (longest first)."""
     text = _USERINFO.sub(r"\g<scheme>***@", text)
-    for secret in secrets:
+    for secret in sorted(secrets, key=len, reverse=True):
         if secret:
             text = text.replace(secret, "***")
     return text
 
 
-def url_secrets(url: str) -> tuple[str, ...]:
-    """The password held by a libpq URI or key=value string, in the forms it may be printed."""
-    from urllib.parse import unquote, urlsplit
+# Characters that end the password of a URI whose user info was not percent-encoded, at
+# which a parser may cut it, taking what follows for a host, a port or a database.
+_URI_DELIMITERS = re.compile(r"[/@:?#]")
+_KEYWORD_PASSWORD = re.compile(r"(?:^|\s|[?&])password\s*=\s*('(?:[^'\\]|\\.)*'|[^\s&]+)")
 
-    found: list[str] = []
-    try:
-        password = urlsplit(url).password
-    except ValueError:
-        password = None
-    if password:
-        found += [password, unquote(password)]
-    match = re.search(r"(?:^|\s|[?&])password=([^\s&]+)", url)
-    if match:
-        found += [match.group(1), unquote(match.group(1))]
-    return tuple(s for s in found if len(s) >= 1)
+
+def url_secrets(url: str) -> tuple[str, ...]:
+    """The password a libpq URI or key=value string holds, in every form it may be printed:
+    as libpq reads it, as written, percent-encoded or not, and, where the URI's password was
+    not percent-encoded, the pieces a parser may have taken for a host, port or database."""
+    from urllib.parse import quote, quote_plus, unquote, urlsplit
+
+    passwords: list[str] = []
+    with suppress(psycopg.Error):
+        passwords.append(str(conninfo_to_dict(url).get("password") or ""))
+    with suppress(ValueError):
+        passwords.append(urlsplit(url).password or "")
+    _, separator, rest = url.partition("://")
+    if separator and "@" in rest:
+        # As a person reads it: everything between the first ':' and the last '@'.
+        written = rest.rpartition("@")[0].partition(":")[2]
+        passwords.append(written)
+        passwords += [piece for piece in _URI_DELIMITERS.split(written) if len(piece) >= 3]
+    passwords += [match.group(1).strip("'") for match in _KEYWORD_PASSWORD.finditer(url)]
+    found: set[str] = set()
+    for password in filter(None, passwords):
+        found.update({password, unquote(password), quote(password, safe=""), quote_plus(password)})
+    return tuple(sorted(found, key=len, reverse=True))
 
 
 def translate(exc: psycopg.Error, settings: Settings) -> SchedctlError:
