@@ -10,7 +10,7 @@ from typing import Any
 import psycopg
 from psycopg import errors as pgerrors
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
-from psycopg.rows import DictRow, dict_row
+from psycopg.rows import DictRow, dict_row, tuple_row
 
 from schedctl.config import Settings
 from schedctl.errors import (
@@ -146,6 +146,12 @@ def connect(settings: Settings, url: str | None = None) -> Iterator[Connection]:
 def fetch_all(conn: Connection, name: str, /, **params: Any) -> list[DictRow]:
     """Run the named query and return its rows."""
     return conn.execute(query(name), params).fetchall()
+
+
+def fetch_tuples(conn: Connection, name: str, /, **params: Any) -> list[tuple[Any, ...]]:
+    """Run the named query and return its rows as plain tuples (cheaper in bulk)."""
+    with conn.cursor(row_factory=tuple_row) as cursor:
+        return cursor.execute(query(name), params).fetchall()
 
 
 def fetch_one(conn: Connection, name: str, /, **params: Any) -> DictRow | None:

@@ -197,8 +197,8 @@ ORDER BY at DESC, id DESC
 LIMIT 1;
 
 -- name: tick_claim
--- Lock up to a batch of due schedulers, most overdue first, skipping rows another tick
--- holds; their ids come back as one uuid[] literal, passed to tick_apply as it is.
+-- Lock up to a batch of due schedulers (of `only` when given), most overdue first, skipping
+-- rows another tick holds; their ids come back as one uuid[] literal for tick_apply.
 -- NO KEY UPDATE is enough to keep other ticks and operators out, and lets the host
 -- keep inserting jobs that reference these schedulers meanwhile.
 SELECT array_agg(id)::text AS ids, count(*) AS claimed
@@ -206,6 +206,7 @@ FROM (
     SELECT id FROM schedulers
     WHERE is_enabled AND next_run_at <= COALESCE(%(now)s::timestamptz, now())
       AND NOT (id = ANY (%(exclude)s::uuid[]))
+      AND (%(only)s::uuid[] IS NULL OR id = ANY (%(only)s::uuid[]))
     ORDER BY next_run_at
     LIMIT %(batch)s
     FOR NO KEY UPDATE SKIP LOCKED
@@ -214,7 +215,8 @@ FROM (
 -- name: tick_apply
 -- For the claimed schedulers: apply the overlap policy, make one job per slot (the unique
 -- slot index refuses a second), record skipped slots, and move next_run_at to the first
--- grid time strictly after now. Returns one row per scheduler with what was done.
+-- grid time strictly after now. Returns one row per scheduler with what was done, its
+-- columns in the order tick.py unpacks them.
 -- Run in the claim's transaction, after it: this statement's snapshot is taken once the
 -- rows are locked, so it sees every job an earlier tick made for them.
 WITH clock AS (

@@ -15,7 +15,12 @@ from psycopg import errors as pgerrors
 
 from schedctl import db
 
+# A pass claims its first batch small and doubles each next one up to the maximum: a
+# pass over a few due schedulers commits soon (and several ticks starting together share
+# the work), while a large one pays the cost of a batch (planning, a commit, its scans)
+# only a few times.
 BATCH_SIZE = 1000
+MAX_BATCH_SIZE = 8000
 
 # Errors that belong to one scheduler's rows (a host constraint or trigger refusing a
 # job); anything else (connection lost, lock timeout, schema missing) ends the pass.
@@ -49,6 +54,9 @@ class Summary:
 
 
 JobSink = Callable[[dict[str, Any]], None]
+# One row of tick_apply: scheduler_id, job_id, organisation_id, domain, slot, next_run_at,
+# missed, skip.
+Outcome = tuple[Any, ...]
 
 
 def run(
@@ -59,13 +67,16 @@ def run(
     limit: int | None = None,
     now: datetime | None = None,
     batch_size: int = BATCH_SIZE,
+    max_batch_size: int = MAX_BATCH_SIZE,
     actor: str = "tick",
 ) -> Summary:
-    """One pass over the due schedulers, in committed batches (one rolled-back
-    transaction for a dry run), then this host's heartbeat. `now` replaces the
-    database clock, for tests."""
+    """One pass over the due schedulers, in committed batches of `batch_size` doubling
+    up to `max_batch_size` (one rolled-back transaction for a dry run), then this host's
+    heartbeat. `now` replaces the database clock, for tests."""
     try:
-        summary = _pass(conn, on_job, dry_run, limit, now, batch_size, actor)
+        summary = _pass(
+            conn, on_job, dry_run, limit, now, batch_size, max(batch_size, max_batch_size), actor
+        )
     except psycopg.Error as exc:
         if not dry_run:
             _record_failure(conn, str(exc))
@@ -82,6 +93,7 @@ def _pass(
     limit: int | None,
     now: datetime | None,
     batch_size: int,
+    max_batch_size: int,
     actor: str,
 ) -> Summary:
     summary = Summary()
@@ -92,41 +104,56 @@ def _pass(
     with outer:
         while limit is None or summary.due < limit:
             size = batch_size if limit is None else min(batch_size, limit - summary.due)
-            with conn.transaction():
-                claimed = db.fetch_one(conn, "tick_claim", now=now, batch=size, exclude=failed_ids)
-                if claimed is None or not claimed["claimed"]:
-                    break
-                outcomes = _apply(conn, claimed["ids"], now, actor, summary, failed_ids)
+            batch_size = min(batch_size * 2, max_batch_size)
+            ids = None
+            try:
+                with conn.transaction():
+                    ids = _claim(conn, now, size, None, failed_ids)
+                    if ids is None:
+                        break
+                    outcomes = db.fetch_tuples(conn, "tick_apply", ids=ids, now=now, actor=actor)
+            except _ROW_ERRORS:
+                if ids is None:
+                    raise
+                # A row of the batch failed, and the batch was rolled back: redo it one
+                # scheduler at a time, so that only the failing ones are left out.
+                outcomes = _one_at_a_time(conn, ids, now, actor, summary, failed_ids)
             # Reported once the batch is committed: a job that is printed exists.
-            for outcome in outcomes:
-                _count(summary, outcome)
-                if outcome["job_id"] is not None or (dry_run and not outcome["skip"]):
-                    on_job(_job_entry(outcome, dry_run))
+            _report(summary, outcomes, on_job, dry_run)
     return summary
 
 
-def _apply(
+def _claim(
+    conn: db.Connection,
+    now: datetime | None,
+    size: int,
+    only: str | None,
+    failed_ids: list[uuid.UUID],
+) -> str | None:
+    """Lock up to `size` due schedulers (of `only`, when given); their ids as a uuid[]
+    literal, or None when there are none."""
+    claimed = db.fetch_one(conn, "tick_claim", now=now, batch=size, only=only, exclude=failed_ids)
+    return claimed["ids"] if claimed is not None and claimed["claimed"] else None
+
+
+def _one_at_a_time(
     conn: db.Connection,
     ids: str,
     now: datetime | None,
     actor: str,
     summary: Summary,
     failed_ids: list[uuid.UUID],
-) -> list[dict[str, Any]]:
-    """Apply one claimed batch (`ids`: a uuid[] literal) set-based; if a row of it fails,
-    redo the batch one scheduler at a time so that only the failing ones are left out."""
-    try:
-        with conn.transaction():
-            return db.fetch_all(conn, "tick_apply", ids=ids, now=now, actor=actor)
-    except _ROW_ERRORS:
-        pass
-    outcomes: list[dict[str, Any]] = []
+) -> list[Outcome]:
+    """Each scheduler of a rolled-back batch (`ids`: a uuid[] literal) claimed again and
+    applied in its own transaction; one that still fails is counted and left out."""
+    outcomes: list[Outcome] = []
     for scheduler_id in ids.strip("{}").split(","):
         try:
             with conn.transaction():
-                outcomes += db.fetch_all(
-                    conn, "tick_apply", ids=f"{{{scheduler_id}}}", now=now, actor=actor
-                )
+                # Still due and free? Another tick may have taken it meanwhile.
+                one = _claim(conn, now, 1, f"{{{scheduler_id}}}", failed_ids)
+                if one is not None:
+                    outcomes += db.fetch_tuples(conn, "tick_apply", ids=one, now=now, actor=actor)
         except _ROW_ERRORS as exc:
             summary.due += 1
             summary.failed += 1
@@ -136,24 +163,27 @@ def _apply(
     return outcomes
 
 
-def _count(summary: Summary, outcome: dict[str, Any]) -> None:
-    summary.due += 1
-    summary.missed += outcome["missed"]
-    if outcome["job_id"] is not None:
-        summary.created += 1
-    else:  # skipped by the overlap policy, or the slot was already served
-        summary.skipped += 1
-
-
-def _job_entry(outcome: dict[str, Any], dry_run: bool) -> dict[str, Any]:
-    return {
-        "scheduler_id": outcome["scheduler_id"],
-        "job_id": None if dry_run else outcome["job_id"],
-        "organisation_id": outcome["organisation_id"],
-        "domain": outcome["domain"],
-        "slot": outcome["slot"],
-        "next_run_at": outcome["next_run_at"],
-    }
+def _report(summary: Summary, outcomes: list[Outcome], on_job: JobSink, dry_run: bool) -> None:
+    """Count a committed batch's outcomes and hand its jobs to `on_job`. Plain tuples in
+    tick_apply's column order: a large pass has tens of thousands of them."""
+    for scheduler_id, job_id, organisation_id, domain, slot, next_run_at, missed, skip in outcomes:
+        summary.due += 1
+        summary.missed += missed
+        if job_id is not None:
+            summary.created += 1
+        else:  # skipped by the overlap policy, or the slot was already served
+            summary.skipped += 1
+        if job_id is not None or (dry_run and not skip):
+            on_job(
+                {
+                    "scheduler_id": scheduler_id,
+                    "job_id": None if dry_run else job_id,
+                    "organisation_id": organisation_id,
+                    "domain": domain,
+                    "slot": slot,
+                    "next_run_at": next_run_at,
+                }
+            )
 
 
 def record_heartbeat(conn: db.Connection, summary: Summary) -> None:
