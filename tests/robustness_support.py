@@ -4,6 +4,10 @@ fixed little world of organisations and schedulers, and the checks every result 
 from __future__ import annotations
 
 import re
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 # Every table a schedctl command may write (the host's and schedctl's own).
@@ -94,3 +98,32 @@ def check_result(result: Any, *, verbose: bool = False) -> None:
         assert [line for line in lines if line.startswith("error: ")] == lines[-1:], context
         if not verbose and not lines[-1].startswith("error: missing command"):
             assert len(lines) == 1, context
+
+
+@contextmanager
+def silent_server() -> Iterator[int]:
+    """A local port that accepts connections and never says a word (a hung server)."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    listener.settimeout(0.1)
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                accepted.append(listener.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join()
+        for sock in accepted:
+            sock.close()
+        listener.close()

@@ -10,8 +10,6 @@ key=value form, DATABASE_URL and a .env file, and `migrate` with each."""
 from __future__ import annotations
 
 import secrets
-import socket
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +21,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
 from conftest import run_cli_subprocess
-from robustness_support import check_result
+from robustness_support import check_result, silent_server
 
 # Two random pieces: if either shows up anywhere, some of the password leaked.
 HEAD = f"s3cr3t{secrets.token_hex(6)}"
@@ -99,28 +97,8 @@ def uri(
 @pytest.fixture
 def silent_port() -> Iterator[int]:
     """A port that accepts connections and never answers (a hung server)."""
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(16)
-    accepted: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        listener.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                accepted.append(listener.accept()[0])
-            except OSError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield listener.getsockname()[1]
-    stop.set()
-    thread.join()
-    for sock in accepted:
-        sock.close()
-    listener.close()
+    with silent_server() as port:
+        yield port
 
 
 # Commands run against each URL, each also with -v; the NUL in --org makes the driver raise

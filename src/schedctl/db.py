@@ -83,7 +83,8 @@ def translate(exc: psycopg.Error, settings: Settings) -> SchedctlError:
     if isinstance(exc, pgerrors.LockNotAvailable):
         return OperationFailed(
             f"gave up waiting for a database lock after {settings.lock_timeout:g} s "
-            "(SCHEDCTL_LOCK_TIMEOUT); another session holds it; nothing was written"
+            "(SCHEDCTL_LOCK_TIMEOUT); another session holds it; "
+            "what was not yet committed was rolled back"
         )
     if isinstance(exc, pgerrors.UniqueViolation):
         return Conflict(f"already exists: {_first_line(exc)}")
@@ -91,7 +92,8 @@ def translate(exc: psycopg.Error, settings: Settings) -> SchedctlError:
         return InvalidInput(f"invalid value: {_first_line(exc)}")
     if isinstance(exc, psycopg.OperationalError):
         return OperationFailed(
-            f"the database connection failed part-way; nothing was written: {_first_line(exc)}"
+            "the database operation failed part-way (connection lost or statement cancelled); "
+            f"what was not yet committed was rolled back: {_first_line(exc)}"
         )
     return OperationFailed(f"database error: {_first_line(exc)}")
 
