@@ -25,7 +25,7 @@ def migrations_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "migrations"
 
 
-def yoyo_url(url: str, connect_timeout: int) -> str:
+def yoyo_url(url: str, connect_timeout: int, lock_timeout: float | None = None) -> str:
     """Any libpq URI or key=value string as the URL yoyo needs to pick psycopg 3; yoyo
     hands its query parameters to psycopg as they are."""
     from urllib.parse import quote, urlencode
@@ -35,6 +35,11 @@ def yoyo_url(url: str, connect_timeout: int) -> str:
     params = {key: str(value) for key, value in conninfo_to_dict(url).items()}
     dbname = params.pop("dbname", "")
     params.setdefault("connect_timeout", str(connect_timeout))
+    if lock_timeout is not None:
+        # A migration's ALTER TABLE waiting for the host's workers would queue every
+        # other query on that table behind it: give up instead, as every command does.
+        lock_option = f"-c lock_timeout={int(lock_timeout * 1000)}"
+        params["options"] = f"{params.get('options', '')} {lock_option}".strip()
     return f"postgresql+psycopg:///{quote(dbname, safe='')}?{urlencode(params)}"
 
 
@@ -53,7 +58,7 @@ def migrate(settings: Settings, *, dry_run: bool = False, upto: str | None = Non
                 # yoyo's backend creates its bookkeeping tables as soon as it connects, so a
                 # dry run reads what is applied itself and writes nothing at all.
                 return [m.id for m in _up_to(_pending_read_only(lock_conn, migrations), upto)]
-            backend = get_backend(yoyo_url(url, settings.connect_timeout))
+            backend = get_backend(yoyo_url(url, settings.connect_timeout, settings.lock_timeout))
             try:
                 backend.break_lock()  # no other migrate can be running: we hold the lock
             except Exception:  # the lock table does not exist yet on a new database
@@ -62,8 +67,13 @@ def migrate(settings: Settings, *, dry_run: bool = False, upto: str | None = Non
             backend.apply_migrations(pending)
             return [m.id for m in pending]
         except psycopg.Error as exc:
+            reason = (
+                db.translate(exc, settings).message
+                if isinstance(exc, psycopg.errors.LockNotAvailable)
+                else str(exc)
+            )
             raise OperationFailed(
-                db.redact(f"migration failed; its transaction was rolled back: {exc}", secrets)
+                db.redact(f"migration failed; its transaction was rolled back: {reason}", secrets)
             ) from None
         finally:
             lock_conn.execute("SELECT pg_advisory_unlock(%s)", [_ADVISORY_KEY])
