@@ -409,6 +409,11 @@ def test_a_value_that_reads_like_a_flag_does_not_turn_on_tracebacks(cli: Any, wo
     assert result.stderr == (
         "error: invalid value: PostgreSQL text fields cannot contain NUL (0x00) bytes\n"
     )
+    # The flag itself, anywhere among the options, still shows the traceback.
+    verbose = cli("pause", "alpha.com", "-v", "--reason", "-v", "--org", "\x00")
+    assert verbose.code == 2
+    assert verbose.stderr.startswith("Traceback (most recent call last):")
+    assert verbose.stderr.splitlines()[-1] == result.stderr.strip()
 
 
 def test_an_undecodable_argument_is_invalid_input(cli: Any, world: Any) -> None:
