@@ -330,3 +330,69 @@ def test_overlap_policies_hold_while_ticks_race(conn, database_url: str) -> None
         """
     ).fetchall()
     assert Counter(per_scheduler) == Counter({(1, 1): per_policy // 2, (0, 2): per_policy // 2})
+
+
+def test_a_large_pass_works_over_two_connections_and_leaves_a_failing_scheduler_out(  # type: ignore[no-untyped-def]
+    conn, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from schedctl import db, tick
+    from schedctl.config import Settings
+
+    total = 3000
+    _seed_due(conn, total)
+    # Which sessions made jobs, and a host rule refusing one scheduler's job.
+    conn.execute(
+        """
+        CREATE TABLE test_sessions (pid integer);
+        CREATE FUNCTION test_record_session() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            INSERT INTO test_sessions VALUES (pg_backend_pid());
+            RETURN NULL;
+        END
+        $$;
+        CREATE TRIGGER test_record_session AFTER INSERT ON jobs
+            FOR EACH STATEMENT EXECUTE FUNCTION test_record_session();
+        CREATE FUNCTION test_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF NEW.domain_id = (SELECT id FROM domains WHERE name = 'site-1234-replace.com') THEN
+                RAISE EXCEPTION 'the host refuses this job';
+            END IF;
+            RETURN NEW;
+        END
+        $$;
+        CREATE TRIGGER test_refuse BEFORE INSERT ON jobs
+            FOR EACH ROW EXECUTE FUNCTION test_refuse();
+        """
+    )
+    (refused,) = conn.execute(
+        "SELECT s.id::text FROM schedulers s JOIN domains d ON d.id = s.domain_id "
+        "WHERE d.name = 'site-1234-replace.com'"
+    ).fetchone()
+    due = _due_slots(conn)
+    monkeypatch.setenv("SCHEDCTL_DATABASE_URL", database_url)
+    settings = Settings()
+    opened = []
+
+    def connect():  # type: ignore[no-untyped-def]
+        opened.append(1)
+        return db.connect(settings)
+
+    jobs: list[dict[str, Any]] = []
+    with db.connect(settings) as tick_conn:
+        summary = tick.run(
+            tick_conn, on_job=jobs.append, batch_size=100, max_batch_size=400, connect=connect
+        )
+
+    assert (summary.due, summary.created, summary.failed) == (total, total - 1, 1)
+    assert summary.errors == [{"scheduler_id": refused, "message": "the host refuses this job"}]
+    assert opened == [1]
+    (sessions,) = conn.execute("SELECT count(DISTINCT pid) FROM test_sessions").fetchone()
+    assert sessions == 2  # both connections made jobs
+    made = _job_slots(conn)
+    assert len(made) == len(set(made)) == total - 1
+    assert set(made) == {(sid, slot) for sid, slot in due if sid != refused}
+    assert sorted(str(j["job_id"]) for j in jobs) == sorted(
+        r[0] for r in conn.execute("SELECT id FROM jobs").fetchall()
+    )
+    # The refused scheduler is still due, on its slot; every other one has moved on.
+    assert _due_slots(conn) == {(sid, slot) for sid, slot in due if sid == refused}

@@ -473,8 +473,13 @@ def tick(
         check_range("--limit", limit, *TICK_LIMIT)
     settings = load_settings()
     report = render.TickReport(as_json=as_json, quiet=quiet, dry_run=dry_run)
+    # A large pass may open a second connection; not to the embedded server, which
+    # each connection would start (or join) again.
+    second = (lambda: db.connect(settings)) if settings.database_url is not None else None
     with db.connect(settings) as conn:
-        summary = tick_pass.run(conn, on_job=report.job, dry_run=dry_run, limit=limit)
+        summary = tick_pass.run(
+            conn, on_job=report.job, dry_run=dry_run, limit=limit, connect=second
+        )
     report.finish(summary)
     if not summary.ok:
         raise typer.Exit(1)

@@ -295,6 +295,11 @@ FROM planned p
 LEFT JOIN inserted i ON i.scheduler_id = p.id
 ORDER BY p.slot, p.id;
 
+-- name: tick_heartbeat_relaxed
+-- The heartbeat's transaction does not wait for its WAL flush: a heartbeat lost in a crash
+-- costs nothing, and an idle tick, run every minute, stays cheap.
+SET LOCAL synchronous_commit TO OFF;
+
 -- name: tick_heartbeat
 -- Record this host's last tick pass and its outcome, for `status`.
 INSERT INTO tick_heartbeats (host, ticked_at, ok, due, created, skipped, failed, missed, message)

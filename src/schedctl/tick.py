@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import socket
+import threading
 import uuid
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -54,6 +55,8 @@ class Summary:
 
 
 JobSink = Callable[[dict[str, Any]], None]
+# Opens another connection like the one a pass was given (for a second worker).
+Connector = Callable[[], AbstractContextManager[db.Connection]]
 # One row of tick_apply: scheduler_id, job_id, organisation_id, domain, slot, next_run_at,
 # missed, skip.
 Outcome = tuple[Any, ...]
@@ -69,58 +72,128 @@ def run(
     batch_size: int = BATCH_SIZE,
     max_batch_size: int = MAX_BATCH_SIZE,
     actor: str = "tick",
+    connect: Connector | None = None,
 ) -> Summary:
     """One pass over the due schedulers, in committed batches of `batch_size` doubling
-    up to `max_batch_size` (one rolled-back transaction for a dry run), then this host's
-    heartbeat. `now` replaces the database clock, for tests."""
+    up to `max_batch_size`, then this host's heartbeat; a dry run is one transaction,
+    rolled back. Given `connect`, a large pass (its first batch came back full) also
+    claims batches over a second connection, so that the database applies two at once,
+    as two ticks would. `now` replaces the database clock, for tests."""
+    state = _Pass(
+        on_job=on_job,
+        dry_run=dry_run,
+        limit=limit,
+        now=now,
+        actor=actor,
+        max_batch_size=max(batch_size, max_batch_size),
+    )
     try:
-        summary = _pass(
-            conn, on_job, dry_run, limit, now, batch_size, max(batch_size, max_batch_size), actor
-        )
+        _run_pass(conn, state, batch_size, connect)
     except psycopg.Error as exc:
         if not dry_run:
             _record_failure(conn, str(exc))
         raise
     if not dry_run:
-        record_heartbeat(conn, summary)
-    return summary
+        record_heartbeat(conn, state.summary)
+    return state.summary
 
 
-def _pass(
-    conn: db.Connection,
-    on_job: JobSink,
-    dry_run: bool,
-    limit: int | None,
-    now: datetime | None,
-    batch_size: int,
-    max_batch_size: int,
-    actor: str,
-) -> Summary:
-    summary = Summary()
-    failed_ids: list[uuid.UUID] = []
-    # A real pass commits batch by batch, so a killed tick keeps the batches it finished;
-    # a dry run does the same work inside one transaction that is rolled back.
-    outer = conn.transaction(force_rollback=True) if dry_run else nullcontext()
-    with outer:
-        while limit is None or summary.due < limit:
-            size = batch_size if limit is None else min(batch_size, limit - summary.due)
-            batch_size = min(batch_size * 2, max_batch_size)
-            ids = None
+@dataclass
+class _Pass:
+    """One pass: what it was asked, and what it did so far. Shared by the connections
+    working on it; `lock` guards the results and the calls of `on_job`."""
+
+    on_job: JobSink
+    dry_run: bool
+    limit: int | None
+    now: datetime | None
+    actor: str
+    max_batch_size: int
+    summary: Summary = field(default_factory=Summary)
+    failed_ids: list[uuid.UUID] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    stop: threading.Event = field(default_factory=threading.Event)
+    helper_error: BaseException | None = None
+
+
+def _run_pass(
+    conn: db.Connection, state: _Pass, batch_size: int, connect: Connector | None
+) -> None:
+    if state.dry_run:
+        with conn.transaction(force_rollback=True):
+            _work(conn, state, batch_size)
+        return
+    # A real pass commits batch by batch, so a killed tick keeps the batches it finished.
+    first = batch_size if state.limit is None else min(batch_size, state.limit)
+    claimed = _batch(conn, state, first)
+    if not claimed:
+        return
+    size = min(first * 2, state.max_batch_size)
+    if claimed < first or connect is None or state.limit is not None:
+        _work(conn, state, size)
+        return
+    helper = threading.Thread(target=_help, args=(connect, state, size), daemon=True)
+    helper.start()
+    try:
+        _work(conn, state, size)
+    except BaseException:
+        state.stop.set()
+        raise
+    finally:
+        helper.join()
+    if state.helper_error is not None:
+        raise state.helper_error
+
+
+def _help(connect: Connector, state: _Pass, size: int) -> None:
+    """The second worker of a large pass, on its own connection."""
+    try:
+        with connect() as conn:
             try:
-                with conn.transaction():
-                    ids = _claim(conn, now, size, None, failed_ids)
-                    if ids is None:
-                        break
-                    outcomes = db.fetch_tuples(conn, "tick_apply", ids=ids, now=now, actor=actor)
-            except _ROW_ERRORS:
-                if ids is None:
-                    raise
-                # A row of the batch failed, and the batch was rolled back: redo it one
-                # scheduler at a time, so that only the failing ones are left out.
-                outcomes = _one_at_a_time(conn, ids, now, actor, summary, failed_ids)
-            # Reported once the batch is committed: a job that is printed exists.
-            _report(summary, outcomes, on_job, dry_run)
-    return summary
+                _work(conn, state, size)
+            except BaseException as exc:  # raised again by the first worker
+                state.helper_error = exc
+                state.stop.set()
+    except Exception:
+        pass  # no second connection (the server may refuse one): the first carries on alone
+
+
+def _work(conn: db.Connection, state: _Pass, size: int) -> None:
+    """Batches of growing size until none is left to claim (or the limit is reached)."""
+    while not state.stop.is_set():
+        if state.limit is not None:
+            size = min(size, state.limit - state.summary.due)
+            if size <= 0:
+                return
+        if not _batch(conn, state, size):
+            return
+        size = min(size * 2, state.max_batch_size)
+
+
+def _batch(conn: db.Connection, state: _Pass, size: int) -> int:
+    """Claim, apply and commit one batch, then report it; the number of schedulers
+    claimed (0: none is left)."""
+    with state.lock:
+        exclude = list(state.failed_ids)
+    ids = None
+    try:
+        with conn.transaction():
+            ids, claimed = _claim(conn, state.now, size, None, exclude)
+            if not claimed:
+                return 0
+            outcomes = db.fetch_tuples(
+                conn, "tick_apply", ids=ids, now=state.now, actor=state.actor
+            )
+    except _ROW_ERRORS:
+        if ids is None:
+            raise
+        # A row of the batch failed, and the batch was rolled back: redo it one
+        # scheduler at a time, so that only the failing ones are left out.
+        outcomes = _one_at_a_time(conn, state, ids)
+    # Reported once the batch is committed: a job that is printed exists.
+    with state.lock:
+        _report(state, outcomes)
+    return claimed
 
 
 def _claim(
@@ -128,22 +201,16 @@ def _claim(
     now: datetime | None,
     size: int,
     only: str | None,
-    failed_ids: list[uuid.UUID],
-) -> str | None:
-    """Lock up to `size` due schedulers (of `only`, when given); their ids as a uuid[]
-    literal, or None when there are none."""
-    claimed = db.fetch_one(conn, "tick_claim", now=now, batch=size, only=only, exclude=failed_ids)
-    return claimed["ids"] if claimed is not None and claimed["claimed"] else None
+    exclude: list[uuid.UUID],
+) -> tuple[str | None, int]:
+    """Lock up to `size` due schedulers (of `only`, when given): their ids as a uuid[]
+    literal, and how many."""
+    claimed = db.fetch_one(conn, "tick_claim", now=now, batch=size, only=only, exclude=exclude)
+    assert claimed is not None  # an aggregate: always one row
+    return claimed["ids"], claimed["claimed"]
 
 
-def _one_at_a_time(
-    conn: db.Connection,
-    ids: str,
-    now: datetime | None,
-    actor: str,
-    summary: Summary,
-    failed_ids: list[uuid.UUID],
-) -> list[Outcome]:
+def _one_at_a_time(conn: db.Connection, state: _Pass, ids: str) -> list[Outcome]:
     """Each scheduler of a rolled-back batch (`ids`: a uuid[] literal) claimed again and
     applied in its own transaction; one that still fails is counted and left out."""
     outcomes: list[Outcome] = []
@@ -151,21 +218,25 @@ def _one_at_a_time(
         try:
             with conn.transaction():
                 # Still due and free? Another tick may have taken it meanwhile.
-                one = _claim(conn, now, 1, f"{{{scheduler_id}}}", failed_ids)
-                if one is not None:
-                    outcomes += db.fetch_tuples(conn, "tick_apply", ids=one, now=now, actor=actor)
+                one, claimed = _claim(conn, state.now, 1, f"{{{scheduler_id}}}", [])
+                if claimed:
+                    outcomes += db.fetch_tuples(
+                        conn, "tick_apply", ids=one, now=state.now, actor=state.actor
+                    )
         except _ROW_ERRORS as exc:
-            summary.due += 1
-            summary.failed += 1
-            failed_ids.append(uuid.UUID(scheduler_id))
             message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            summary.errors.append({"scheduler_id": str(scheduler_id), "message": message})
+            with state.lock:
+                state.summary.due += 1
+                state.summary.failed += 1
+                state.failed_ids.append(uuid.UUID(scheduler_id))
+                state.summary.errors.append({"scheduler_id": scheduler_id, "message": message})
     return outcomes
 
 
-def _report(summary: Summary, outcomes: list[Outcome], on_job: JobSink, dry_run: bool) -> None:
-    """Count a committed batch's outcomes and hand its jobs to `on_job`. Plain tuples in
-    tick_apply's column order: a large pass has tens of thousands of them."""
+def _report(state: _Pass, outcomes: list[Outcome]) -> None:
+    """Count a committed batch's outcomes and hand its jobs to `on_job` (under the lock).
+    Plain tuples in tick_apply's column order: a large pass has tens of thousands."""
+    summary, dry_run = state.summary, state.dry_run
     for scheduler_id, job_id, organisation_id, domain, slot, next_run_at, missed, skip in outcomes:
         summary.due += 1
         summary.missed += missed
@@ -174,7 +245,7 @@ def _report(summary: Summary, outcomes: list[Outcome], on_job: JobSink, dry_run:
         else:  # skipped by the overlap policy, or the slot was already served
             summary.skipped += 1
         if job_id is not None or (dry_run and not skip):
-            on_job(
+            state.on_job(
                 {
                     "scheduler_id": scheduler_id,
                     "job_id": None if dry_run else job_id,
@@ -189,6 +260,7 @@ def _report(summary: Summary, outcomes: list[Outcome], on_job: JobSink, dry_run:
 def record_heartbeat(conn: db.Connection, summary: Summary) -> None:
     """Leave this host's outcome for `status`."""
     with conn.transaction():
+        db.execute(conn, "tick_heartbeat_relaxed")
         db.execute(
             conn,
             "tick_heartbeat",
