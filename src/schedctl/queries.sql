@@ -197,8 +197,8 @@ ORDER BY at DESC, id DESC
 LIMIT 1;
 
 -- name: tick_claim
--- Lock up to a batch of due schedulers (of `only` when given), most overdue first, skipping
--- rows another tick holds; their ids come back as one uuid[] literal for tick_apply.
+-- Lock up to a batch of due schedulers, most overdue first, skipping rows another tick
+-- holds; their ids come back as one uuid[] literal for tick_apply.
 -- NO KEY UPDATE is enough to keep other ticks and operators out, and lets the host
 -- keep inserting jobs that reference these schedulers meanwhile.
 SELECT array_agg(id)::text AS ids, count(*) AS claimed
@@ -206,7 +206,6 @@ FROM (
     SELECT id FROM schedulers
     WHERE is_enabled AND next_run_at <= COALESCE(%(now)s::timestamptz, now())
       AND NOT (id = ANY (%(exclude)s::uuid[]))
-      AND (%(only)s::uuid[] IS NULL OR id = ANY (%(only)s::uuid[]))
     ORDER BY next_run_at
     LIMIT %(batch)s
     FOR NO KEY UPDATE SKIP LOCKED

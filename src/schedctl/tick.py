@@ -101,7 +101,8 @@ def run(
 @dataclass
 class _Pass:
     """One pass: what it was asked, and what it did so far. Shared by the connections
-    working on it; `lock` guards the results and the calls of `on_job`."""
+    working on it: `lock` guards the summary and the calls of `on_job`; `claiming` guards
+    `failed_ids` and each claim that reads it."""
 
     on_job: JobSink
     dry_run: bool
@@ -112,6 +113,7 @@ class _Pass:
     summary: Summary = field(default_factory=Summary)
     failed_ids: list[uuid.UUID] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    claiming: threading.Lock = field(default_factory=threading.Lock)
     stop: threading.Event = field(default_factory=threading.Event)
     helper_error: BaseException | None = None
 
@@ -173,62 +175,49 @@ def _work(conn: db.Connection, state: _Pass, size: int) -> None:
 def _batch(conn: db.Connection, state: _Pass, size: int) -> int:
     """Claim, apply and commit one batch, then report it; the number of schedulers
     claimed (0: none is left)."""
-    with state.lock:
-        exclude = list(state.failed_ids)
-    ids = None
-    try:
-        with conn.transaction():
-            ids, claimed = _claim(conn, state.now, size, None, exclude)
-            if not claimed:
-                return 0
-            outcomes = db.fetch_tuples(
-                conn, "tick_apply", ids=ids, now=state.now, actor=state.actor
+    with conn.transaction():
+        # Claims and failures are ordered by `claiming`: a scheduler that failed in one
+        # worker is either still locked by it or already excluded here, never taken twice.
+        with state.claiming:
+            claimed = db.fetch_one(
+                conn, "tick_claim", now=state.now, batch=size, exclude=state.failed_ids
             )
-    except _ROW_ERRORS:
-        if ids is None:
-            raise
-        # A row of the batch failed, and the batch was rolled back: redo it one
-        # scheduler at a time, so that only the failing ones are left out.
-        outcomes = _one_at_a_time(conn, state, ids)
+        assert claimed is not None  # an aggregate: always one row
+        ids, count = claimed["ids"], claimed["claimed"]
+        if not count:
+            return 0
+        try:
+            with conn.transaction():  # a savepoint: the claimed rows stay locked if it fails
+                outcomes = db.fetch_tuples(
+                    conn, "tick_apply", ids=ids, now=state.now, actor=state.actor
+                )
+        except _ROW_ERRORS:
+            # A row of the batch failed: redo the batch one scheduler at a time, so that
+            # only the failing ones are left out.
+            outcomes = _one_at_a_time(conn, state, ids)
     # Reported once the batch is committed: a job that is printed exists.
     with state.lock:
         _report(state, outcomes)
-    return claimed
-
-
-def _claim(
-    conn: db.Connection,
-    now: datetime | None,
-    size: int,
-    only: str | None,
-    exclude: list[uuid.UUID],
-) -> tuple[str | None, int]:
-    """Lock up to `size` due schedulers (of `only`, when given): their ids as a uuid[]
-    literal, and how many."""
-    claimed = db.fetch_one(conn, "tick_claim", now=now, batch=size, only=only, exclude=exclude)
-    assert claimed is not None  # an aggregate: always one row
-    return claimed["ids"], claimed["claimed"]
+    return int(count)
 
 
 def _one_at_a_time(conn: db.Connection, state: _Pass, ids: str) -> list[Outcome]:
-    """Each scheduler of a rolled-back batch (`ids`: a uuid[] literal) claimed again and
-    applied in its own transaction; one that still fails is counted and left out."""
+    """Each scheduler of a claimed batch (`ids`: a uuid[] literal) applied in a savepoint
+    of its own; one that still fails is counted and left out of this pass."""
     outcomes: list[Outcome] = []
     for scheduler_id in ids.strip("{}").split(","):
         try:
             with conn.transaction():
-                # Still due and free? Another tick may have taken it meanwhile.
-                one, claimed = _claim(conn, state.now, 1, f"{{{scheduler_id}}}", [])
-                if claimed:
-                    outcomes += db.fetch_tuples(
-                        conn, "tick_apply", ids=one, now=state.now, actor=state.actor
-                    )
+                outcomes += db.fetch_tuples(
+                    conn, "tick_apply", ids=f"{{{scheduler_id}}}", now=state.now, actor=state.actor
+                )
         except _ROW_ERRORS as exc:
             message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            with state.claiming:
+                state.failed_ids.append(uuid.UUID(scheduler_id))
             with state.lock:
                 state.summary.due += 1
                 state.summary.failed += 1
-                state.failed_ids.append(uuid.UUID(scheduler_id))
                 state.summary.errors.append({"scheduler_id": scheduler_id, "message": message})
     return outcomes
 
