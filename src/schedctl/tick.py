@@ -16,12 +16,12 @@ from psycopg import errors as pgerrors
 
 from schedctl import db
 
-# A pass claims its first batch small and doubles each next one up to the maximum: a
-# pass over a few due schedulers commits soon (and several ticks starting together share
-# the work), while a large one pays the cost of a batch (planning, a commit, its scans)
-# only a few times.
+# A pass claims its first batch small, then bigger ones up to the maximum: a pass over a
+# few due schedulers commits soon (and several ticks starting together share the work),
+# while a large one pays the cost of a batch (planning, a commit, its scans) less often.
+# The maximum stays modest so that the two connections of a large pass end together.
 BATCH_SIZE = 1000
-MAX_BATCH_SIZE = 8000
+MAX_BATCH_SIZE = 2000
 
 # Errors that belong to one scheduler's rows (a host constraint or trigger refusing a
 # job); anything else (connection lost, lock timeout, schema missing) ends the pass.
@@ -127,22 +127,23 @@ def _run_pass(
         return
     # A real pass commits batch by batch, so a killed tick keeps the batches it finished.
     first = batch_size if state.limit is None else min(batch_size, state.limit)
-    claimed = _batch(conn, state, first)
-    if not claimed:
-        return
     size = min(first * 2, state.max_batch_size)
-    if claimed < first or connect is None or state.limit is not None:
-        _work(conn, state, size)
-        return
-    helper = threading.Thread(target=_help, args=(connect, state, size), daemon=True)
-    helper.start()
+    helpers: list[threading.Thread] = []
+
+    def start_helper() -> None:  # once the first claim came back full
+        helpers.append(threading.Thread(target=_help, args=(connect, state, size), daemon=True))
+        helpers[0].start()
+
+    may_help = connect is not None and state.limit is None
     try:
-        _work(conn, state, size)
+        if _batch(conn, state, first, on_full=start_helper if may_help else None):
+            _work(conn, state, size)
     except BaseException:
         state.stop.set()
         raise
     finally:
-        helper.join()
+        for helper in helpers:
+            helper.join()
     if state.helper_error is not None:
         raise state.helper_error
 
@@ -172,9 +173,11 @@ def _work(conn: db.Connection, state: _Pass, size: int) -> None:
         size = min(size * 2, state.max_batch_size)
 
 
-def _batch(conn: db.Connection, state: _Pass, size: int) -> int:
+def _batch(
+    conn: db.Connection, state: _Pass, size: int, on_full: Callable[[], None] | None = None
+) -> int:
     """Claim, apply and commit one batch, then report it; the number of schedulers
-    claimed (0: none is left)."""
+    claimed (0: none is left). `on_full` is called when the claim took a full batch."""
     with conn.transaction():
         # Claims and failures are ordered by `claiming`: a scheduler that failed in one
         # worker is either still locked by it or already excluded here, never taken twice.
@@ -186,6 +189,8 @@ def _batch(conn: db.Connection, state: _Pass, size: int) -> int:
         ids, count = claimed["ids"], claimed["claimed"]
         if not count:
             return 0
+        if on_full is not None and count >= size:
+            on_full()
         try:
             with conn.transaction():  # a savepoint: the claimed rows stay locked if it fails
                 outcomes = db.fetch_tuples(
