@@ -173,7 +173,7 @@ def _slow_down_job_inserts(conn: psycopg.Connection[Any]) -> None:
         """
         CREATE FUNCTION test_slow_insert() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
-            PERFORM pg_sleep(0.05 + random() * 0.15);
+            PERFORM pg_sleep(0.1 + random() * 0.2);
             RETURN NULL;
         END
         $$;
@@ -202,7 +202,7 @@ def test_ticks_killed_at_random_moments_leave_exactly_one_job_per_slot(  # type:
         # start-up of some, inside a batch's transaction of others, or after they ended.
         _wait_for(conn, f"SELECT ({TICK_BACKENDS}) > 0", True, timeout=60)
         started = time.monotonic()
-        for proc, delay in zip(procs, sorted(rng.uniform(0, 0.8) for _ in procs), strict=True):
+        for proc, delay in zip(procs, sorted(rng.uniform(0, 0.5) for _ in procs), strict=True):
             time.sleep(max(0.0, started + delay - time.monotonic()))
             proc.send_signal(signal.SIGKILL)
         for proc in procs:
