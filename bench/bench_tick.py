@@ -1,7 +1,7 @@
 """Benchmark of `schedctl tick`: speed against a one-statement floor and the seed's
 row-by-row loop, idle cost against a bare Python start-up, and peak memory.
 
-    python bench/bench_tick.py [--database-url URL] [--n 10000] [--runs 5] [--only PART]
+    python bench/bench_tick.py [--database-url URL] [--n 10000] [--runs 7] [--only PART]
 
 URL names a PostgreSQL server (default postgresql://postgres@127.0.0.1:5432/postgres);
 the benchmark creates its own scratch databases there and drops them at the end. It
@@ -491,14 +491,14 @@ def main() -> None:
     parser.add_argument(
         "--runs",
         type=int,
-        default=5,
-        help="runs of each cheap measurement; the median is shown (default 5)",
+        default=7,
+        help="runs of each cheap measurement; the median is shown (default 7)",
     )
     parser.add_argument(
         "--seed-runs", type=int, default=1, help="runs of the slow row-by-row loop (default 1)"
     )
     parser.add_argument(
-        "--idle-rounds", type=int, default=15, help="rounds of the idle measurements (default 15)"
+        "--idle-rounds", type=int, default=25, help="rounds of the idle measurements (default 25)"
     )
     parser.add_argument(
         "--idle-large",
