@@ -272,7 +272,9 @@ def show(
 ) -> None:
     """Show one scheduler, its next run times and its last job."""
     from schedctl import render, schedulers
+    from schedctl.validation import NEXT_RUNS, check_range
 
+    check_range("--next", next_count, *NEXT_RUNS)
     with _session(org) as (conn, org_row):
         row = schedulers.get(conn, org_row["id"], ref)
         runs = schedulers.next_runs(row, next_count)
@@ -378,7 +380,10 @@ def history(
 ) -> None:
     """The scheduler's jobs, newest first."""
     from schedctl import render, schedulers
+    from schedctl.validation import HISTORY_LIMIT, OFFSET, check_range
 
+    check_range("--limit", limit, *HISTORY_LIMIT)
+    check_range("--offset", offset, *OFFSET)
     with _session(org) as (conn, org_row):
         row = schedulers.get(conn, org_row["id"], ref)
         rows = schedulers.history(conn, row["id"], limit=limit, offset=offset)
@@ -445,6 +450,9 @@ def log(
 ) -> None:
     """The audit trail: who changed which scheduler, when, and how."""
     from schedctl import render, schedulers
+    from schedctl.validation import HISTORY_LIMIT, check_range
+
+    check_range("--limit", limit, *HISTORY_LIMIT)
 
     with _session(org) as (conn, org_row):
         rows = schedulers.audit_log(conn, org_row["id"], ref, limit=limit)

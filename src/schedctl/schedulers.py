@@ -342,9 +342,7 @@ def last_job(conn: db.Connection, scheduler_id: Any) -> DictRow | None:
 
 
 def history(conn: db.Connection, scheduler_id: Any, *, limit: int, offset: int) -> list[DictRow]:
-    """One page of the scheduler's jobs, newest first."""
-    validation.check_range("--limit", limit, *validation.HISTORY_LIMIT)
-    validation.check_range("--offset", offset, *validation.OFFSET)
+    """One page of the scheduler's jobs, newest first (limit and offset already checked)."""
     return db.fetch_all(
         conn, "scheduler_history", scheduler_id=scheduler_id, limit=limit, offset=offset
     )
@@ -352,7 +350,6 @@ def history(conn: db.Connection, scheduler_id: Any, *, limit: int, offset: int) 
 
 def next_runs(row: DictRow, count: int) -> list[datetime]:
     """The next `count` times a job will be made, by the database clock in `row`."""
-    validation.check_range("--next", count, *validation.NEXT_RUNS)
     step = timedelta(hours=row["schedule_interval_hours"])
     now: datetime = row["db_now"]
     first: datetime = row["next_run_at"]
@@ -371,7 +368,6 @@ def next_runs(row: DictRow, count: int) -> list[datetime]:
 
 def audit_log(conn: db.Connection, org_id: Any, ref: str | None, *, limit: int) -> list[DictRow]:
     """The organisation's audit entries (one scheduler's, deleted or not), newest first."""
-    validation.check_range("--limit", limit, *validation.HISTORY_LIMIT)
     scheduler_id = None
     if ref is not None:
         found = db.fetch_one(
