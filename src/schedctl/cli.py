@@ -484,7 +484,9 @@ def tick(
     # A large pass may open a second connection; not to the embedded server, which
     # each connection would start (or join) again.
     second = (lambda: db.connect(settings)) if settings.database_url is not None else None
-    with db.connect(settings) as conn:
+    # --quiet is for cron, which mails whatever is printed: not even the embedded notice.
+    url = db.database_url(settings, announce=not quiet)
+    with db.connect(settings, url) as conn:
         summary = tick_pass.run(
             conn, on_job=report.job, dry_run=dry_run, limit=limit, connect=second
         )
@@ -517,6 +519,7 @@ def status(
     else:
         render.fields(monitoring.status_lines(report))
     if not report["ok"]:
+        print(f"error: {'; '.join(report['problems'])}", file=sys.stderr)
         raise typer.Exit(1)
 
 

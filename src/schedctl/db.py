@@ -28,13 +28,14 @@ _NOT_MIGRATED = "the database schema is not migrated: run `schedctl migrate`"
 _USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^@/\s]*@", re.IGNORECASE)
 
 
-def database_url(settings: Settings) -> str:
-    """The configured libpq URI, or the embedded server's when none is configured."""
+def database_url(settings: Settings, *, announce: bool = True) -> str:
+    """The configured libpq URI, or the embedded server's when none is configured (saying
+    so on stderr unless `announce` is false)."""
     if settings.database_url is not None:
         return settings.database_url.get_secret_value()
     from schedctl import embedded
 
-    return embedded.server_uri(settings.data_dir)
+    return embedded.server_uri(settings.data_dir, announce=announce)
 
 
 def redact(text: str, secrets: tuple[str, ...] = ()) -> str:

@@ -24,7 +24,7 @@ def data_dir(configured: Path | None) -> Path:
     return platformdirs.user_data_path("schedctl")
 
 
-def server_uri(configured: Path | None) -> str:
+def server_uri(configured: Path | None, *, announce: bool = True) -> str:
     """Start (or join) the embedded server and return its Unix-socket URI.
 
     The server stops when the last schedctl process using it exits, so nothing keeps
@@ -32,10 +32,11 @@ def server_uri(configured: Path | None) -> str:
     """
     base = data_dir(configured)
     pgdata = base / "pgdata"
-    print(
-        f"schedctl: no database configured; using the embedded PostgreSQL server in {pgdata}",
-        file=sys.stderr,
-    )
+    if announce:
+        print(
+            f"schedctl: no database configured; using the embedded PostgreSQL server in {pgdata}",
+            file=sys.stderr,
+        )
     base.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
         # platformdirs warns when XDG_RUNTIME_DIR is unset (cron, su); pgserver then
