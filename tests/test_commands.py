@@ -1,4 +1,4 @@
-"""Scheduler operations through the command line (SPEC §3, §5), against real PostgreSQL."""
+"""Scheduler operations through the command line, against real PostgreSQL."""
 
 from __future__ import annotations
 

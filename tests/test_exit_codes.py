@@ -1,4 +1,4 @@
-"""Every exit code of SPEC §5, each with its own test: one `error:` line on stderr, and
+"""Every exit code, each with its own test: one `error:` line on stderr, and
 nothing on stdout for exits 2-5."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Every class of input SPEC §3 rejects, through the command line: exit 2, one `error:` line,
+"""Every class of input the rules reject, through the command line: exit 2, one `error:` line,
 and not a single row written anywhere (no domain, no organisation, no audit entry)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""`schedctl tick` in one process (SPEC §4): which schedulers it picks, the job rows it writes,
+"""`schedctl tick` in one process: which schedulers it picks, the job rows it writes,
 the grid, the overlap policies, a failing scheduler, --limit and --dry-run."""
 
 from __future__ import annotations

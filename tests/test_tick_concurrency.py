@@ -1,4 +1,4 @@
-"""`schedctl tick` under contention (SPEC §4), with real processes: several ticks at once
+"""`schedctl tick` under contention, with real processes: several ticks at once
 make exactly one job per slot and miss none; ticks killed with SIGKILL at any moment
 leave nothing half-done that the next tick does not finish; the overlap policies hold
 while ticks race."""

@@ -1,4 +1,4 @@
-"""Drift-free catch-up (SPEC §4): however late a pass comes, a due scheduler gets one job for
+"""Drift-free catch-up: however late a pass comes, a due scheduler gets one job for
 its slot, `next_run_at` moves to the first time of its own grid strictly after now, and
 `missed` counts the grid times in between. The clock is passed in (`tick.run(now=...)`),
 or read from the database."""

@@ -1,4 +1,4 @@
-"""schedctl's own exceptions: each carries the exit code of SPEC §5."""
+"""schedctl's own exceptions: each carries the exit code of the command-line contract."""
 
 from __future__ import annotations
 

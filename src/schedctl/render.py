@@ -76,7 +76,7 @@ def plain(value: Any) -> Any:
 
 
 def scheduler_doc(row: dict[str, Any]) -> dict[str, Any]:
-    """A scheduler in the JSON shape of SPEC §5."""
+    """A scheduler in the JSON shape of the command-line contract."""
     doc = {name: plain(row[name]) for name in SCHEDULER_FIELDS}
     doc["include_paths"] = paths_from_db(row["include_paths"])
     doc["exclude_paths"] = paths_from_db(row["exclude_paths"])

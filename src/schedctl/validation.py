@@ -1,4 +1,4 @@
-"""Checks and normalisation of user input (SPEC §3): pure functions, no database, no I/O."""
+"""Checks and normalisation of user input: pure functions, no database, no I/O."""
 
 from __future__ import annotations
 
@@ -114,7 +114,7 @@ def _looks_like_ip(host: str) -> bool:
 
 
 def normalize_domain(raw: str) -> str:
-    """Return the normalised A-label form of a domain, or raise InvalidInput (SPEC §3)."""
+    """Return the normalised A-label form of a domain, or raise InvalidInput."""
     import idna
 
     name = raw.strip()
