@@ -308,6 +308,32 @@ def test_overlap_replace_cancels_the_active_job(cli, conn) -> None:  # type: ign
     assert _job(conn, elsewhere)["status"] == "running"  # another organisation's
 
 
+@pytest.mark.parametrize("policy", ["replace", "skip", "allow"])
+def test_a_slot_that_already_has_its_job_is_not_served_again(cli, conn, policy: str) -> None:  # type: ignore[no-untyped-def]
+    make_org(cli, "Acme")
+    doc = make_scheduler(cli, "example.com", "--overlap", policy)
+    slot = make_due(conn, doc["id"])
+    first = _tick(cli)
+    assert first["created"] == 1
+    job_id = first["jobs"][0]["job_id"]
+    # An operator sets the schedule back onto the slot that was already served.
+    conn.execute("UPDATE schedulers SET next_run_at = %s WHERE id = %s", [slot, doc["id"]])
+
+    preview = _tick(cli, "--dry-run")
+    assert (preview["due"], preview["created"], preview["skipped"], preview["jobs"]) == (
+        1,
+        0,
+        1,
+        [],
+    )
+    again = _tick(cli)
+    assert (again["due"], again["created"], again["skipped"], again["jobs"]) == (1, 0, 1, [])
+    assert _job(conn, job_id)["status"] == "pending"  # not cancelled by its own slot
+    count = conn.execute("SELECT count(*) FROM jobs WHERE scheduler_id = %s", [doc["id"]])
+    assert count.fetchone() == (1,)
+    assert _scheduler(conn, doc["id"])["next_run_at"] > slot
+
+
 def test_overlap_skip_makes_no_job_moves_the_grid_and_logs_the_slot(cli, conn) -> None:  # type: ignore[no-untyped-def]
     make_org(cli, "Acme")
     doc = make_scheduler(cli, "example.com", "--overlap", "skip")

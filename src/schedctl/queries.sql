@@ -228,16 +228,24 @@ planned AS (
            s.next_run_at
                + make_interval(hours => s.schedule_interval_hours * (m.missed + 1))
                AS next_run_at,
-           (s.overlap_policy = 'skip' AND EXISTS (
+           (NOT served.served AND s.overlap_policy = 'skip' AND EXISTS (
                SELECT 1 FROM jobs j
                WHERE j.domain_id = s.domain_id AND j.organisation_id = s.organisation_id
                  AND j.status IN ('pending', 'initializing', 'running', 'paused')
            )) AS skip,
+           served.served,
            clock.now
     FROM unnest(%(ids)s::uuid[]) AS claimed (id)
     JOIN schedulers s ON s.id = claimed.id
     JOIN domains d ON d.id = s.domain_id
     CROSS JOIN clock
+    -- A slot that already has its job (next_run_at was set back onto it): nothing is
+    -- cancelled or made for it again; the schedule just moves on.
+    CROSS JOIN LATERAL (
+        SELECT EXISTS (
+            SELECT 1 FROM jobs j WHERE j.scheduler_id = s.id AND j.scheduler_slot = s.next_run_at
+        ) AS served
+    ) AS served
     -- grid times <= now after the slot: exact (numeric) division of the elapsed seconds
     CROSS JOIN LATERAL (
         SELECT floor(extract(epoch FROM clock.now - s.next_run_at)
@@ -247,7 +255,7 @@ planned AS (
 cancelled AS (
     UPDATE jobs j SET status = 'cancelled', completed_at = p.now
     FROM planned p
-    WHERE p.overlap_policy = 'replace'
+    WHERE p.overlap_policy = 'replace' AND NOT p.served
       AND j.domain_id = p.domain_id AND j.organisation_id = p.organisation_id
       AND j.status IN ('pending', 'initializing', 'running', 'paused')
 ),
@@ -261,7 +269,7 @@ inserted AS (
            p.concurrency, p.find_links, p.max_pages, p.include_paths, p.exclude_paths,
            p.required_workers, 'scheduler', p.id::text, NULL, p.id, p.slot
     FROM planned p
-    WHERE NOT p.skip
+    WHERE NOT p.skip AND NOT p.served
     ON CONFLICT (scheduler_id, scheduler_slot) WHERE scheduler_slot IS NOT NULL DO NOTHING
     RETURNING id, scheduler_id
 ),
@@ -289,7 +297,7 @@ advanced AS (
     WHERE s.id = p.id
 )
 SELECT p.id AS scheduler_id, i.id AS job_id, p.organisation_id, p.domain, p.slot,
-       p.next_run_at, p.missed, p.skip
+       p.next_run_at, p.missed, p.skip OR p.served AS skip
 FROM planned p
 LEFT JOIN inserted i ON i.scheduler_id = p.id
 ORDER BY p.slot, p.id;
