@@ -358,6 +358,7 @@ def delete(
         raise InvalidInput("refusing to delete without a terminal to confirm: pass --yes")
     with _session(org) as (conn, org_row):
         row = schedulers.get(conn, org_row["id"], ref)
+        conn.commit()  # hold no transaction open while a person makes up their mind
         if not yes and not typer.confirm(
             f"Delete the scheduler of {row['domain']} ({row['id']})?", err=True
         ):
@@ -517,7 +518,7 @@ def status(
     if as_json:
         render.print_json(report)
     else:
-        render.fields(monitoring.status_lines(report))
+        render.fields(render.status_lines(report))
     if not report["ok"]:
         print(f"error: {'; '.join(report['problems'])}", file=sys.stderr)
         raise typer.Exit(1)

@@ -89,7 +89,7 @@ def translate(exc: psycopg.Error, settings: Settings) -> SchedctlError:
         )
     if isinstance(exc, pgerrors.UniqueViolation):
         return Conflict(f"already exists: {_first_line(exc)}")
-    if isinstance(exc, pgerrors.NumericValueOutOfRange | pgerrors.DataError):
+    if isinstance(exc, pgerrors.DataError):
         return InvalidInput(f"invalid value: {_first_line(exc)}")
     if isinstance(exc, psycopg.OperationalError):
         return OperationFailed(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,7 @@ def migrate(settings: Settings, *, dry_run: bool = False, upto: str | None = Non
     secrets = db.url_secrets(url)
     with db.connect(settings, url) as lock_conn:
         lock_conn.autocommit = True
-        lock_conn.execute("SELECT pg_advisory_lock(%s)", [_ADVISORY_KEY])
+        db.execute(lock_conn, "migrate_lock", key=_ADVISORY_KEY)
         try:
             migrations = read_migrations(str(migrations_dir()))
             if dry_run:
@@ -64,7 +65,10 @@ def migrate(settings: Settings, *, dry_run: bool = False, upto: str | None = Non
             except Exception:  # the lock table does not exist yet on a new database
                 backend.rollback()
             pending = _up_to(backend.to_apply(migrations), upto)
-            backend.apply_migrations(pending)
+            try:
+                backend.apply_migrations(pending)
+            finally:
+                backend.connection.close()
             return [m.id for m in pending]
         except psycopg.Error as exc:
             reason = (
@@ -76,7 +80,8 @@ def migrate(settings: Settings, *, dry_run: bool = False, upto: str | None = Non
                 db.redact(f"migration failed; its transaction was rolled back: {reason}", secrets)
             ) from None
         finally:
-            lock_conn.execute("SELECT pg_advisory_unlock(%s)", [_ADVISORY_KEY])
+            with suppress(psycopg.Error):  # a lost connection has released it already
+                db.execute(lock_conn, "migrate_unlock", key=_ADVISORY_KEY)
 
 
 def _up_to(pending: Any, upto: str | None) -> Any:
@@ -92,10 +97,8 @@ def _pending_read_only(conn: db.Connection, migrations: Any) -> list[Any]:
     without creating anything (no yoyo bookkeeping table is made)."""
     from yoyo.migrations import topological_sort
 
-    found = conn.execute("SELECT to_regclass('_yoyo_migration') IS NOT NULL AS present")
-    row = found.fetchone()
+    row = db.fetch_one(conn, "yoyo_table_present")
     applied: set[str] = set()
     if row is not None and row["present"]:
-        rows = conn.execute("SELECT migration_hash FROM _yoyo_migration").fetchall()
-        applied = {r["migration_hash"] for r in rows}
+        applied = {r["migration_hash"] for r in db.fetch_all(conn, "yoyo_applied_hashes")}
     return list(topological_sort(m for m in migrations if m.hash not in applied))

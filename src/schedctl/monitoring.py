@@ -58,27 +58,3 @@ def status(conn: db.Connection, org_id: Any, max_lag: timedelta) -> dict[str, An
         ),
         "now": rfc3339(counts["now"]),
     }
-
-
-def status_lines(report: dict[str, Any]) -> list[tuple[str, str]]:
-    """The report for people."""
-    last = report["last_tick"]
-    lag = duration(report["worst_lag_seconds"])
-    last_text = (
-        f"{last['ticked_at']} ({duration(report['last_tick_age_seconds'])} ago) "
-        f"on {last['host']}: "
-        + ("ok" if last["ok"] else f"FAILED ({last['message']})")
-        + f", {last['created']} created, {last['skipped']} skipped, {last['failed']} failed"
-        if last
-        else "never"
-    )
-    return [
-        ("status", "ok" if report["ok"] else "PROBLEM: " + "; ".join(report["problems"])),
-        ("database", report["database"]),
-        ("schema", report["schema_version"]),
-        ("enabled", str(report["enabled"])),
-        ("paused", str(report["paused"])),
-        ("due now", str(report["due"])),
-        ("worst lag", f"{lag} (limit {duration(report['max_lag_seconds'])})"),
-        ("last tick", last_text),
-    ]

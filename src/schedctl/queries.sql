@@ -68,13 +68,15 @@ LIMIT 1;
 
 -- name: scheduler_lock
 -- The id of one scheduler of an organisation, by id or domain, locked for a change.
+-- NO KEY UPDATE keeps other changes and ticks out without blocking the host's inserts of
+-- jobs that reference the scheduler (a DELETE takes the stronger lock itself).
 SELECT s.id
 FROM schedulers s
 JOIN domains d ON d.id = s.domain_id
 WHERE s.organisation_id = %(organisation_id)s
   AND (s.id = %(id)s::uuid OR d.name = %(domain)s)
 LIMIT 1
-FOR UPDATE OF s;
+FOR NO KEY UPDATE OF s;
 
 -- name: scheduler_list
 -- Schedulers of one organisation (or of all), soonest first, optionally filtered.
@@ -338,3 +340,19 @@ LIMIT 1;
 -- name: schema_version
 -- The last migration applied, as yoyo recorded it.
 SELECT migration_id FROM _yoyo_migration ORDER BY applied_at_utc DESC, migration_id DESC LIMIT 1;
+
+-- name: migrate_lock
+-- Wait for the advisory lock that lets one `migrate` run at a time.
+SELECT pg_advisory_lock(%(key)s);
+
+-- name: migrate_unlock
+-- Release the migration lock (a dropped connection releases it too).
+SELECT pg_advisory_unlock(%(key)s);
+
+-- name: yoyo_table_present
+-- Whether yoyo has recorded any migration in this database yet.
+SELECT to_regclass('_yoyo_migration') IS NOT NULL AS present;
+
+-- name: yoyo_applied_hashes
+-- The hashes of the migrations yoyo has applied.
+SELECT migration_hash FROM _yoyo_migration;

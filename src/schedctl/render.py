@@ -201,7 +201,7 @@ def fields(pairs: Sequence[tuple[str, str]]) -> None:
     lines continues under the first."""
     width = max((len(key) for key, _ in pairs), default=0)
     for key, value in pairs:
-        first, *rest = value.split("\n") or [""]
+        first, *rest = value.split("\n")
         print(f"{key.ljust(width)}  {first}")
         for line in rest:
             print(f"{' ' * width}  {line}")
@@ -414,11 +414,6 @@ def next_runs_text(runs: Sequence[datetime], now: datetime | None) -> str:
     )
 
 
-def warn(message: str) -> None:
-    """A message for people, on stderr."""
-    print(message, file=sys.stderr)
-
-
 class TickReport:
     """Streams tick's jobs to a spool file as they are made, so memory stays flat however
     many are due, then prints the summary: JSON, one line per job, or (quiet) failures only."""
@@ -485,3 +480,27 @@ class TickReport:
 def _copy(source: IO[str], target: IO[str]) -> None:
     while chunk := source.read(1 << 16):
         target.write(chunk)
+
+
+def status_lines(report: dict[str, Any]) -> list[tuple[str, str]]:
+    """The report for people."""
+    last = report["last_tick"]
+    lag = duration(report["worst_lag_seconds"])
+    last_text = (
+        f"{last['ticked_at']} ({duration(report['last_tick_age_seconds'])} ago) "
+        f"on {last['host']}: "
+        + ("ok" if last["ok"] else f"FAILED ({last['message']})")
+        + f", {last['created']} created, {last['skipped']} skipped, {last['failed']} failed"
+        if last
+        else "never"
+    )
+    return [
+        ("status", "ok" if report["ok"] else "PROBLEM: " + "; ".join(report["problems"])),
+        ("database", report["database"]),
+        ("schema", report["schema_version"]),
+        ("enabled", str(report["enabled"])),
+        ("paused", str(report["paused"])),
+        ("due now", str(report["due"])),
+        ("worst lag", f"{lag} (limit {duration(report['max_lag_seconds'])})"),
+        ("last tick", last_text),
+    ]

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import getpass
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from psycopg import errors as pgerrors
 from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
@@ -230,14 +231,8 @@ def create(conn: db.Connection, org_id: Any, domain: str, template: Template) ->
                     exclude_paths=values.get("exclude_paths"),
                     required_workers=values.get("required_workers", 1),
                 )
-        except Exception as exc:
-            from psycopg import errors as pgerrors
-
-            if isinstance(exc, pgerrors.UniqueViolation):
-                raise Conflict(
-                    f"a scheduler for {name} already exists in this organisation"
-                ) from None
-            raise
+        except pgerrors.UniqueViolation:
+            raise Conflict(f"a scheduler for {name} already exists in this organisation") from None
         assert created is not None
         row = get(conn, org_id, str(created["id"]))
         _audit(conn, "create", row, _created(row))
@@ -379,6 +374,3 @@ def audit_log(conn: db.Connection, org_id: Any, ref: str | None, *, limit: int) 
     return db.fetch_all(
         conn, "audit_list", organisation_id=org_id, scheduler_id=scheduler_id, limit=limit
     )
-
-
-__all__ = ["Template", "replace"]

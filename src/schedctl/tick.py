@@ -115,7 +115,7 @@ class _Pass:
     lock: threading.Lock = field(default_factory=threading.Lock)
     claiming: threading.Lock = field(default_factory=threading.Lock)
     stop: threading.Event = field(default_factory=threading.Event)
-    helper_error: BaseException | None = None
+    second_error: BaseException | None = None
 
 
 def _run_pass(
@@ -128,34 +128,36 @@ def _run_pass(
     # A real pass commits batch by batch, so a killed tick keeps the batches it finished.
     first = batch_size if state.limit is None else min(batch_size, state.limit)
     size = min(first * 2, state.max_batch_size)
-    helpers: list[threading.Thread] = []
+    seconds: list[threading.Thread] = []
 
-    def start_helper() -> None:  # once the first claim came back full
-        helpers.append(threading.Thread(target=_help, args=(connect, state, size), daemon=True))
-        helpers[0].start()
+    def start_second() -> None:  # once the first claim came back full
+        seconds.append(
+            threading.Thread(target=_second_worker, args=(connect, state, size), daemon=True)
+        )
+        seconds[0].start()
 
-    may_help = connect is not None and state.limit is None
+    may_add_second = connect is not None and state.limit is None
     try:
-        if _batch(conn, state, first, on_full=start_helper if may_help else None):
+        if _batch(conn, state, first, on_full=start_second if may_add_second else None):
             _work(conn, state, size)
     except BaseException:
         state.stop.set()
         raise
     finally:
-        for helper in helpers:
-            helper.join()
-    if state.helper_error is not None:
-        raise state.helper_error
+        for worker in seconds:
+            worker.join()
+    if state.second_error is not None:
+        raise state.second_error
 
 
-def _help(connect: Connector, state: _Pass, size: int) -> None:
+def _second_worker(connect: Connector, state: _Pass, size: int) -> None:
     """The second worker of a large pass, on its own connection."""
     try:
         with connect() as conn:
             try:
                 _work(conn, state, size)
             except BaseException as exc:  # raised again by the first worker
-                state.helper_error = exc
+                state.second_error = exc
                 state.stop.set()
     except Exception:
         pass  # no second connection (the server may refuse one): the first carries on alone
