@@ -350,6 +350,11 @@ def test_the_connection_cut_mid_pass_leaves_no_partial_rows_and_the_next_tick_fi
 
     done_before = _consistent(conn, slots)
     assert 0 < done_before < DUE, done_before
+    # What was committed before the cut is still reported, with the cut as an error.
+    partial = json.loads(cut.stdout)
+    assert (partial["due"], partial["created"], partial["failed"]) == (done_before, done_before, 0)
+    assert len(partial["jobs"]) == done_before
+    assert [e["scheduler_id"] for e in partial["errors"]] == [None]
 
     conn.execute("DROP TRIGGER test_slow_jobs ON jobs")
     result = run_cli_subprocess(["tick", "--json"], {"SCHEDCTL_DATABASE_URL": database_url})

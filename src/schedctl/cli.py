@@ -487,10 +487,22 @@ def tick(
     second = (lambda: db.connect(settings)) if settings.database_url is not None else None
     # --quiet is for cron, which mails whatever is printed: not even the embedded notice.
     url = db.database_url(settings, announce=not quiet)
-    with db.connect(settings, url) as conn:
-        summary = tick_pass.run(
-            conn, on_job=report.job, dry_run=dry_run, limit=limit, connect=second
-        )
+    summary = tick_pass.Summary()
+    try:
+        with db.connect(settings, url) as conn:
+            tick_pass.run(
+                conn,
+                on_job=report.job,
+                dry_run=dry_run,
+                limit=limit,
+                connect=second,
+                summary=summary,
+            )
+    except SchedctlError as exc:
+        if summary.due and not dry_run:  # batches committed before the pass broke off
+            summary.errors.append({"scheduler_id": None, "message": exc.message})
+            report.finish(summary)
+        raise
     report.finish(summary)
     if not summary.ok:
         raise typer.Exit(1)

@@ -73,12 +73,14 @@ def run(
     max_batch_size: int = MAX_BATCH_SIZE,
     actor: str = "tick",
     connect: Connector | None = None,
+    summary: Summary | None = None,
 ) -> Summary:
     """One pass over the due schedulers, in committed batches of `batch_size` doubling
     up to `max_batch_size`, then this host's heartbeat; a dry run is one transaction,
     rolled back. Given `connect`, a large pass (its first batch came back full) also
     claims batches over a second connection, so that the database applies two at once,
-    as two ticks would. `now` replaces the database clock, for tests."""
+    as two ticks would. `now` replaces the database clock, for tests. Counts go into
+    `summary` when given, so a caller still has them if the pass breaks off."""
     state = _Pass(
         on_job=on_job,
         dry_run=dry_run,
@@ -86,6 +88,7 @@ def run(
         now=now,
         actor=actor,
         max_batch_size=max(batch_size, max_batch_size),
+        summary=summary if summary is not None else Summary(),
     )
     try:
         _run_pass(conn, state, batch_size, connect)
