@@ -577,24 +577,26 @@ def main(argv: list[str] | None = None) -> None:
     raise SystemExit(result if isinstance(result, int) else 0)
 
 
-def _safe(text: str) -> str:
-    """Text with every configured password removed."""
+def _configured_secrets() -> tuple[str, ...]:
+    """Every form of the configured database password, to keep it out of any output."""
     from schedctl import db
 
     try:
-        secrets = db.url_secrets(Settings().database_url.get_secret_value())  # type: ignore[union-attr]
-    except Exception:
-        secrets = ()
-    return db.redact(text.strip().splitlines()[0] if text.strip() else "", secrets)
+        url = Settings().database_url
+    except Exception:  # settings that do not parse: nothing was connected, no URL printed
+        return ()
+    return db.url_secrets(url.get_secret_value()) if url else ()
+
+
+def _safe(text: str) -> str:
+    """The first line of `text`, with the password removed."""
+    from schedctl import db
+
+    return db.redact(text.strip().splitlines()[0] if text.strip() else "", _configured_secrets())
 
 
 def _print_traceback(exc: BaseException) -> None:
     from schedctl import db
 
     text = "".join(traceback.format_exception(exc))
-    try:
-        url = Settings().database_url
-        secrets = db.url_secrets(url.get_secret_value()) if url else ()
-    except Exception:
-        secrets = ()
-    print(db.redact(text, secrets), file=sys.stderr, end="")
+    print(db.redact(text, _configured_secrets()), file=sys.stderr, end="")
