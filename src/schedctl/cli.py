@@ -16,7 +16,6 @@ from schedctl.errors import InvalidInput, OperationFailed, SchedctlError
 if TYPE_CHECKING:
     from psycopg.rows import DictRow
 
-    from schedctl.schedulers import Template
 
 app = typer.Typer(
     name="schedctl",
@@ -73,41 +72,13 @@ def _session(org: str | None = None, *, need_org: bool = True) -> Iterator[tuple
         yield conn, org_row
 
 
-def _emit_scheduler(row: DictRow, as_json: bool, extra: dict[str, Any] | None = None) -> None:
+def _emit_scheduler(row: DictRow, as_json: bool) -> None:
     from schedctl import render
 
     if as_json:
-        render.print_json(render.scheduler_doc(row) | (extra or {}))
+        render.print_json(render.scheduler_doc(row))
     else:
         render.fields(render.scheduler_lines(row))
-
-
-def _template(
-    every: str | None,
-    concurrency: int | None,
-    find_links: bool | None,
-    max_pages: int | None,
-    include: list[str] | None,
-    exclude: list[str] | None,
-    required_workers: int | None,
-    overlap: str | None,
-    start_at: str | None,
-    **flags: Any,
-) -> Template:
-    from schedctl.schedulers import Template
-
-    return Template(
-        every=every,
-        concurrency=concurrency,
-        find_links=find_links,
-        max_pages=max_pages,
-        include=list(include or []),
-        exclude=list(exclude or []),
-        required_workers=required_workers,
-        overlap=overlap,
-        start_at=start_at,
-        **flags,
-    )
 
 
 EveryOpt = Annotated[
@@ -221,16 +192,16 @@ def create(
     """Create a scheduler: crawl DOMAIN every 6, 12, 24 or 48 hours."""
     from schedctl import schedulers
 
-    template = _template(
-        every,
-        concurrency,
-        find_links,
-        max_pages,
-        include,
-        exclude,
-        required_workers,
-        overlap,
-        start_at,
+    template = schedulers.Template(
+        every=every,
+        concurrency=concurrency,
+        find_links=find_links,
+        max_pages=max_pages,
+        include=include,
+        exclude=exclude,
+        required_workers=required_workers,
+        overlap=overlap,
+        start_at=start_at,
         enabled=False if disabled else None,
     )
     with _session(org) as (conn, org_row):
@@ -324,16 +295,16 @@ def update(
     """Change a scheduler; a new --every keeps the times on its grid."""
     from schedctl import schedulers
 
-    template = _template(
-        every,
-        concurrency,
-        find_links,
-        max_pages,
-        include,
-        exclude,
-        required_workers,
-        overlap,
-        start_at,
+    template = schedulers.Template(
+        every=every,
+        concurrency=concurrency,
+        find_links=find_links,
+        max_pages=max_pages,
+        include=include,
+        exclude=exclude,
+        required_workers=required_workers,
+        overlap=overlap,
+        start_at=start_at,
         clear_include=clear_include,
         clear_exclude=clear_exclude,
         enabled=enable,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import getpass
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -16,7 +16,6 @@ from schedctl import db, validation
 from schedctl.errors import Conflict, InvalidInput, NotFound
 from schedctl.organisations import as_uuid
 
-OVERLAP_POLICIES = ("replace", "skip", "allow")
 MANUAL_RUN = "manual run"
 
 # The fields of a scheduler an operator can change, in the order the audit shows them.
@@ -43,8 +42,8 @@ class Template:
     concurrency: int | None = None
     find_links: bool | None = None
     max_pages: int | None = None
-    include: list[str] = field(default_factory=list)
-    exclude: list[str] = field(default_factory=list)
+    include: list[str] | None = None
+    exclude: list[str] | None = None
     clear_include: bool = False
     clear_exclude: bool = False
     required_workers: int | None = None
@@ -96,19 +95,14 @@ def _validated(template: Template) -> dict[str, Any]:
         raise InvalidInput("--exclude and --clear-exclude cannot be used together")
     if template.include or template.clear_include:
         values["include_paths"] = validation.paths_to_db(
-            validation.normalize_paths("--include", template.include)
+            validation.normalize_paths("--include", template.include or [])
         )
     if template.exclude or template.clear_exclude:
         values["exclude_paths"] = validation.paths_to_db(
-            validation.normalize_paths("--exclude", template.exclude)
+            validation.normalize_paths("--exclude", template.exclude or [])
         )
     if template.overlap is not None:
-        policy = template.overlap.strip().lower()
-        if policy not in OVERLAP_POLICIES:
-            raise InvalidInput(
-                f"--overlap must be one of {', '.join(OVERLAP_POLICIES)} (got {template.overlap!r})"
-            )
-        values["overlap_policy"] = policy
+        values["overlap_policy"] = validation.parse_overlap(template.overlap)
     if template.enabled is not None:
         values["is_enabled"] = template.enabled
     return values

@@ -193,6 +193,17 @@ def display_domain(a_label: str) -> str:
 # --- scheduler template ------------------------------------------------------------------------
 
 
+OVERLAP_POLICIES = ("replace", "skip", "allow")
+
+
+def parse_overlap(raw: str) -> str:
+    """`--overlap`: what tick does beside an active job of the same domain."""
+    policy = raw.strip().lower()
+    if policy not in OVERLAP_POLICIES:
+        raise InvalidInput(f"--overlap must be one of {', '.join(OVERLAP_POLICIES)} (got {raw!r})")
+    return policy
+
+
 def parse_interval(raw: str) -> int:
     """Return the hours of an `--every` value: 6h, 12h, 24h, 48h (also 6, 12, 24, 48, 1d, 2d)."""
     hours = _INTERVALS.get(raw.strip().lower())
