@@ -12,9 +12,11 @@ import typer
 
 from schedctl.config import Settings, load_settings
 from schedctl.errors import InvalidInput, OperationFailed, SchedctlError
+from schedctl.models import Overlap
 
 if TYPE_CHECKING:
-    from psycopg.rows import DictRow
+    from schedctl.db import Connection
+    from schedctl.models import Scheduler
 
 
 app = typer.Typer(
@@ -62,23 +64,44 @@ RefArg = Annotated[
 
 
 @contextmanager
-def _session(org: str | None = None, *, need_org: bool = True) -> Iterator[tuple[Any, Any]]:
-    """A database connection, and the organisation the command acts for."""
-    from schedctl import db, organisations
+def _connection() -> Iterator[Connection]:
+    """A database connection, checked for what schedctl needs (db.preflight)."""
+    from schedctl import db
 
-    settings = load_settings()
-    with db.connect(settings) as conn:
-        org_row = organisations.resolve(conn, org or settings.org) if need_org else None
-        yield conn, org_row
+    with db.connect(load_settings()) as conn:
+        db.preflight(conn)
+        yield conn
 
 
-def _emit_scheduler(row: DictRow, as_json: bool) -> None:
+@contextmanager
+def _session(org: str | None, *, all_orgs: bool = False) -> Iterator[tuple[Connection, Any]]:
+    """A checked connection, and the id of the organisation the command acts for (None
+    with `all_orgs`)."""
+    from schedctl import organisations
+
+    with _connection() as conn:
+        if all_orgs:
+            yield conn, None
+        else:
+            yield conn, organisations.resolve(conn, org or load_settings().org).id
+
+
+def _terminal() -> bool:
+    """Whether stdout is a terminal: people get tables and relative times, scripts plain lines."""
+    return sys.stdout.isatty()
+
+
+def _actor() -> str:
+    return load_settings().actor_name()
+
+
+def _emit_scheduler(scheduler: Scheduler, as_json: bool) -> None:
     from schedctl import render
 
     if as_json:
-        render.print_json(render.scheduler_doc(row))
+        render.print_json(render.doc(scheduler))
     else:
-        render.fields(render.scheduler_lines(row))
+        render.fields(render.scheduler_lines(scheduler, terminal=_terminal()))
 
 
 EveryOpt = Annotated[
@@ -102,9 +125,10 @@ ExcludeOpt = Annotated[
 ]
 WorkersOpt = Annotated[int | None, typer.Option(help="Workers a job needs, 1-100 (default 1).")]
 OverlapOpt = Annotated[
-    str | None,
+    Overlap | None,
     typer.Option(
-        help="When a job of the domain is still active: replace (default), skip or allow."
+        help="When a job of the domain is still active: replace (default), skip or allow.",
+        case_sensitive=False,
     ),
 ]
 StartAtOpt = Annotated[
@@ -119,21 +143,51 @@ StartAtOpt = Annotated[
 @app.command()
 def migrate(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would be applied.")] = False,
+    active_jobs_index: Annotated[
+        bool,
+        typer.Option(
+            "--active-jobs-index",
+            help="Also build the opt-in index of active jobs on the host's jobs table "
+            "(CREATE INDEX CONCURRENTLY; see the README).",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
     """Apply pending database migrations (safe to run again and concurrently)."""
-    from schedctl import migrations, render
+    from schedctl import migrate as migration
+    from schedctl import render
 
-    applied = migrations.migrate(load_settings(), dry_run=dry_run)
+    outcome = migration.migrate(
+        load_settings(), dry_run=dry_run, active_jobs_index=active_jobs_index
+    )
     if as_json:
-        render.print_json({"dry_run": dry_run, "migrations": applied})
-    elif not applied:
-        print("schema is up to date")
+        render.print_json(
+            {
+                "dry_run": dry_run,
+                "migrations": outcome.migrations,
+                "removed_from_host_tables": outcome.released,
+                "active_jobs_index_created": outcome.index_created,
+                "active_jobs_index_advised": outcome.index_advised,
+            }
+        )
     else:
         verb = "would apply" if dry_run else "applied"
-        for name in applied:
+        for name in outcome.migrations:
             print(f"{verb} {name}")
+        for label in outcome.released:
+            print(f"removed {label} (added to the host's tables by schedctl 0.1)")
+        if outcome.index_created:
+            print("built index schedctl_jobs_active_idx on jobs")
+        if not outcome.migrations and not outcome.released and not outcome.index_created:
+            print("schema is up to date")
+    if outcome.index_advised:
+        print(
+            "hint: jobs is large and has no index of active jobs by domain and organisation; "
+            "`schedctl migrate --active-jobs-index` builds one without blocking writes "
+            "(see the README)",
+            file=sys.stderr,
+        )
 
 
 @org_app.command("create")
@@ -144,13 +198,15 @@ def org_create(
 ) -> None:
     """Create an organisation."""
     from schedctl import organisations, render
+    from schedctl.validation import parse_org_name
 
-    with _session(need_org=False) as (conn, _):
-        row = organisations.create(conn, name)
+    checked = parse_org_name(name)
+    with _connection() as conn:
+        org = organisations.create(conn, checked)
     if as_json:
-        render.print_json(render.plain(dict(row)))
+        render.print_json(render.doc(org))
     else:
-        print(f"created organisation {row['name']} ({row['id']})")
+        print(f"created organisation {org.name} ({org.id})")
 
 
 @org_app.command("list")
@@ -158,15 +214,16 @@ def org_list(as_json: JsonOpt = False, verbose: VerboseOpt = False) -> None:
     """List organisations."""
     from schedctl import organisations, render
 
-    with _session(need_org=False) as (conn, _):
-        rows = organisations.list_all(conn)
+    with _connection() as conn:
+        orgs = organisations.list_all(conn)
     if as_json:
-        render.print_json([render.plain(dict(row)) for row in rows])
+        render.print_json([render.doc(org) for org in orgs])
     else:
         render.table(
             "Organisations",
             ("Name", "Schedulers", "Id"),
-            [[row["name"], str(row["schedulers"]), str(row["id"])] for row in rows],
+            [[org.name, str(org.schedulers), str(org.id)] for org in orgs],
+            terminal=_terminal(),
         )
 
 
@@ -190,9 +247,12 @@ def create(
     verbose: VerboseOpt = False,
 ) -> None:
     """Create a scheduler: crawl DOMAIN every 6, 12, 24 or 48 hours."""
-    from schedctl import schedulers
+    from schedctl import schedulers, validation
 
-    template = schedulers.Template(
+    name = validation.normalize_domain(domain)
+    if every is None:
+        raise InvalidInput("--every is required (6h, 12h, 24h or 48h)")
+    changes = validation.scheduler_changes(
         every=every,
         concurrency=concurrency,
         find_links=find_links,
@@ -204,9 +264,9 @@ def create(
         start_at=start_at,
         enabled=False if disabled else None,
     )
-    with _session(org) as (conn, org_row):
-        row = schedulers.create(conn, org_row["id"], domain, template)
-    _emit_scheduler(row, as_json)
+    with _session(org) as (conn, org_id):
+        scheduler = schedulers.create(conn, org_id, name, changes, _actor())
+    _emit_scheduler(scheduler, as_json)
 
 
 @app.command("list")
@@ -223,14 +283,18 @@ def list_(
     """List the organisation's schedulers, soonest first."""
     from schedctl import render, schedulers
 
-    with _session(org, need_org=not all_orgs) as (conn, org_row):
-        rows = schedulers.list_for(
-            conn, None if all_orgs else org_row["id"], enabled=enabled, due_only=due
-        )
+    with _session(org, all_orgs=all_orgs) as (conn, org_id):
+        found = schedulers.list_for(conn, org_id, enabled=enabled, due_only=due)
     if as_json:
-        render.print_json([render.scheduler_doc(row) for row in rows])
+        render.print_json([render.doc(scheduler) for scheduler in found])
     else:
-        render.table("Schedulers", render.SCHEDULER_HEADERS, render.scheduler_rows(rows))
+        terminal = _terminal()
+        render.table(
+            "Schedulers",
+            render.SCHEDULER_HEADERS,
+            render.scheduler_rows(found, terminal=terminal),
+            terminal=terminal,
+        )
 
 
 @app.command()
@@ -243,25 +307,27 @@ def show(
 ) -> None:
     """Show one scheduler, its next run times and its last job."""
     from schedctl import render, schedulers
-    from schedctl.validation import NEXT_RUNS, check_range
+    from schedctl.validation import NEXT_RUNS, check_range, parse_ref
 
     check_range("--next", next_count, *NEXT_RUNS)
-    with _session(org) as (conn, org_row):
-        row = schedulers.get(conn, org_row["id"], ref)
-        runs = schedulers.next_runs(row, next_count)
-        last = schedulers.last_job(conn, row["id"])
+    scheduler_ref = parse_ref(ref)
+    with _session(org) as (conn, org_id):
+        scheduler = schedulers.get(conn, org_id, scheduler_ref)
+        runs = schedulers.next_runs(scheduler, next_count)
+        last = schedulers.last_job(conn, scheduler.id)
     if as_json:
         render.print_json(
-            render.scheduler_doc(row)
+            render.doc(scheduler)
             | {
                 "next_runs": [render.rfc3339(t) for t in runs],
-                "last_job": last and render.job_doc(last),
+                "last_job": last and render.doc(last),
             }
         )
         return
-    lines = render.scheduler_lines(row)
-    lines.append(("next runs", render.next_runs_text(runs, row["db_now"])))
-    lines.append(("last job", render.last_job_text(last, row["db_now"])))
+    terminal, now = _terminal(), scheduler.db_now
+    lines = render.scheduler_lines(scheduler, terminal=terminal)
+    lines.append(("next runs", render.next_runs_text(runs, now, terminal=terminal)))
+    lines.append(("last job", render.last_job_text(last, now, terminal=terminal)))
     render.fields(lines)
 
 
@@ -293,9 +359,9 @@ def update(
     verbose: VerboseOpt = False,
 ) -> None:
     """Change a scheduler; a new --every keeps the times on its grid."""
-    from schedctl import schedulers
+    from schedctl import schedulers, validation
 
-    template = schedulers.Template(
+    changes = validation.scheduler_changes(
         every=every,
         concurrency=concurrency,
         find_links=find_links,
@@ -309,9 +375,12 @@ def update(
         clear_exclude=clear_exclude,
         enabled=enable,
     )
-    with _session(org) as (conn, org_row):
-        row = schedulers.update(conn, org_row["id"], ref, template)
-    _emit_scheduler(row, as_json)
+    if changes.is_empty():
+        raise InvalidInput("nothing to change: give at least one option (see --help)")
+    scheduler_ref = validation.parse_ref(ref)
+    with _session(org) as (conn, org_id):
+        scheduler = schedulers.update(conn, org_id, scheduler_ref, changes, _actor())
+    _emit_scheduler(scheduler, as_json)
 
 
 @app.command()
@@ -324,21 +393,24 @@ def delete(
 ) -> None:
     """Delete a scheduler; its jobs stay."""
     from schedctl import render, schedulers
+    from schedctl.models import Ref
+    from schedctl.validation import parse_ref
 
     if not yes and not sys.stdin.isatty():
         raise InvalidInput("refusing to delete without a terminal to confirm: pass --yes")
-    with _session(org) as (conn, org_row):
-        row = schedulers.get(conn, org_row["id"], ref)
-        conn.commit()  # hold no transaction open while a person makes up their mind
+    scheduler_ref = parse_ref(ref)
+    with _session(org) as (conn, org_id):
+        # Read outside any transaction: none is held open while a person makes up their mind.
+        found = schedulers.get(conn, org_id, scheduler_ref)
         if not yes and not typer.confirm(
-            f"Delete the scheduler of {row['domain']} ({row['id']})?", err=True
+            f"Delete the scheduler of {found.domain} ({found.id})?", err=True
         ):
             raise OperationFailed("not deleted")
-        deleted = schedulers.delete(conn, org_row["id"], str(row["id"]))
+        deleted = schedulers.delete(conn, org_id, Ref.of_id(found.id), _actor())
     if as_json:
-        render.print_json({"id": str(deleted["id"]), "deleted": True})
+        render.print_json({"id": str(deleted.id), "deleted": True})
     else:
-        print(f"deleted scheduler {deleted['id']} ({deleted['domain']}); its jobs are kept")
+        print(f"deleted scheduler {deleted.id} ({deleted.domain}); its jobs are kept")
 
 
 @app.command()
@@ -352,18 +424,23 @@ def history(
 ) -> None:
     """The scheduler's jobs, newest first."""
     from schedctl import render, schedulers
-    from schedctl.validation import HISTORY_LIMIT, OFFSET, check_range
+    from schedctl.validation import HISTORY_LIMIT, OFFSET, check_range, parse_ref
 
     check_range("--limit", limit, *HISTORY_LIMIT)
     check_range("--offset", offset, *OFFSET)
-    with _session(org) as (conn, org_row):
-        row = schedulers.get(conn, org_row["id"], ref)
-        rows = schedulers.history(conn, row["id"], limit=limit, offset=offset)
+    scheduler_ref = parse_ref(ref)
+    with _session(org) as (conn, org_id):
+        scheduler = schedulers.get(conn, org_id, scheduler_ref)
+        jobs = schedulers.history(conn, scheduler.id, limit=limit, offset=offset)
     if as_json:
-        render.print_json([render.job_doc(job) for job in rows])
+        render.print_json([render.doc(job) for job in jobs])
     else:
+        terminal = _terminal()
         render.table(
-            f"Jobs of {row['domain']}", render.JOB_HEADERS, render.job_rows(rows, row["db_now"])
+            f"Jobs of {scheduler.domain}",
+            render.JOB_HEADERS,
+            render.job_rows(jobs, scheduler.db_now, terminal=terminal),
+            terminal=terminal,
         )
 
 
@@ -377,10 +454,13 @@ def pause(
 ) -> None:
     """Pause a scheduler, keeping the reason."""
     from schedctl import schedulers
+    from schedctl.validation import parse_reason, parse_ref
 
-    with _session(org) as (conn, org_row):
-        row = schedulers.pause(conn, org_row["id"], ref, reason)
-    _emit_scheduler(row, as_json)
+    why = parse_reason(reason)
+    scheduler_ref = parse_ref(ref)
+    with _session(org) as (conn, org_id):
+        scheduler = schedulers.pause(conn, org_id, scheduler_ref, why, _actor())
+    _emit_scheduler(scheduler, as_json)
 
 
 @app.command()
@@ -389,10 +469,12 @@ def resume(
 ) -> None:
     """Resume a paused scheduler; a slot missed while paused runs at the next tick."""
     from schedctl import schedulers
+    from schedctl.validation import parse_ref
 
-    with _session(org) as (conn, org_row):
-        row = schedulers.resume(conn, org_row["id"], ref)
-    _emit_scheduler(row, as_json)
+    scheduler_ref = parse_ref(ref)
+    with _session(org) as (conn, org_id):
+        scheduler = schedulers.resume(conn, org_id, scheduler_ref, _actor())
+    _emit_scheduler(scheduler, as_json)
 
 
 @app.command()
@@ -401,13 +483,15 @@ def run(
 ) -> None:
     """Create a job now, outside the schedule (the overlap policy applies)."""
     from schedctl import render, schedulers
+    from schedctl.validation import parse_ref
 
-    with _session(org) as (conn, org_row):
-        job = schedulers.run_now(conn, org_row["id"], ref)
+    scheduler_ref = parse_ref(ref)
+    with _session(org) as (conn, org_id):
+        job = schedulers.run_now(conn, org_id, scheduler_ref, _actor())
     if as_json:
-        render.print_json(render.job_doc(job))
+        render.print_json(render.doc(job))
     else:
-        print(f"created job {job['id']} for {job['domain']}")
+        print(f"created job {job.id} for {job.domain}")
 
 
 @app.command()
@@ -422,16 +506,22 @@ def log(
 ) -> None:
     """The audit trail: who changed which scheduler, when, and how."""
     from schedctl import render, schedulers
-    from schedctl.validation import HISTORY_LIMIT, check_range
+    from schedctl.validation import HISTORY_LIMIT, check_range, parse_ref
 
     check_range("--limit", limit, *HISTORY_LIMIT)
-
-    with _session(org) as (conn, org_row):
-        rows = schedulers.audit_log(conn, org_row["id"], ref, limit=limit)
+    scheduler_ref = parse_ref(ref) if ref is not None else None
+    with _session(org) as (conn, org_id):
+        entries = schedulers.audit_log(conn, org_id, scheduler_ref, limit=limit)
     if as_json:
-        render.print_json([render.audit_doc(row) for row in rows])
+        render.print_json([render.doc(entry) for entry in entries])
     else:
-        render.table("Audit log", render.AUDIT_HEADERS, render.audit_rows(rows))
+        terminal = _terminal()
+        render.table(
+            "Audit log",
+            render.AUDIT_HEADERS,
+            render.audit_rows(entries, terminal=terminal),
+            terminal=terminal,
+        )
 
 
 @app.command()
@@ -453,14 +543,19 @@ def tick(
         check_range("--limit", limit, *TICK_LIMIT)
     settings = load_settings()
     report = render.TickReport(as_json=as_json, quiet=quiet, dry_run=dry_run)
-    # A large pass may open a second connection; not to the embedded server, which
-    # each connection would start (or join) again.
-    second = (lambda: db.connect(settings)) if settings.database_url is not None else None
+    # A large pass may open a second connection when the operator asks for it; never to
+    # the embedded server, which each connection would start (or join) again.
+    second = (
+        (lambda: db.connect(settings))
+        if settings.tick_connections > 1 and settings.database_url is not None
+        else None
+    )
     # --quiet is for cron, which mails whatever is printed: not even the embedded notice.
     url = db.database_url(settings, announce=not quiet)
     summary = tick_pass.Summary()
     try:
         with db.connect(settings, url) as conn:
+            db.preflight(conn)
             tick_pass.run(
                 conn,
                 on_job=report.job,
@@ -496,8 +591,8 @@ def status(
     from schedctl.validation import parse_duration
 
     lag_limit = parse_duration(max_lag)
-    with _session(org, need_org=not all_orgs) as (conn, org_row):
-        report = monitoring.status(conn, None if all_orgs else org_row["id"], lag_limit)
+    with _session(org, all_orgs=all_orgs) as (conn, org_id):
+        report = monitoring.status(conn, org_id, lag_limit)
     if as_json:
         render.print_json(report)
     else:
@@ -517,8 +612,6 @@ def _fail(message: str, code: int) -> NoReturn:
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; every error becomes one `error:` line and its exit code."""
-    from typer._click import exceptions as click_exc
-
     args = sys.argv[1:] if argv is None else argv
     _Verbosity.requested = False
     try:
@@ -527,20 +620,19 @@ def main(argv: list[str] | None = None) -> None:
         if _Verbosity.requested and exc.__cause__ is not None:
             _print_traceback(exc)
         _fail(exc.message, exc.exit_code)
-    except click_exc.NoArgsIsHelpError as exc:
-        print(exc.ctx.get_help() if exc.ctx else "", file=sys.stderr)
-        # Help for people; for scripts, the same one `error:` line as every usage error.
-        path = exc.ctx.command_path if exc.ctx else "schedctl"
-        _fail(f"missing command (see `{path} --help`)", 2)
-    except click_exc.UsageError as exc:
-        hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx else ""
-        _fail(exc.format_message().strip().splitlines()[0] + hint, 2)
     except typer.Abort:
         _fail("aborted", 1)
     except KeyboardInterrupt:
         _fail("interrupted; the current transaction was rolled back", 1)
-    except click_exc.ClickException as exc:
-        _fail(exc.format_message().strip().splitlines()[0], exc.exit_code)
+    except typer.TyperException as exc:  # usage errors, with the context they arose in
+        ctx = getattr(exc, "ctx", None)
+        path = ctx.command_path if ctx is not None else "schedctl"
+        message = exc.format_message().strip()
+        if exc.exit_code != 2:
+            _fail(message.splitlines()[0] if message else "error", exc.exit_code)
+        if message.startswith("Usage:"):  # a group given no command: its help is the message
+            _fail(f"missing command (see `{path} --help`)", 2)
+        _fail(message.splitlines()[0] + f" (see `{path} --help`)", 2)
     except Exception as exc:
         if _Verbosity.requested:
             _print_traceback(exc)

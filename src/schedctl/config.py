@@ -27,6 +27,25 @@ class Settings(BaseSettings):
     )
     actor: str | None = Field(default=None, validation_alias="SCHEDCTL_ACTOR")
     data_dir: Path | None = Field(default=None, validation_alias="SCHEDCTL_DATA_DIR")
+    # A large tick pass may apply batches over a second connection (see the README).
+    tick_connections: int = Field(
+        default=1, ge=1, le=2, validation_alias="SCHEDCTL_TICK_CONNECTIONS"
+    )
+
+    def actor_name(self) -> str:
+        """Who is making a change, for the audit trail: SCHEDCTL_ACTOR, else the
+        operating-system user."""
+        import getpass
+        import os
+
+        # Printed in tables and tab-separated lines: no control characters, one line.
+        name = "".join(ch for ch in (self.actor or "") if ch.isprintable()).strip()
+        if name:
+            return name[:200]
+        try:
+            return getpass.getuser()
+        except Exception:  # no user name in a bare container
+            return f"uid:{os.getuid()}" if hasattr(os, "getuid") else "unknown"
 
 
 def load_settings() -> Settings:

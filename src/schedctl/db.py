@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from typing import Any
+from datetime import datetime, timezone
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg import errors as pgerrors
+from psycopg.abc import Buffer
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
-from psycopg.rows import DictRow, dict_row, tuple_row
+from psycopg.rows import DictRow, dict_row, kwargs_row, tuple_row
+from psycopg.types.datetime import TimestamptzLoader
 
 from schedctl.config import Settings
 from schedctl.errors import (
@@ -22,7 +25,7 @@ from schedctl.errors import (
 )
 from schedctl.sql import query
 
-Connection = psycopg.Connection[DictRow]
+T = TypeVar("T")
 
 _NOT_MIGRATED = "the database schema is not migrated: run `schedctl migrate`"
 _USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^@/\s]*@", re.IGNORECASE)
@@ -104,10 +107,45 @@ def _first_line(exc: BaseException) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
+class _UtcTimestamptzLoader(TimestamptzLoader):
+    """timestamptz values as UTC datetimes, whatever the session's time zone: Python adds a
+    timedelta to a time of a zone with daylight saving as wall-clock time, an hour off
+    across a change. (A pooler may hand the session any time zone; none is set at connect.)"""
+
+    def load(self, data: Buffer) -> datetime:
+        return super().load(data).astimezone(timezone.utc)
+
+
+class Connection(psycopg.Connection[DictRow]):
+    """A connection in autocommit mode: every unit of work is an explicit `transaction()`,
+    which applies schedctl's lock timeout to its statements (SET LOCAL, which also holds
+    behind a transaction-mode pooler, where session settings do not)."""
+
+    lock_timeout: float = 30.0
+
+    @contextmanager
+    def work(self) -> Iterator[None]:
+        """One unit of work: a transaction (a savepoint when nested) with the lock timeout."""
+        with self.transaction():
+            if not self._in_work:
+                self.execute(query("transaction_settings"), {"lock_timeout": self._lock_timeout})
+            outer, self._in_work = self._in_work, True
+            try:
+                yield
+            finally:
+                self._in_work = outer
+
+    _in_work = False
+
+    @property
+    def _lock_timeout(self) -> str:
+        return f"{int(self.lock_timeout * 1000)}ms"
+
+
 @contextmanager
 def connect(settings: Settings, url: str | None = None) -> Iterator[Connection]:
-    """A connection with schedctl's timeouts (to `url`, else the configured database);
-    driver errors leave as SchedctlError."""
+    """An autocommit connection (to `url`, else the configured database) with schedctl's
+    timeouts; driver errors leave as SchedctlError."""
     url = url if url is not None else database_url(settings)
     secrets = url_secrets(url)
     try:
@@ -117,19 +155,23 @@ def connect(settings: Settings, url: str | None = None) -> Iterator[Connection]:
             "invalid database URL in SCHEDCTL_DATABASE_URL or DATABASE_URL "
             "(expected postgresql://user@host:port/dbname)"
         ) from None
-    # Appended to any options the URL already carries, rather than replacing them. The
-    # session runs in UTC so that times come back in UTC: Python adds a timedelta to a
-    # time of a zone with daylight saving as wall-clock time, an hour off across a change.
-    session = f"-c lock_timeout={int(settings.lock_timeout * 1000)} -c timezone=UTC"
-    params["options"] = f"{params.get('options') or ''} {session}".strip()
     params.setdefault("application_name", "schedctl")
     params["connect_timeout"] = settings.connect_timeout
     try:
-        conn = psycopg.connect(make_conninfo("", **params), row_factory=dict_row)
+        # No server-side prepared statements: behind a transaction-mode pooler the next
+        # statement may run on another server connection, which never saw them.
+        conn = Connection.connect(
+            make_conninfo("", **params),
+            autocommit=True,
+            row_factory=dict_row,
+            prepare_threshold=None,
+        )
     except psycopg.Error as exc:
         raise DatabaseUnavailable(
             f"cannot connect to the database: {redact(_first_line(exc), secrets)}"
         ) from None
+    conn.lock_timeout = settings.lock_timeout
+    conn.adapters.register_loader("timestamptz", _UtcTimestamptzLoader)
     try:
         with conn:
             yield conn
@@ -146,22 +188,79 @@ def connect(settings: Settings, url: str | None = None) -> Iterator[Connection]:
         conn.close()
 
 
-def fetch_all(conn: Connection, name: str, /, **params: Any) -> list[DictRow]:
+class NoResult(Exception):
+    """A statement that always returns a row returned none (a bug, not user input)."""
+
+
+def fetch_all(conn: psycopg.Connection[Any], name: str, /, **params: Any) -> list[DictRow]:
     """Run the named query and return its rows."""
-    return conn.execute(query(name), params).fetchall()
+    with conn.cursor(row_factory=dict_row) as cursor:
+        return cursor.execute(query(name), params or None).fetchall()
 
 
-def fetch_tuples(conn: Connection, name: str, /, **params: Any) -> list[tuple[Any, ...]]:
+def fetch_tuples(
+    conn: psycopg.Connection[Any], name: str, /, **params: Any
+) -> list[tuple[Any, ...]]:
     """Run the named query and return its rows as plain tuples (cheaper in bulk)."""
     with conn.cursor(row_factory=tuple_row) as cursor:
-        return cursor.execute(query(name), params).fetchall()
+        return cursor.execute(query(name), params or None).fetchall()
 
 
-def fetch_one(conn: Connection, name: str, /, **params: Any) -> DictRow | None:
-    """Run the named query and return its first row, if any."""
-    return conn.execute(query(name), params).fetchone()
+def fetch_one(conn: psycopg.Connection[Any], name: str, /, **params: Any) -> DictRow:
+    """Run the named query and return its first row; NoResult when it returned none."""
+    row = fetch_optional(conn, name, **params)
+    if row is None:
+        raise NoResult(name)
+    return row
 
 
-def execute(conn: Connection, name: str, /, **params: Any) -> int:
+def fetch_optional(conn: psycopg.Connection[Any], name: str, /, **params: Any) -> DictRow | None:
+    """Run the named query and return its first row, or None."""
+    with conn.cursor(row_factory=dict_row) as cursor:
+        return cursor.execute(query(name), params or None).fetchone()
+
+
+def records(
+    conn: psycopg.Connection[Any], name: str, make: Callable[..., T], /, **params: Any
+) -> list[T]:
+    """Run the named query and return its rows, each made by `make(**columns)`."""
+    with conn.cursor(row_factory=kwargs_row(make)) as cursor:
+        return cursor.execute(query(name), params or None).fetchall()
+
+
+def record(conn: psycopg.Connection[Any], name: str, make: Callable[..., T], /, **params: Any) -> T:
+    """Run the named query and return its first row made by `make`; NoResult when none."""
+    found = optional_record(conn, name, make, **params)
+    if found is None:
+        raise NoResult(name)
+    return found
+
+
+def optional_record(
+    conn: psycopg.Connection[Any], name: str, make: Callable[..., T], /, **params: Any
+) -> T | None:
+    """Run the named query and return its first row made by `make`, or None."""
+    with conn.cursor(row_factory=kwargs_row(make)) as cursor:
+        return cursor.execute(query(name), params or None).fetchone()
+
+
+def execute(conn: psycopg.Connection[Any], name: str, /, **params: Any) -> int:
     """Run the named statement and return the number of rows it touched."""
-    return conn.execute(query(name), params).rowcount
+    with conn.cursor() as cursor:
+        return cursor.execute(query(name), params or None).rowcount
+
+
+def preflight(conn: Connection) -> None:
+    """Refuse to work on a database whose schema is not migrated, or whose host tables
+    row-level security shows only in part to this role: schedctl would act on some rows
+    alone (tick would report nothing due while schedulers are), and say all was well."""
+    found = fetch_one(conn, "preflight")
+    if not found["migrated"]:
+        raise DatabaseUnavailable(_NOT_MIGRATED)
+    if found["filtered_tables"]:
+        raise DatabaseUnavailable(
+            f"row-level security filters the rows of {', '.join(found['filtered_tables'])} "
+            f"for role {found['role']}, so schedctl would see only some of them: run it as a "
+            "role with BYPASSRLS (granted to the login role itself; membership does not pass "
+            "it on), or add policies that show this role every row (see contrib/grants.sql)"
+        )

@@ -3,36 +3,25 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 from schedctl import db
 from schedctl.errors import DatabaseUnavailable
+from schedctl.migrate import head_migration
 from schedctl.render import duration, plain, rfc3339
-
-
-def _head_migration() -> str:
-    """The id of the newest migration this schedctl ships (no yoyo import needed)."""
-    from schedctl.migrations import migrations_dir
-
-    names = sorted(
-        p.stem for p in Path(migrations_dir()).glob("*.sql") if not p.stem.endswith(".rollback")
-    )
-    return names[-1] if names else ""
 
 
 def status(conn: db.Connection, org_id: Any, max_lag: timedelta) -> dict[str, Any]:
     """Reachability, schema version, scheduler counts, worst lag and the last tick."""
-    version_row = db.fetch_one(conn, "schema_version")
+    version_row = db.fetch_optional(conn, "schema_version")
     version = version_row["migration_id"] if version_row else None
-    head = _head_migration()
+    head = head_migration()
     if version is None or version < head:
         raise DatabaseUnavailable(
             f"the database schema is at {version or 'nothing'}, not {head}: run `schedctl migrate`"
         )
     counts = db.fetch_one(conn, "status_schedulers", organisation_id=org_id)
-    assert counts is not None
-    last = db.fetch_one(conn, "status_last_tick")
+    last = db.fetch_optional(conn, "status_last_tick")
     lag = float(counts["worst_lag_seconds"])
     problems = []
     if lag > max_lag.total_seconds():

@@ -4,23 +4,20 @@ from __future__ import annotations
 
 import uuid
 
-from psycopg.rows import DictRow
-
 from schedctl import db
 from schedctl.errors import InvalidInput, NotFound
-from schedctl.validation import parse_org_name
+from schedctl.models import Organisation
 
 
-def create(conn: db.Connection, name: str) -> DictRow:
-    """Create an organisation; names need not be unique."""
-    row = db.fetch_one(conn, "org_insert", name=parse_org_name(name))
-    assert row is not None
-    return row
+def create(conn: db.Connection, name: str) -> Organisation:
+    """Create an organisation (`name` already checked); names need not be unique."""
+    with conn.work():
+        return db.record(conn, "org_insert", Organisation, name=name)
 
 
-def list_all(conn: db.Connection) -> list[DictRow]:
+def list_all(conn: db.Connection) -> list[Organisation]:
     """Every organisation, by name."""
-    return db.fetch_all(conn, "org_list")
+    return db.records(conn, "org_list", Organisation)
 
 
 def as_uuid(text: str) -> uuid.UUID | None:
@@ -31,25 +28,25 @@ def as_uuid(text: str) -> uuid.UUID | None:
         return None
 
 
-def resolve(conn: db.Connection, ref: str | None) -> DictRow:
+def resolve(conn: db.Connection, ref: str | None) -> Organisation:
     """The organisation named by id or name, or the only one when none is named."""
     if ref is not None and ref.strip():
-        rows = db.fetch_all(conn, "org_find", id=as_uuid(ref), name=ref.strip())
-        if not rows:
-            raise NotFound(f"organisation {ref.strip()!r} not found")
         exact_id = as_uuid(ref)
-        if len(rows) > 1 and rows[0]["id"] != exact_id:
+        found = db.records(conn, "org_find", Organisation, id=exact_id, name=ref.strip())
+        if not found:
+            raise NotFound(f"organisation {ref.strip()!r} not found")
+        if len(found) > 1 and found[0].id != exact_id:
             raise InvalidInput(
                 f"several organisations are named {ref.strip()!r}: choose one with --org ID "
                 "(see `schedctl org list`)"
             )
-        return rows[0]
-    rows = db.fetch_all(conn, "org_any_two")
-    if not rows:
+        return found[0]
+    found = db.records(conn, "org_any_two", Organisation)
+    if not found:
         raise NotFound("no organisation exists yet: create one with `schedctl org create NAME`")
-    if len(rows) > 1:
+    if len(found) > 1:
         raise InvalidInput(
             "several organisations exist: choose one with --org ID|NAME or SCHEDCTL_ORG "
             "(see `schedctl org list`)"
         )
-    return rows[0]
+    return found[0]

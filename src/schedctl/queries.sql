@@ -3,45 +3,53 @@
 
 -- name: org_insert
 -- Create an organisation.
-INSERT INTO organisations (name) VALUES (%(name)s)
-RETURNING id, name, created_at;
+INSERT INTO public.organisations (name) VALUES (%(name)s)
+RETURNING id, name, created_at, 0 AS schedulers;
 
 -- name: org_list
 -- Every organisation with its number of schedulers, by name.
 SELECT o.id, o.name, o.created_at,
-       (SELECT count(*) FROM schedulers s WHERE s.organisation_id = o.id) AS schedulers
-FROM organisations o
+       (SELECT count(*) FROM public.schedulers s WHERE s.organisation_id = o.id) AS schedulers
+FROM public.organisations o
 ORDER BY o.name, o.id;
 
 -- name: org_find
 -- Organisations whose id or name is the given reference (at most 2 are needed).
-SELECT id, name FROM organisations
+SELECT id, name, created_at FROM public.organisations
 WHERE id = %(id)s::uuid OR name = %(name)s
 ORDER BY (id = %(id)s::uuid) DESC NULLS LAST, id
 LIMIT 2;
 
 -- name: org_any_two
 -- Up to two organisations, to tell "none", "exactly one" and "several" apart.
-SELECT id, name FROM organisations ORDER BY id LIMIT 2;
+SELECT id, name, created_at FROM public.organisations ORDER BY id LIMIT 2;
 
 -- name: domain_ensure
--- The id of a domain, inserting it when the host does not know it yet.
-WITH inserted AS (
-    INSERT INTO domains (name) VALUES (%(name)s)
+-- The id of the host's row for a host name, in whatever spelling the host stored it (letter
+-- case, Unicode or A-label, a trailing dot: `spellings` holds the lowercased forms); a new
+-- row in the normal form when there is none.
+WITH found AS (
+    SELECT id FROM public.domains
+    WHERE lower(rtrim(name, '.')) = ANY (%(spellings)s::text[])
+    ORDER BY name = %(name)s DESC, id
+    LIMIT 1
+),
+inserted AS (
+    INSERT INTO public.domains (name)
+    SELECT %(name)s WHERE NOT EXISTS (SELECT 1 FROM found)
     ON CONFLICT (name) DO NOTHING
     RETURNING id
 )
-SELECT id FROM inserted
+SELECT id FROM found
 UNION ALL
-SELECT id FROM domains WHERE name = %(name)s
-LIMIT 1;
+SELECT id FROM inserted;
 
 -- name: scheduler_insert
--- Create a scheduler; its first run is the given time, now, or now + interval.
-INSERT INTO schedulers (
+-- Create a scheduler with the seed's columns; its first run is the given time, now, or now +
+-- interval.
+INSERT INTO public.schedulers (
     domain_id, organisation_id, schedule_interval_hours, next_run_at, is_enabled,
-    pause_reason, overlap_policy, concurrency, find_links, max_pages,
-    include_paths, exclude_paths, required_workers
+    concurrency, find_links, max_pages, include_paths, exclude_paths, required_workers
 ) VALUES (
     %(domain_id)s, %(organisation_id)s, %(schedule_interval_hours)s,
     CASE
@@ -49,21 +57,30 @@ INSERT INTO schedulers (
         WHEN %(start_now)s THEN now()
         ELSE now() + make_interval(hours => %(schedule_interval_hours)s)
     END,
-    %(is_enabled)s, %(pause_reason)s, %(overlap_policy)s, %(concurrency)s, %(find_links)s,
+    %(is_enabled)s, %(concurrency)s, %(find_links)s,
     %(max_pages)s, %(include_paths)s, %(exclude_paths)s, %(required_workers)s
 )
 RETURNING id;
 
+-- name: settings_write
+-- Store what schedctl keeps beside a scheduler's seed columns.
+INSERT INTO schedctl.scheduler_settings (scheduler_id, overlap_policy, pause_reason)
+VALUES (%(id)s, %(overlap_policy)s, %(pause_reason)s)
+ON CONFLICT (scheduler_id) DO UPDATE
+SET overlap_policy = EXCLUDED.overlap_policy, pause_reason = EXCLUDED.pause_reason;
+
 -- name: scheduler_get
--- One scheduler of an organisation, by id or by domain name.
+-- One scheduler of an organisation, by id or by domain (any spelling the host stored).
 SELECT s.id, s.organisation_id, d.name AS domain, s.schedule_interval_hours, s.next_run_at,
-       s.is_enabled, s.pause_reason, s.overlap_policy, s.concurrency, s.find_links,
-       s.max_pages, s.include_paths, s.exclude_paths, s.required_workers,
-       s.created_at, s.updated_at, s.domain_id, now() AS db_now
-FROM schedulers s
-JOIN domains d ON d.id = s.domain_id
+       s.is_enabled, st.pause_reason, COALESCE(st.overlap_policy, 'replace') AS overlap_policy,
+       s.concurrency, s.find_links, s.max_pages, s.include_paths, s.exclude_paths,
+       s.required_workers, s.created_at, s.updated_at, s.domain_id, now() AS db_now
+FROM public.schedulers s
+JOIN public.domains d ON d.id = s.domain_id
+LEFT JOIN schedctl.scheduler_settings st ON st.scheduler_id = s.id
 WHERE s.organisation_id = %(organisation_id)s
-  AND (s.id = %(id)s::uuid OR d.name = %(domain)s)
+  AND (s.id = %(id)s::uuid OR lower(rtrim(d.name, '.')) = ANY (%(spellings)s::text[]))
+ORDER BY s.id = %(id)s::uuid DESC NULLS LAST
 LIMIT 1;
 
 -- name: scheduler_lock
@@ -71,34 +88,34 @@ LIMIT 1;
 -- NO KEY UPDATE keeps other changes and ticks out without blocking the host's inserts of
 -- jobs that reference the scheduler (a DELETE takes the stronger lock itself).
 SELECT s.id
-FROM schedulers s
-JOIN domains d ON d.id = s.domain_id
+FROM public.schedulers s
+JOIN public.domains d ON d.id = s.domain_id
 WHERE s.organisation_id = %(organisation_id)s
-  AND (s.id = %(id)s::uuid OR d.name = %(domain)s)
+  AND (s.id = %(id)s::uuid OR lower(rtrim(d.name, '.')) = ANY (%(spellings)s::text[]))
+ORDER BY s.id = %(id)s::uuid DESC NULLS LAST
 LIMIT 1
 FOR NO KEY UPDATE OF s;
 
 -- name: scheduler_list
 -- Schedulers of one organisation (or of all), soonest first, optionally filtered.
 SELECT s.id, s.organisation_id, d.name AS domain, s.schedule_interval_hours, s.next_run_at,
-       s.is_enabled, s.pause_reason, s.overlap_policy, s.concurrency, s.find_links,
-       s.max_pages, s.include_paths, s.exclude_paths, s.required_workers,
-       s.created_at, s.updated_at, s.domain_id, now() AS db_now
-FROM schedulers s
-JOIN domains d ON d.id = s.domain_id
+       s.is_enabled, st.pause_reason, COALESCE(st.overlap_policy, 'replace') AS overlap_policy,
+       s.concurrency, s.find_links, s.max_pages, s.include_paths, s.exclude_paths,
+       s.required_workers, s.created_at, s.updated_at, s.domain_id, now() AS db_now
+FROM public.schedulers s
+JOIN public.domains d ON d.id = s.domain_id
+LEFT JOIN schedctl.scheduler_settings st ON st.scheduler_id = s.id
 WHERE (%(organisation_id)s::uuid IS NULL OR s.organisation_id = %(organisation_id)s::uuid)
   AND (%(is_enabled)s::boolean IS NULL OR s.is_enabled = %(is_enabled)s::boolean)
   AND (NOT %(due_only)s OR (s.is_enabled AND s.next_run_at <= now()))
 ORDER BY s.next_run_at, d.name, s.id;
 
 -- name: scheduler_write
--- Store every changeable field of one scheduler and touch updated_at.
-UPDATE schedulers SET
+-- Store every changeable seed column of one scheduler and touch updated_at.
+UPDATE public.schedulers SET
     schedule_interval_hours = %(schedule_interval_hours)s,
     next_run_at = %(next_run_at)s,
     is_enabled = %(is_enabled)s,
-    pause_reason = %(pause_reason)s,
-    overlap_policy = %(overlap_policy)s,
     concurrency = %(concurrency)s,
     find_links = %(find_links)s,
     max_pages = %(max_pages)s,
@@ -110,12 +127,25 @@ WHERE id = %(id)s;
 
 -- name: scheduler_resume
 -- Enable a scheduler; a slot that passed while it was paused is due at once.
-UPDATE schedulers SET is_enabled = TRUE, pause_reason = NULL, updated_at = now()
+WITH settings AS (
+    UPDATE schedctl.scheduler_settings SET pause_reason = NULL WHERE scheduler_id = %(id)s
+)
+UPDATE public.schedulers SET is_enabled = TRUE, updated_at = now()
 WHERE id = %(id)s;
 
 -- name: scheduler_delete
--- Delete a scheduler; its jobs stay, with scheduler_id set to NULL by the foreign key.
-DELETE FROM schedulers WHERE id = %(id)s;
+-- Delete a scheduler and what schedctl kept beside it. Its jobs stay, detached first (with
+-- source_detail still naming it), whatever delete rule the host's foreign key has.
+WITH detached AS (
+    UPDATE public.jobs SET scheduler_id = NULL WHERE scheduler_id = %(id)s
+),
+settings AS (
+    DELETE FROM schedctl.scheduler_settings WHERE scheduler_id = %(id)s
+),
+slots AS (
+    DELETE FROM schedctl.served_slots WHERE scheduler_id = %(id)s
+)
+DELETE FROM public.schedulers WHERE id = %(id)s;
 
 -- name: scheduler_history
 -- A scheduler's jobs, newest first, one page; only those of the scheduler's organisation,
@@ -123,9 +153,9 @@ DELETE FROM schedulers WHERE id = %(id)s;
 SELECT j.id, j.scheduler_id, d.name AS domain, j.status, j.progress, j.created_at,
        j.started_at, j.completed_at, j.total_tasks, j.completed_tasks, j.failed_tasks,
        j.skipped_tasks
-FROM jobs j
-JOIN domains d ON d.id = j.domain_id
-JOIN schedulers s ON s.id = j.scheduler_id
+FROM public.jobs j
+JOIN public.domains d ON d.id = j.domain_id
+JOIN public.schedulers s ON s.id = j.scheduler_id
 WHERE j.scheduler_id = %(scheduler_id)s
   AND j.organisation_id = s.organisation_id
 ORDER BY j.created_at DESC, j.id DESC
@@ -136,14 +166,14 @@ LIMIT %(limit)s OFFSET %(offset)s;
 SELECT j.id, j.scheduler_id, d.name AS domain, j.status, j.progress, j.created_at,
        j.started_at, j.completed_at, j.total_tasks, j.completed_tasks, j.failed_tasks,
        j.skipped_tasks
-FROM jobs j
-JOIN domains d ON d.id = j.domain_id
+FROM public.jobs j
+JOIN public.domains d ON d.id = j.domain_id
 WHERE j.id = %(id)s;
 
 -- name: job_active_exists
 -- Whether a job of this domain and organisation is still active.
 SELECT EXISTS (
-    SELECT 1 FROM jobs
+    SELECT 1 FROM public.jobs
     WHERE domain_id = %(domain_id)s AND organisation_id = %(organisation_id)s
       AND status IN ('pending', 'initializing', 'running', 'paused')
 );
@@ -153,17 +183,22 @@ SELECT EXISTS (
 -- The replace policy first cancels the active jobs of the domain and organisation
 -- (a data-modifying CTE always runs to completion, referenced or not).
 WITH sched AS (
-    SELECT * FROM schedulers WHERE id = %(scheduler_id)s
+    SELECT s.id, s.domain_id, s.organisation_id, s.concurrency, s.find_links, s.max_pages,
+           s.include_paths, s.exclude_paths, s.required_workers,
+           COALESCE(st.overlap_policy, 'replace') AS overlap_policy
+    FROM public.schedulers s
+    LEFT JOIN schedctl.scheduler_settings st ON st.scheduler_id = s.id
+    WHERE s.id = %(scheduler_id)s
 ),
 cancelled AS (
-    UPDATE jobs j SET status = 'cancelled', completed_at = now()
+    UPDATE public.jobs j SET status = 'cancelled', completed_at = now()
     FROM sched
     WHERE sched.overlap_policy = 'replace'
       AND j.domain_id = sched.domain_id AND j.organisation_id = sched.organisation_id
       AND j.status IN ('pending', 'initializing', 'running', 'paused')
     RETURNING j.id
 )
-INSERT INTO jobs (
+INSERT INTO public.jobs (
     id, domain_id, organisation_id, status, progress, created_at, concurrency, find_links,
     max_pages, include_paths, exclude_paths, required_workers, source_type, source_detail,
     source_info, scheduler_id
@@ -176,7 +211,7 @@ RETURNING id;
 
 -- name: audit_insert
 -- Append one entry to the audit trail.
-INSERT INTO scheduler_audit (actor, action, scheduler_id, organisation_id, domain, changes, reason)
+INSERT INTO schedctl.audit (actor, action, scheduler_id, organisation_id, domain, changes, reason)
 VALUES (%(actor)s, %(action)s, %(scheduler_id)s, %(organisation_id)s, %(domain)s,
         %(changes)s, %(reason)s);
 
@@ -184,7 +219,7 @@ VALUES (%(actor)s, %(action)s, %(scheduler_id)s, %(organisation_id)s, %(domain)s
 -- Audit entries of an organisation, or of one scheduler in it, newest first.
 SELECT id, at, actor, action, scheduler_id, organisation_id, domain, changes, reason,
        now() AS db_now
-FROM scheduler_audit
+FROM schedctl.audit
 WHERE organisation_id = %(organisation_id)s
   AND (%(scheduler_id)s::uuid IS NULL OR scheduler_id = %(scheduler_id)s::uuid)
 ORDER BY at DESC, id DESC
@@ -192,20 +227,20 @@ LIMIT %(limit)s;
 
 -- name: audit_find_scheduler
 -- The id of a scheduler, deleted or not, that an organisation's audit trail names by id or domain.
-SELECT scheduler_id FROM scheduler_audit
+SELECT scheduler_id FROM schedctl.audit
 WHERE organisation_id = %(organisation_id)s
-  AND (scheduler_id = %(id)s::uuid OR domain = %(domain)s)
+  AND (scheduler_id = %(id)s::uuid OR lower(rtrim(domain, '.')) = ANY (%(spellings)s::text[]))
 ORDER BY at DESC, id DESC
 LIMIT 1;
 
 -- name: tick_claim
 -- Lock up to a batch of due schedulers, most overdue first, skipping rows another tick
--- holds; their ids come back as one uuid[] literal for tick_apply.
+-- holds; their ids come back as one uuid[] for tick_apply.
 -- NO KEY UPDATE is enough to keep other ticks and operators out, and lets the host
 -- keep inserting jobs that reference these schedulers meanwhile.
-SELECT array_agg(id)::text AS ids, count(*) AS claimed
+SELECT array_agg(id) AS ids, count(*) AS claimed
 FROM (
-    SELECT id FROM schedulers
+    SELECT id FROM public.schedulers
     WHERE is_enabled AND next_run_at <= COALESCE(%(now)s::timestamptz, now())
       AND NOT (id = ANY (%(exclude)s::uuid[]))
     ORDER BY next_run_at
@@ -214,76 +249,95 @@ FROM (
 ) AS claimed;
 
 -- name: tick_apply
--- For the claimed schedulers: apply the overlap policy, make one job per slot (the unique
--- slot index refuses a second), record skipped slots, and move next_run_at to the first
+-- For the claimed schedulers: apply the overlap policy, make one job per slot (the slot's row
+-- in served_slots refuses a second), record skipped slots, and move next_run_at to the first
 -- grid time strictly after now. Returns one row per scheduler with what was done, its
 -- columns in the order tick.py unpacks them.
 -- Run in the claim's transaction, after it: this statement's snapshot is taken once the
--- rows are locked, so it sees every job an earlier tick made for them.
+-- rows are locked, so it sees every slot an earlier tick served for them.
 WITH clock AS (
     SELECT COALESCE(%(now)s::timestamptz, now()) AS now
 ),
-planned AS (
+planned AS MATERIALIZED (
     SELECT s.id, s.domain_id, s.organisation_id, d.name AS domain, s.next_run_at AS slot,
-           s.overlap_policy, s.concurrency, s.find_links, s.max_pages, s.include_paths,
-           s.exclude_paths, s.required_workers, m.missed,
+           COALESCE(st.overlap_policy, 'replace') AS overlap_policy, s.concurrency,
+           s.find_links, s.max_pages, s.include_paths, s.exclude_paths, s.required_workers,
+           m.missed,
            s.next_run_at
                + make_interval(hours => s.schedule_interval_hours * (m.missed + 1))
                AS next_run_at,
-           (NOT served.served AND s.overlap_policy = 'skip' AND EXISTS (
-               SELECT 1 FROM jobs j
-               WHERE j.domain_id = s.domain_id AND j.organisation_id = s.organisation_id
-                 AND j.status IN ('pending', 'initializing', 'running', 'paused')
-           )) AS skip,
-           served.served,
+           -- A slot that already has its job (next_run_at was set back onto it): nothing is
+           -- cancelled or made for it again; the schedule just moves on.
+           EXISTS (
+               SELECT 1 FROM schedctl.served_slots ss
+               WHERE ss.scheduler_id = s.id AND ss.slot = s.next_run_at
+           ) AS served,
+           gen_random_uuid()::text AS job_id,
            clock.now
     FROM unnest(%(ids)s::uuid[]) AS claimed (id)
-    JOIN schedulers s ON s.id = claimed.id
-    JOIN domains d ON d.id = s.domain_id
+    JOIN public.schedulers s ON s.id = claimed.id
+    JOIN public.domains d ON d.id = s.domain_id
+    LEFT JOIN schedctl.scheduler_settings st ON st.scheduler_id = s.id
     CROSS JOIN clock
-    -- A slot that already has its job (next_run_at was set back onto it): nothing is
-    -- cancelled or made for it again; the schedule just moves on.
-    CROSS JOIN LATERAL (
-        SELECT EXISTS (
-            SELECT 1 FROM jobs j WHERE j.scheduler_id = s.id AND j.scheduler_slot = s.next_run_at
-        ) AS served
-    ) AS served
     -- grid times <= now after the slot: exact (numeric) division of the elapsed seconds
     CROSS JOIN LATERAL (
         SELECT floor(extract(epoch FROM clock.now - s.next_run_at)
                      / (s.schedule_interval_hours * 3600))::integer AS missed
     ) AS m
 ),
-cancelled AS (
-    UPDATE jobs j SET status = 'cancelled', completed_at = p.now
+-- The active jobs of the batch's domains and organisations, found in one pass over the
+-- active jobs of those organisations (a hash join), not one probe per scheduler: the host's
+-- jobs table keeps years of finished jobs per domain.
+active AS MATERIALIZED (
+    SELECT j.id, j.domain_id, j.organisation_id
+    FROM public.jobs j
+    WHERE j.status IN ('pending', 'initializing', 'running', 'paused')
+      AND j.organisation_id IN (SELECT organisation_id FROM planned)
+      AND (j.domain_id, j.organisation_id) IN (SELECT domain_id, organisation_id FROM planned)
+),
+decided AS MATERIALIZED (
+    SELECT p.*,
+           NOT p.served AND p.overlap_policy = 'skip' AND EXISTS (
+               SELECT 1 FROM active a
+               WHERE a.domain_id = p.domain_id AND a.organisation_id = p.organisation_id
+           ) AS skip
     FROM planned p
-    WHERE p.overlap_policy = 'replace' AND NOT p.served
-      AND j.domain_id = p.domain_id AND j.organisation_id = p.organisation_id
-      AND j.status IN ('pending', 'initializing', 'running', 'paused')
+),
+cancelled AS (
+    UPDATE public.jobs j SET status = 'cancelled', completed_at = p.now
+    FROM active a
+    JOIN decided p ON p.domain_id = a.domain_id AND p.organisation_id = a.organisation_id
+    WHERE j.id = a.id AND p.overlap_policy = 'replace' AND NOT p.served
+),
+recorded AS (
+    INSERT INTO schedctl.served_slots (scheduler_id, slot, job_id)
+    SELECT p.id, p.slot, p.job_id FROM decided p
+    WHERE NOT p.skip AND NOT p.served
+    ON CONFLICT (scheduler_id, slot) DO NOTHING
+    RETURNING scheduler_id, job_id
 ),
 inserted AS (
-    INSERT INTO jobs (
+    INSERT INTO public.jobs (
         id, domain_id, organisation_id, status, progress, created_at, concurrency,
         find_links, max_pages, include_paths, exclude_paths, required_workers,
-        source_type, source_detail, source_info, scheduler_id, scheduler_slot
+        source_type, source_detail, source_info, scheduler_id
     )
-    SELECT gen_random_uuid()::text, p.domain_id, p.organisation_id, 'pending', 0, p.now,
+    SELECT r.job_id, p.domain_id, p.organisation_id, 'pending', 0, p.now,
            p.concurrency, p.find_links, p.max_pages, p.include_paths, p.exclude_paths,
-           p.required_workers, 'scheduler', p.id::text, NULL, p.id, p.slot
-    FROM planned p
-    WHERE NOT p.skip AND NOT p.served
-    ON CONFLICT (scheduler_id, scheduler_slot) WHERE scheduler_slot IS NOT NULL DO NOTHING
+           p.required_workers, 'scheduler', p.id::text, NULL, p.id
+    FROM recorded r
+    JOIN decided p ON p.id = r.scheduler_id
     RETURNING id, scheduler_id
 ),
 skipped AS (
     -- Times are written as render.rfc3339 writes them: UTC, "Z", microseconds when not 0.
-    INSERT INTO scheduler_audit (
+    INSERT INTO schedctl.audit (
         actor, action, scheduler_id, organisation_id, domain, changes, reason
     )
     SELECT %(actor)s, 'skip', p.id, p.organisation_id, p.domain,
            jsonb_build_object('slot', t.slot, 'next_run_at', jsonb_build_array(t.slot, t.next)),
            'a job of this domain is still active'
-    FROM planned p
+    FROM decided p
     CROSS JOIN LATERAL (
         SELECT replace(to_char(p.slot AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US'),
                        '.000000', '') || 'Z' AS slot,
@@ -293,14 +347,14 @@ skipped AS (
     WHERE p.skip
 ),
 advanced AS (
-    UPDATE schedulers s
+    UPDATE public.schedulers s
     SET next_run_at = p.next_run_at, updated_at = p.now
-    FROM planned p
+    FROM decided p
     WHERE s.id = p.id
 )
 SELECT p.id AS scheduler_id, i.id AS job_id, p.organisation_id, p.domain, p.slot,
        p.next_run_at, p.missed, p.skip OR p.served AS skip
-FROM planned p
+FROM decided p
 LEFT JOIN inserted i ON i.scheduler_id = p.id
 ORDER BY p.slot, p.id;
 
@@ -311,7 +365,7 @@ SET LOCAL synchronous_commit TO OFF;
 
 -- name: tick_heartbeat
 -- Record this host's last tick pass and its outcome, for `status`.
-INSERT INTO tick_heartbeats (host, ticked_at, ok, due, created, skipped, failed, missed, message)
+INSERT INTO schedctl.tick_heartbeats (host, ticked_at, ok, due, created, skipped, failed, missed, message)
 VALUES (%(host)s, now(), %(ok)s, %(due)s, %(created)s, %(skipped)s, %(failed)s, %(missed)s,
         %(message)s)
 ON CONFLICT (host) DO UPDATE SET
@@ -327,19 +381,19 @@ SELECT count(*) FILTER (WHERE is_enabled) AS enabled,
        GREATEST(0, COALESCE(extract(epoch FROM
            now() - min(next_run_at) FILTER (WHERE is_enabled)), 0))::float8 AS worst_lag_seconds,
        now() AS now
-FROM schedulers
+FROM public.schedulers
 WHERE %(organisation_id)s::uuid IS NULL OR organisation_id = %(organisation_id)s::uuid;
 
 -- name: status_last_tick
 -- The most recent tick pass of any host.
 SELECT host, ticked_at, ok, due, created, skipped, failed, missed, message
-FROM tick_heartbeats
+FROM schedctl.tick_heartbeats
 ORDER BY ticked_at DESC
 LIMIT 1;
 
 -- name: schema_version
 -- The last migration applied, as yoyo recorded it.
-SELECT migration_id FROM _yoyo_migration ORDER BY applied_at_utc DESC, migration_id DESC LIMIT 1;
+SELECT migration_id FROM schedctl._yoyo_migration ORDER BY applied_at_utc DESC, migration_id DESC LIMIT 1;
 
 -- name: migrate_lock
 -- Wait for the advisory lock that lets one `migrate` run at a time.
@@ -351,8 +405,157 @@ SELECT pg_advisory_unlock(%(key)s);
 
 -- name: yoyo_table_present
 -- Whether yoyo has recorded any migration in this database yet.
-SELECT to_regclass('_yoyo_migration') IS NOT NULL AS present;
+SELECT to_regclass('schedctl._yoyo_migration') IS NOT NULL AS present;
 
 -- name: yoyo_applied_hashes
 -- The hashes of the migrations yoyo has applied.
-SELECT migration_hash FROM _yoyo_migration;
+SELECT migration_hash FROM schedctl._yoyo_migration;
+
+-- name: preflight
+-- Whether schedctl's schema is there, and the host tables whose rows row-level security
+-- filters for the current role (FORCE included): schedctl would see only some of them.
+SELECT to_regclass('schedctl.served_slots') IS NOT NULL AS migrated,
+       current_user AS role,
+       ARRAY(
+           SELECT t FROM unnest(ARRAY[
+               'public.schedulers', 'public.jobs', 'public.domains', 'public.organisations'
+           ]) AS t
+           WHERE to_regclass(t) IS NOT NULL AND row_security_active(t)
+       ) AS filtered_tables;
+
+-- name: schema_create
+-- schedctl's own schema, where yoyo keeps its bookkeeping too.
+CREATE SCHEMA IF NOT EXISTS schedctl;
+
+-- name: yoyo_adopt_legacy
+-- schedctl 0.1 kept yoyo's bookkeeping in public: copy its records of schedctl's migrations
+-- into schedctl's schema, remove them there, and drop yoyo's tables in public when nothing
+-- else is left in them (a host that uses yoyo itself keeps its own records).
+DO $$
+DECLARE
+    ours CONSTANT text[] := ARRAY['0001_host_tables', '0002_schedulers', '0003_schedctl_guarantees'];
+    name text;
+    found boolean;
+BEGIN
+    IF to_regclass('public._yoyo_migration') IS NULL
+       OR to_regclass('schedctl._yoyo_migration') IS NOT NULL THEN
+        RETURN;
+    END IF;
+    -- Dynamic: the table is not there to plan against on every database.
+    EXECUTE 'SELECT EXISTS (SELECT 1 FROM public._yoyo_migration WHERE migration_id = ANY ($1))'
+        INTO found USING ours;
+    IF NOT found THEN
+        RETURN;
+    END IF;
+    FOREACH name IN ARRAY ARRAY['_yoyo_migration', '_yoyo_log', '_yoyo_version', 'yoyo_lock'] LOOP
+        IF to_regclass('public.' || name) IS NOT NULL THEN
+            EXECUTE format('CREATE TABLE schedctl.%I (LIKE public.%I INCLUDING ALL)', name, name);
+        END IF;
+    END LOOP;
+    INSERT INTO schedctl._yoyo_migration
+    SELECT * FROM public._yoyo_migration WHERE migration_id = ANY (ours);
+    DELETE FROM public._yoyo_migration WHERE migration_id = ANY (ours);
+    IF to_regclass('public._yoyo_log') IS NOT NULL THEN
+        INSERT INTO schedctl._yoyo_log SELECT * FROM public._yoyo_log WHERE migration_id = ANY (ours);
+        DELETE FROM public._yoyo_log WHERE migration_id = ANY (ours);
+    END IF;
+    IF to_regclass('public._yoyo_version') IS NOT NULL THEN
+        INSERT INTO schedctl._yoyo_version SELECT * FROM public._yoyo_version;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM public._yoyo_migration) THEN
+        DROP TABLE IF EXISTS public._yoyo_migration, public._yoyo_log, public._yoyo_version,
+            public.yoyo_lock;
+    END IF;
+END
+$$;
+
+-- name: revoke_public_access
+-- Nothing of schedctl's schema for PUBLIC, nor for the API roles of a Supabase database
+-- (anon, authenticated), whatever default privileges granted them.
+DO $$
+DECLARE
+    grantee text;
+BEGIN
+    FOREACH grantee IN ARRAY ARRAY['PUBLIC', 'anon', 'authenticated'] LOOP
+        CONTINUE WHEN grantee <> 'PUBLIC'
+            AND NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = grantee);
+        IF grantee <> 'PUBLIC' THEN
+            grantee := quote_ident(grantee);
+        END IF;
+        EXECUTE 'REVOKE ALL ON SCHEMA schedctl FROM ' || grantee;
+        EXECUTE 'REVOKE ALL ON ALL TABLES IN SCHEMA schedctl FROM ' || grantee;
+        EXECUTE 'REVOKE ALL ON ALL SEQUENCES IN SCHEMA schedctl FROM ' || grantee;
+        EXECUTE 'REVOKE ALL ON ALL FUNCTIONS IN SCHEMA schedctl FROM ' || grantee;
+    END LOOP;
+END
+$$;
+
+-- name: legacy_host_objects
+-- What schedctl 0.1 added to the host's tables and is still there.
+SELECT
+    EXISTS (
+        SELECT 1 FROM pg_attribute
+        WHERE attrelid = 'public.jobs'::regclass AND attname = 'scheduler_slot' AND NOT attisdropped
+    ) AS jobs_scheduler_slot,
+    to_regclass('public.idx_jobs_active_domain_org') IS NOT NULL AS jobs_active_index,
+    EXISTS (
+        SELECT 1 FROM pg_constraint
+        WHERE conrelid = 'public.schedulers'::regclass
+          AND conname = 'schedulers_overlap_policy_check'
+    ) AS schedulers_columns;
+
+-- name: release_jobs_scheduler_slot
+-- Drop 0.1's slot column (and its unique index with it) from the host's jobs.
+ALTER TABLE public.jobs DROP COLUMN IF EXISTS scheduler_slot;
+
+-- name: release_jobs_active_index
+-- Drop 0.1's index of active jobs from the host's jobs (the opt-in index replaces it).
+DROP INDEX IF EXISTS public.idx_jobs_active_domain_org;
+
+-- name: release_schedulers_columns
+-- Drop 0.1's columns from the host's schedulers (their values are in schedctl's schema).
+ALTER TABLE public.schedulers
+    DROP COLUMN IF EXISTS overlap_policy,
+    DROP COLUMN IF EXISTS pause_reason;
+
+-- name: set_lock_timeout
+-- How long this session's statements wait for a lock before giving up.
+SELECT set_config('lock_timeout', %(timeout)s, false);
+
+-- name: active_jobs_index_state
+-- Whether the host's jobs has an index that finds active jobs by domain and organisation
+-- (the opt-in index or one of the host's), whether the opt-in one is left invalid by a
+-- build that was killed, and how many rows jobs holds (the planner's estimate).
+SELECT
+    (SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = 'public.jobs'::regclass)
+        AS jobs_estimate,
+    EXISTS (
+        SELECT 1 FROM pg_index i
+        WHERE i.indrelid = 'public.jobs'::regclass AND i.indisvalid
+          AND (
+              SELECT array_agg(a.attname::text ORDER BY k.n)
+              FROM unnest(i.indkey) WITH ORDINALITY AS k (attnum, n)
+              JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+              WHERE k.n <= 2
+          ) IN ('{domain_id,organisation_id}', '{organisation_id,domain_id}')
+    ) AS present,
+    EXISTS (
+        SELECT 1 FROM pg_index i
+        WHERE i.indexrelid = to_regclass('public.schedctl_jobs_active_idx') AND NOT i.indisvalid
+    ) AS invalid;
+
+-- name: active_jobs_index_drop_invalid
+-- Remove the opt-in index a killed build left invalid, without blocking the host's writes.
+DROP INDEX CONCURRENTLY IF EXISTS public.schedctl_jobs_active_idx;
+
+-- name: active_jobs_index_create
+-- The opt-in index: active jobs by domain and organisation, built without blocking the
+-- host's writes (it cannot run inside a transaction).
+CREATE INDEX CONCURRENTLY IF NOT EXISTS schedctl_jobs_active_idx
+    ON public.jobs (domain_id, organisation_id)
+    WHERE status IN ('pending', 'initializing', 'running', 'paused');
+
+-- name: transaction_settings
+-- What every unit of work runs under, for this transaction only: how long a statement waits
+-- for a lock held by another session before giving up.
+SELECT set_config('lock_timeout', %(lock_timeout)s, true);

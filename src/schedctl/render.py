@@ -10,51 +10,8 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import IO, Any
 
-from schedctl.validation import display_domain, paths_from_db
-
-SCHEDULER_FIELDS = (
-    "id",
-    "organisation_id",
-    "domain",
-    "schedule_interval_hours",
-    "next_run_at",
-    "is_enabled",
-    "pause_reason",
-    "overlap_policy",
-    "concurrency",
-    "find_links",
-    "max_pages",
-    "include_paths",
-    "exclude_paths",
-    "required_workers",
-    "created_at",
-    "updated_at",
-)
-JOB_FIELDS = (
-    "id",
-    "scheduler_id",
-    "domain",
-    "status",
-    "progress",
-    "created_at",
-    "started_at",
-    "completed_at",
-    "total_tasks",
-    "completed_tasks",
-    "failed_tasks",
-    "skipped_tasks",
-)
-AUDIT_FIELDS = (
-    "id",
-    "at",
-    "actor",
-    "action",
-    "scheduler_id",
-    "organisation_id",
-    "domain",
-    "changes",
-    "reason",
-)
+from schedctl.models import AuditEntry, Job, Organisation, Scheduler, public_fields
+from schedctl.validation import display_domain
 
 
 def rfc3339(moment: datetime) -> str:
@@ -75,22 +32,9 @@ def plain(value: Any) -> Any:
     return value
 
 
-def scheduler_doc(row: dict[str, Any]) -> dict[str, Any]:
-    """A scheduler in the JSON shape of the command-line contract."""
-    doc = {name: plain(row[name]) for name in SCHEDULER_FIELDS}
-    doc["include_paths"] = paths_from_db(row["include_paths"])
-    doc["exclude_paths"] = paths_from_db(row["exclude_paths"])
-    return doc
-
-
-def job_doc(row: dict[str, Any]) -> dict[str, Any]:
-    """A job in the history shape."""
-    return {name: plain(row[name]) for name in JOB_FIELDS}
-
-
-def audit_doc(row: dict[str, Any]) -> dict[str, Any]:
-    """An audit entry."""
-    return {name: plain(row[name]) for name in AUDIT_FIELDS}
+def doc(record: Scheduler | Job | AuditEntry | Organisation) -> dict[str, Any]:
+    """A record in the JSON shape of the command-line contract: its public fields."""
+    return {name: plain(value) for name, value in public_fields(record).items()}
 
 
 def print_json(doc: Any, out: IO[str] | None = None) -> None:
@@ -151,19 +95,15 @@ def domain_label(a_label: str) -> str:
     return a_label if unicode_form == a_label else f"{a_label} ({unicode_form})"
 
 
-def status_label(row: dict[str, Any]) -> str:
-    if row["is_enabled"]:
+def status_label(scheduler: Scheduler) -> str:
+    if scheduler.is_enabled:
         return "enabled"
-    reason = row.get("pause_reason")
+    reason = scheduler.pause_reason
     return f"paused: {reason}" if reason else "paused"
 
 
-def _status_cell(row: dict[str, Any]) -> Cell:
-    return (status_label(row), "green" if row["is_enabled"] else "yellow")
-
-
-def is_terminal() -> bool:
-    return sys.stdout.isatty()
+def _status_cell(scheduler: Scheduler) -> Cell:
+    return (status_label(scheduler), "green" if scheduler.is_enabled else "yellow")
 
 
 # A table cell: its text, or its text and a rich style (a colour only a terminal shows).
@@ -174,9 +114,15 @@ def _text(cell: Cell) -> str:
     return cell if isinstance(cell, str) else cell[0]
 
 
-def table(title: str | None, headers: Sequence[str], rows: Iterable[Sequence[Cell]]) -> None:
+def table(
+    title: str | None,
+    headers: Sequence[str],
+    rows: Iterable[Sequence[Cell]],
+    *,
+    terminal: bool,
+) -> None:
     """A rich table on a terminal (fitted to its width); tab-separated lines otherwise."""
-    if not is_terminal():
+    if not terminal:
         print("\t".join(h.lower().replace(" ", "_") for h in headers))
         for row in rows:
             # A cell's second line (a relative time) is for people at a terminal.
@@ -207,64 +153,60 @@ def fields(pairs: Sequence[tuple[str, str]]) -> None:
             print(f"{' ' * width}  {line}")
 
 
-def scheduler_lines(row: dict[str, Any]) -> list[tuple[str, str]]:
+def scheduler_lines(scheduler: Scheduler, *, terminal: bool) -> list[tuple[str, str]]:
     """The fields of one scheduler for people."""
-    now = row.get("db_now")
-    next_run = rfc3339(row["next_run_at"])
-    if now is not None and is_terminal():
-        next_run += f"  ({relative(row['next_run_at'], now)})"
-    include = paths_from_db(row["include_paths"])
-    exclude = paths_from_db(row["exclude_paths"])
+    next_run = rfc3339(scheduler.next_run_at)
+    if terminal:
+        next_run += f"  ({relative(scheduler.next_run_at, scheduler.db_now)})"
+    include, exclude = scheduler.include_paths, scheduler.exclude_paths
     return [
-        ("id", str(row["id"])),
-        ("domain", domain_label(row["domain"])),
-        ("organisation", str(row["organisation_id"])),
-        ("every", f"{row['schedule_interval_hours']}h"),
+        ("id", str(scheduler.id)),
+        ("domain", domain_label(scheduler.domain)),
+        ("organisation", str(scheduler.organisation_id)),
+        ("every", f"{scheduler.schedule_interval_hours}h"),
         ("next run", next_run),
-        ("status", status_label(row)),
-        ("overlap", row["overlap_policy"]),
-        ("concurrency", str(row["concurrency"])),
-        ("find links", "yes" if row["find_links"] else "no"),
-        ("max pages", str(row["max_pages"]) if row["max_pages"] else "no limit"),
+        ("status", status_label(scheduler)),
+        ("overlap", scheduler.overlap_policy),
+        ("concurrency", str(scheduler.concurrency)),
+        ("find links", "yes" if scheduler.find_links else "no"),
+        ("max pages", str(scheduler.max_pages) if scheduler.max_pages else "no limit"),
         ("include", " ".join(include) if include else "-"),
         ("exclude", " ".join(exclude) if exclude else "-"),
-        ("required workers", str(row["required_workers"])),
-        ("created", rfc3339(row["created_at"])),
-        ("updated", rfc3339(row["updated_at"])),
+        ("required workers", str(scheduler.required_workers)),
+        ("created", rfc3339(scheduler.created_at)),
+        ("updated", rfc3339(scheduler.updated_at)),
     ]
 
 
-def scheduler_rows(rows: Sequence[dict[str, Any]]) -> list[list[Cell]]:
+def scheduler_rows(schedulers: Sequence[Scheduler], *, terminal: bool) -> list[list[Cell]]:
     """Table rows for `list`: relative times on a terminal, absolute ones always."""
-    if not is_terminal():
+    if not terminal:
         return [
             [
-                row["domain"],
-                f"{row['schedule_interval_hours']}h",
-                rfc3339(row["next_run_at"]),
-                status_label(row),
-                row["overlap_policy"],
-                str(row["id"]),
+                s.domain,
+                f"{s.schedule_interval_hours}h",
+                rfc3339(s.next_run_at),
+                status_label(s),
+                s.overlap_policy,
+                str(s.id),
             ]
-            for row in rows
+            for s in schedulers
         ]
     out: list[list[Cell]] = []
-    for row in rows:
-        when: Cell = short_time(row["next_run_at"])
-        if row.get("db_now") is not None:
-            overdue = row["is_enabled"] and row["next_run_at"] <= row["db_now"]
-            when = (
-                f"{when}\n{relative(row['next_run_at'], row['db_now'])}",
-                "red" if overdue else "",
-            )
+    for s in schedulers:
+        overdue = s.is_enabled and s.next_run_at <= s.db_now
+        when: Cell = (
+            f"{short_time(s.next_run_at)}\n{relative(s.next_run_at, s.db_now)}",
+            "red" if overdue else "",
+        )
         out.append(
             [
-                domain_label(row["domain"]),
-                f"{row['schedule_interval_hours']}h",
+                domain_label(s.domain),
+                f"{s.schedule_interval_hours}h",
                 when,
-                _status_cell(row),
-                row["overlap_policy"],
-                str(row["id"]),
+                _status_cell(s),
+                s.overlap_policy,
+                str(s.id),
             ]
         )
     return out
@@ -282,38 +224,36 @@ _JOB_STATUS_STYLES = {
 }
 
 
-def job_rows(rows: Sequence[dict[str, Any]], now: datetime | None = None) -> list[list[Cell]]:
+def job_rows(jobs: Sequence[Job], now: datetime, *, terminal: bool) -> list[list[Cell]]:
     """Table rows for `history`; on a terminal, times also relative to `now`."""
-    if not is_terminal():
+    if not terminal:
         return [
             [
-                str(row["id"]),
-                row["status"],
-                f"{row['progress']:g}",
-                rfc3339(row["created_at"]),
-                rfc3339(row["completed_at"]) if row["completed_at"] else "-",
-                f"{row['completed_tasks']}/{row['total_tasks']}",
-                str(row["failed_tasks"]),
+                job.id,
+                job.status,
+                f"{job.progress:g}",
+                rfc3339(job.created_at),
+                rfc3339(job.completed_at) if job.completed_at else "-",
+                f"{job.completed_tasks}/{job.total_tasks}",
+                str(job.failed_tasks),
             ]
-            for row in rows
+            for job in jobs
         ]
 
     def stamp(moment: datetime | None) -> str:
-        if moment is None:
-            return "-"
-        return short_time(moment) + (f"\n{ago(moment, now)}" if now is not None else "")
+        return "-" if moment is None else f"{short_time(moment)}\n{ago(moment, now)}"
 
     return [
         [
-            str(row["id"]),
-            (row["status"], _JOB_STATUS_STYLES.get(row["status"], "")),
-            f"{row['progress']:g}",
-            stamp(row["created_at"]),
-            stamp(row["completed_at"]),
-            f"{row['completed_tasks']}/{row['total_tasks']}",
-            str(row["failed_tasks"]),
+            job.id,
+            (job.status, _JOB_STATUS_STYLES.get(job.status, "")),
+            f"{job.progress:g}",
+            stamp(job.created_at),
+            stamp(job.completed_at),
+            f"{job.completed_tasks}/{job.total_tasks}",
+            str(job.failed_tasks),
         ]
-        for row in rows
+        for job in jobs
     ]
 
 
@@ -373,44 +313,35 @@ def changes_text(changes: dict[str, Any]) -> str:
 AUDIT_HEADERS = ("At", "Actor", "Action", "Domain", "Changes", "Reason")
 
 
-def audit_rows(rows: Sequence[dict[str, Any]]) -> list[list[Cell]]:
+def audit_rows(entries: Sequence[AuditEntry], *, terminal: bool) -> list[list[Cell]]:
     """Table rows for `log`, newest first; on a terminal, times also relative to now."""
-    terminal = is_terminal()
-    out: list[list[Cell]] = []
-    for row in rows:
-        at = rfc3339(row["at"])
-        if terminal:
-            at = short_time(row["at"])
-            if row.get("db_now") is not None:
-                at += f"\n{ago(row['at'], row['db_now'])}"
-        out.append(
-            [
-                at,
-                row["actor"],
-                row["action"],
-                row["domain"] if not terminal else domain_label(row["domain"]),
-                changes_text(row["changes"]),
-                row["reason"] or "",
-            ]
-        )
-    return out
+    return [
+        [
+            f"{short_time(e.at)}\n{ago(e.at, e.db_now)}" if terminal else rfc3339(e.at),
+            e.actor,
+            e.action,
+            domain_label(e.domain) if terminal else e.domain,
+            changes_text(e.changes),
+            e.reason or "",
+        ]
+        for e in entries
+    ]
 
 
-def last_job_text(job: dict[str, Any] | None, now: datetime | None) -> str:
+def last_job_text(job: Job | None, now: datetime, *, terminal: bool) -> str:
     """`show`'s last job: id, status, and when it was made."""
     if job is None:
         return "-"
-    created = rfc3339(job["created_at"])
-    if is_terminal() and now is not None:
-        created += f" ({ago(job['created_at'], now)})"
-    return f"{job['id']} {job['status']} {created}"
+    created = rfc3339(job.created_at)
+    if terminal:
+        created += f" ({ago(job.created_at, now)})"
+    return f"{job.id} {job.status} {created}"
 
 
-def next_runs_text(runs: Sequence[datetime], now: datetime | None) -> str:
+def next_runs_text(runs: Sequence[datetime], now: datetime, *, terminal: bool) -> str:
     """`show`'s next run times, one a line; on a terminal, also relative to `now`."""
-    terminal = is_terminal() and now is not None
     return "\n".join(
-        rfc3339(run) + (f"  ({relative(run, now)})" if terminal and now else "") for run in runs
+        rfc3339(run) + (f"  ({relative(run, now)})" if terminal else "") for run in runs
     )
 
 

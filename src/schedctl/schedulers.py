@@ -1,25 +1,35 @@
-"""Scheduler operations: create, read, change, delete, run now, history and audit trail."""
+"""Scheduler operations: create, read, change, delete, run now, history and audit trail.
+They receive checked input (models.SchedulerChanges, models.Ref) and the actor's name."""
 
 from __future__ import annotations
 
-import getpass
-import os
-from dataclasses import dataclass
+import uuid
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from psycopg import errors as pgerrors
-from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
-from schedctl import db, validation
+from schedctl import db
 from schedctl.errors import Conflict, InvalidInput, NotFound
-from schedctl.organisations import as_uuid
+from schedctl.models import (
+    START_NOW,
+    AuditEntry,
+    Job,
+    Ref,
+    Scheduler,
+    SchedulerChanges,
+    paths_to_db,
+)
 
 MANUAL_RUN = "manual run"
 
+# The constraint of the seed's schedulers table that makes (domain, organisation) unique.
+_UNIQUE_DOMAIN_ORG = "unique_domain_org"
+
 # The fields of a scheduler an operator can change, in the order the audit shows them.
-_CHANGEABLE = (
+CHANGEABLE = (
     "schedule_interval_hours",
     "next_run_at",
     "is_enabled",
@@ -34,314 +44,300 @@ _CHANGEABLE = (
 )
 
 
-@dataclass(frozen=True)
-class Template:
-    """What a command asks to set; None leaves a field as it is (or at its default)."""
-
-    every: str | None = None
-    concurrency: int | None = None
-    find_links: bool | None = None
-    max_pages: int | None = None
-    include: list[str] | None = None
-    exclude: list[str] | None = None
-    clear_include: bool = False
-    clear_exclude: bool = False
-    required_workers: int | None = None
-    overlap: str | None = None
-    start_at: str | None = None
-    enabled: bool | None = None
-
-    def is_empty(self) -> bool:
-        return self == Template()
-
-
-def actor() -> str:
-    """Who is making a change: SCHEDCTL_ACTOR (environment or .env), else the
-    operating-system user."""
-    from schedctl.config import load_settings
-
-    # Printed in tables and tab-separated lines: no control characters, one line.
-    name = "".join(ch for ch in (load_settings().actor or "") if ch.isprintable()).strip()
-    if name:
-        return name[:200]
-    try:
-        return getpass.getuser()
-    except Exception:  # no user name in a bare container
-        return f"uid:{os.getuid()}" if hasattr(os, "getuid") else "unknown"
-
-
-def _validated(template: Template) -> dict[str, Any]:
-    """The template's values, each checked against its rule; only the fields given."""
-    values: dict[str, Any] = {}
-    if template.every is not None:
-        values["schedule_interval_hours"] = validation.parse_interval(template.every)
-    if template.concurrency is not None:
-        values["concurrency"] = validation.check_range(
-            "--concurrency", template.concurrency, *validation.CONCURRENCY
-        )
-    if template.find_links is not None:
-        values["find_links"] = template.find_links
-    if template.max_pages is not None:
-        values["max_pages"] = validation.check_range(
-            "--max-pages", template.max_pages, *validation.MAX_PAGES
-        )
-    if template.required_workers is not None:
-        values["required_workers"] = validation.check_range(
-            "--required-workers", template.required_workers, *validation.REQUIRED_WORKERS
-        )
-    if template.include and template.clear_include:
-        raise InvalidInput("--include and --clear-include cannot be used together")
-    if template.exclude and template.clear_exclude:
-        raise InvalidInput("--exclude and --clear-exclude cannot be used together")
-    if template.include or template.clear_include:
-        values["include_paths"] = validation.paths_to_db(
-            validation.normalize_paths("--include", template.include or [])
-        )
-    if template.exclude or template.clear_exclude:
-        values["exclude_paths"] = validation.paths_to_db(
-            validation.normalize_paths("--exclude", template.exclude or [])
-        )
-    if template.overlap is not None:
-        values["overlap_policy"] = validation.parse_overlap(template.overlap)
-    if template.enabled is not None:
-        values["is_enabled"] = template.enabled
-    return values
-
-
-def _ref_params(ref: str) -> dict[str, Any]:
-    """Query parameters that find a scheduler by id or by domain."""
-    ident = as_uuid(ref)
-    if ident is not None:
-        return {"id": ident, "domain": None}
-    try:
-        return {"id": None, "domain": validation.normalize_domain(ref)}
-    except InvalidInput:
-        return {"id": None, "domain": None}  # not a domain: it matches nothing
-
-
-def _not_found(ref: str) -> NotFound:
+def _not_found(ref: Ref) -> NotFound:
     # Worded the same whether the scheduler is missing or belongs to another organisation.
-    return NotFound(f"no scheduler {ref.strip()!r} in this organisation")
+    return NotFound(f"no scheduler {ref.text!r} in this organisation")
 
 
-def get(conn: db.Connection, org_id: Any, ref: str) -> DictRow:
+def get(conn: db.Connection, org_id: uuid.UUID, ref: Ref) -> Scheduler:
     """One scheduler of the organisation, by id or domain."""
-    row = db.fetch_one(conn, "scheduler_get", organisation_id=org_id, **_ref_params(ref))
-    if row is None:
+    found = db.optional_record(
+        conn, "scheduler_get", Scheduler.from_row, organisation_id=org_id, **ref.params()
+    )
+    if found is None:
         raise _not_found(ref)
-    return row
+    return found
 
 
-def _lock(conn: db.Connection, org_id: Any, ref: str) -> DictRow:
+def _lock(conn: db.Connection, org_id: uuid.UUID, ref: Ref) -> Scheduler:
     """Lock one scheduler of the organisation for a change, and return it."""
-    row = db.fetch_one(conn, "scheduler_lock", organisation_id=org_id, **_ref_params(ref))
+    row = db.fetch_optional(conn, "scheduler_lock", organisation_id=org_id, **ref.params())
     if row is None:
         raise _not_found(ref)
-    return get(conn, org_id, str(row["id"]))
+    return get(conn, org_id, Ref.of_id(row["id"]))
+
+
+def _store(conn: db.Connection, scheduler: Scheduler) -> None:
+    """Write every changeable field: the seed's columns to the host's row, the rest to
+    schedctl's settings."""
+    db.execute(
+        conn,
+        "scheduler_write",
+        id=scheduler.id,
+        schedule_interval_hours=scheduler.schedule_interval_hours,
+        next_run_at=scheduler.next_run_at,
+        is_enabled=scheduler.is_enabled,
+        concurrency=scheduler.concurrency,
+        find_links=scheduler.find_links,
+        max_pages=scheduler.max_pages,
+        include_paths=paths_to_db(scheduler.include_paths),
+        exclude_paths=paths_to_db(scheduler.exclude_paths),
+        required_workers=scheduler.required_workers,
+    )
+    _store_settings(conn, scheduler)
+
+
+def _store_settings(conn: db.Connection, scheduler: Scheduler) -> None:
+    db.execute(
+        conn,
+        "settings_write",
+        id=scheduler.id,
+        overlap_policy=scheduler.overlap_policy,
+        pause_reason=scheduler.pause_reason,
+    )
 
 
 def _audit(
     conn: db.Connection,
+    actor: str,
     action: str,
-    row: DictRow,
+    scheduler: Scheduler,
     changes: dict[str, Any],
     reason: str | None = None,
 ) -> None:
     db.execute(
         conn,
         "audit_insert",
-        actor=actor(),
+        actor=actor,
         action=action,
-        scheduler_id=row["id"],
-        organisation_id=row["organisation_id"],
-        domain=row["domain"],
+        scheduler_id=scheduler.id,
+        organisation_id=scheduler.organisation_id,
+        domain=scheduler.domain,
         changes=Jsonb(changes),
         reason=reason,
     )
 
 
-def _audit_value(name: str, value: Any) -> Any:
-    """A field's value as the audit trail keeps it: times in RFC 3339 UTC, path lists
-    as lists, everything else as JSON holds it."""
+def _audit_values(scheduler: Scheduler) -> dict[str, Any]:
+    """The changeable fields as the audit trail keeps them (times in RFC 3339 UTC)."""
     from schedctl.render import plain
 
-    if name in ("include_paths", "exclude_paths"):
-        return validation.paths_from_db(value)
-    return plain(value)
+    return {name: plain(getattr(scheduler, name)) for name in CHANGEABLE}
+
+
+def _diff(old: Scheduler, new: Scheduler) -> dict[str, Any]:
+    """The changed fields as {field: [old, new]}."""
+    before, after = _audit_values(old), _audit_values(new)
+    return {name: [before[name], after[name]] for name in CHANGEABLE if before[name] != after[name]}
 
 
 def _meaningful(value: Any) -> bool:
     return value is not None and value != []
 
 
-def _diff(old: DictRow, new: DictRow) -> dict[str, Any]:
-    """The changed fields as {field: [old, new]}."""
-    return {
-        name: [_audit_value(name, old[name]), _audit_value(name, new[name])]
-        for name in _CHANGEABLE
-        if old[name] != new[name]
-    }
-
-
-def _created(row: DictRow) -> dict[str, Any]:
+def _created(scheduler: Scheduler) -> dict[str, Any]:
     """A new scheduler's settings as {field: [null, value]}, leaving out the empty ones."""
-    values = {name: _audit_value(name, row[name]) for name in _CHANGEABLE}
+    values = _audit_values(scheduler)
     return {name: [None, value] for name, value in values.items() if _meaningful(value)}
 
 
-def _deleted(row: DictRow) -> dict[str, Any]:
+def _deleted(scheduler: Scheduler) -> dict[str, Any]:
     """A deleted scheduler's last settings as {field: [value, null]}, leaving out the empty ones."""
-    values = {name: _audit_value(name, row[name]) for name in _CHANGEABLE}
+    values = _audit_values(scheduler)
     return {name: [value, None] for name, value in values.items() if _meaningful(value)}
 
 
-def create(conn: db.Connection, org_id: Any, domain: str, template: Template) -> DictRow:
-    """Create a scheduler for `domain`; the domain is added to the host's table if new."""
-    name = validation.normalize_domain(domain)
-    if template.every is None:
+def _domain_id(conn: db.Connection, name: str, spellings: tuple[str, ...]) -> int:
+    """The host's row for the domain, in whatever spelling it was stored, or a new one."""
+    for _ in range(2):  # a concurrent insert of the same name is seen by the second try
+        row = db.fetch_optional(conn, "domain_ensure", name=name, spellings=list(spellings))
+        if row is not None:
+            return int(row["id"])
+    raise db.NoResult("domain_ensure")
+
+
+def create(
+    conn: db.Connection,
+    org_id: uuid.UUID,
+    domain: str,
+    changes: SchedulerChanges,
+    actor: str,
+) -> Scheduler:
+    """Create a scheduler for `domain` (normalised); the domain is added to the host's
+    table unless the host already has it, in any spelling."""
+    from schedctl.validation import domain_spellings
+
+    if changes.interval_hours is None:
         raise InvalidInput("--every is required (6h, 12h, 24h or 48h)")
-    values = _validated(template)
-    start_at = validation.parse_when(template.start_at) if template.start_at is not None else None
-    with conn.transaction():
-        domain_row = db.fetch_one(conn, "domain_ensure", name=name)
-        assert domain_row is not None
+    with conn.work():
+        domain_id = _domain_id(conn, domain, domain_spellings(domain))
         try:
-            with conn.transaction():
+            with conn.work():
                 created = db.fetch_one(
                     conn,
                     "scheduler_insert",
-                    domain_id=domain_row["id"],
+                    domain_id=domain_id,
                     organisation_id=org_id,
-                    schedule_interval_hours=values["schedule_interval_hours"],
-                    start_at=start_at,
-                    start_now=template.start_at is not None and start_at is None,
-                    is_enabled=values.get("is_enabled", True),
-                    pause_reason=None,
-                    overlap_policy=values.get("overlap_policy", "replace"),
-                    concurrency=values.get("concurrency", 20),
-                    find_links=values.get("find_links", True),
-                    max_pages=values.get("max_pages", 0),
-                    include_paths=values.get("include_paths"),
-                    exclude_paths=values.get("exclude_paths"),
-                    required_workers=values.get("required_workers", 1),
+                    schedule_interval_hours=changes.interval_hours,
+                    start_at=changes.start if isinstance(changes.start, datetime) else None,
+                    start_now=changes.start == START_NOW,
+                    is_enabled=changes.enabled if changes.enabled is not None else True,
+                    concurrency=changes.concurrency if changes.concurrency is not None else 20,
+                    find_links=changes.find_links if changes.find_links is not None else True,
+                    max_pages=changes.max_pages if changes.max_pages is not None else 0,
+                    include_paths=paths_to_db(changes.include_paths or []),
+                    exclude_paths=paths_to_db(changes.exclude_paths or []),
+                    required_workers=(
+                        changes.required_workers if changes.required_workers is not None else 1
+                    ),
                 )
-        except pgerrors.UniqueViolation:
-            raise Conflict(f"a scheduler for {name} already exists in this organisation") from None
-        assert created is not None
-        row = get(conn, org_id, str(created["id"]))
-        _audit(conn, "create", row, _created(row))
-    return row
+        except pgerrors.UniqueViolation as exc:
+            if exc.diag.constraint_name != _UNIQUE_DOMAIN_ORG:
+                raise
+            raise Conflict(
+                f"a scheduler for {domain} already exists in this organisation"
+            ) from None
+        scheduler = get(conn, org_id, Ref.of_id(created["id"]))
+        if changes.overlap is not None:
+            scheduler = replace(scheduler, overlap_policy=changes.overlap.value)
+            _store_settings(conn, scheduler)
+        _audit(conn, actor, "create", scheduler, _created(scheduler))
+    return scheduler
 
 
 def list_for(
-    conn: db.Connection, org_id: Any, *, enabled: bool | None = None, due_only: bool = False
-) -> list[DictRow]:
+    conn: db.Connection,
+    org_id: uuid.UUID | None,
+    *,
+    enabled: bool | None = None,
+    due_only: bool = False,
+) -> list[Scheduler]:
     """Schedulers of one organisation (None: of every organisation), soonest first."""
-    return db.fetch_all(
-        conn, "scheduler_list", organisation_id=org_id, is_enabled=enabled, due_only=due_only
+    return db.records(
+        conn,
+        "scheduler_list",
+        Scheduler.from_row,
+        organisation_id=org_id,
+        is_enabled=enabled,
+        due_only=due_only,
     )
 
 
-def update(conn: db.Connection, org_id: Any, ref: str, template: Template) -> DictRow:
-    """Change a scheduler; a new interval keeps the anchor of its grid."""
-    if template.is_empty():
+def _changed(old: Scheduler, changes: SchedulerChanges) -> Scheduler:
+    """`old` with the changes applied; a new interval keeps the anchor of its grid."""
+    new = old
+    values: dict[str, Any] = {
+        "concurrency": changes.concurrency,
+        "find_links": changes.find_links,
+        "max_pages": changes.max_pages,
+        "include_paths": changes.include_paths,
+        "exclude_paths": changes.exclude_paths,
+        "required_workers": changes.required_workers,
+        "overlap_policy": changes.overlap.value if changes.overlap is not None else None,
+        "is_enabled": changes.enabled,
+    }
+    new = replace(new, **{name: value for name, value in values.items() if value is not None})
+    if changes.enabled is True:
+        new = replace(new, pause_reason=None)
+    if changes.interval_hours is not None:
+        anchor = old.next_run_at - timedelta(hours=old.schedule_interval_hours)
+        try:
+            next_run_at = anchor + timedelta(hours=changes.interval_hours)
+        except OverflowError:
+            raise InvalidInput("--every: the next run would fall after the year 9999") from None
+        new = replace(new, schedule_interval_hours=changes.interval_hours, next_run_at=next_run_at)
+    if changes.start is not None:
+        start = old.db_now if changes.start == START_NOW else changes.start
+        assert isinstance(start, datetime)
+        new = replace(new, next_run_at=start)
+    return new
+
+
+def update(
+    conn: db.Connection, org_id: uuid.UUID, ref: Ref, changes: SchedulerChanges, actor: str
+) -> Scheduler:
+    """Change a scheduler."""
+    if changes.is_empty():
         raise InvalidInput("nothing to change: give at least one option (see --help)")
-    values = _validated(template)
-    start_at = validation.parse_when(template.start_at) if template.start_at is not None else None
-    with conn.transaction():
+    with conn.work():
         old = _lock(conn, org_id, ref)
-        new = dict(old)
-        new.update(values)
-        if "schedule_interval_hours" in values:
-            anchor = old["next_run_at"] - timedelta(hours=old["schedule_interval_hours"])
-            try:
-                new["next_run_at"] = anchor + timedelta(hours=values["schedule_interval_hours"])
-            except OverflowError:
-                raise InvalidInput("--every: the next run would fall after the year 9999") from None
-        if template.start_at is not None:
-            new["next_run_at"] = start_at if start_at is not None else old["db_now"]
-        if values.get("is_enabled") is True:
-            new["pause_reason"] = None
-        db.execute(conn, "scheduler_write", id=old["id"], **{k: new[k] for k in _CHANGEABLE})
-        row = get(conn, org_id, str(old["id"]))
-        _audit(conn, "update", row, _diff(old, row))
-    return row
+        _store(conn, _changed(old, changes))
+        scheduler = get(conn, org_id, Ref.of_id(old.id))
+        _audit(conn, actor, "update", scheduler, _diff(old, scheduler))
+    return scheduler
 
 
-def pause(conn: db.Connection, org_id: Any, ref: str, reason: str | None) -> DictRow:
+def pause(
+    conn: db.Connection, org_id: uuid.UUID, ref: Ref, reason: str | None, actor: str
+) -> Scheduler:
     """Disable a scheduler, keeping why."""
-    why = validation.parse_reason(reason)
-    with conn.transaction():
+    with conn.work():
         old = _lock(conn, org_id, ref)
-        fields = {k: old[k] for k in _CHANGEABLE} | {"is_enabled": False, "pause_reason": why}
-        db.execute(conn, "scheduler_write", id=old["id"], **fields)
-        row = get(conn, org_id, str(old["id"]))
-        _audit(conn, "pause", row, _diff(old, row), why)
-    return row
+        _store(conn, replace(old, is_enabled=False, pause_reason=reason))
+        scheduler = get(conn, org_id, Ref.of_id(old.id))
+        _audit(conn, actor, "pause", scheduler, _diff(old, scheduler), reason)
+    return scheduler
 
 
-def resume(conn: db.Connection, org_id: Any, ref: str) -> DictRow:
+def resume(conn: db.Connection, org_id: uuid.UUID, ref: Ref, actor: str) -> Scheduler:
     """Enable a scheduler again; a slot missed while paused is due at the next tick."""
-    with conn.transaction():
+    with conn.work():
         old = _lock(conn, org_id, ref)
-        db.execute(conn, "scheduler_resume", id=old["id"])
-        row = get(conn, org_id, str(old["id"]))
-        _audit(conn, "resume", row, _diff(old, row))
-    return row
+        db.execute(conn, "scheduler_resume", id=old.id)
+        scheduler = get(conn, org_id, Ref.of_id(old.id))
+        _audit(conn, actor, "resume", scheduler, _diff(old, scheduler))
+    return scheduler
 
 
-def delete(conn: db.Connection, org_id: Any, ref: str) -> DictRow:
-    """Delete a scheduler; its jobs and audit entries stay."""
-    with conn.transaction():
+def delete(conn: db.Connection, org_id: uuid.UUID, ref: Ref, actor: str) -> Scheduler:
+    """Delete a scheduler; its jobs (detached) and audit entries stay."""
+    with conn.work():
         old = _lock(conn, org_id, ref)
-        db.execute(conn, "scheduler_delete", id=old["id"])
-        _audit(conn, "delete", old, _deleted(old))
+        db.execute(conn, "scheduler_delete", id=old.id)
+        _audit(conn, actor, "delete", old, _deleted(old))
     return old
 
 
-def run_now(conn: db.Connection, org_id: Any, ref: str) -> DictRow:
+def run_now(conn: db.Connection, org_id: uuid.UUID, ref: Ref, actor: str) -> Job:
     """Create a job now, outside the schedule, under the scheduler's overlap policy."""
-    with conn.transaction():
-        row = _lock(conn, org_id, ref)
-        if row["overlap_policy"] == "skip":
+    with conn.work():
+        scheduler = _lock(conn, org_id, ref)
+        if scheduler.overlap_policy == "skip":
             active = db.fetch_one(
                 conn,
                 "job_active_exists",
-                domain_id=row["domain_id"],
-                organisation_id=row["organisation_id"],
+                domain_id=scheduler.domain_id,
+                organisation_id=scheduler.organisation_id,
             )
-            if active is not None and active["exists"]:
+            if active["exists"]:
                 raise Conflict(
-                    f"a job of {row['domain']} is still active and the overlap policy is skip"
+                    f"a job of {scheduler.domain} is still active and the overlap policy is skip"
                 )
         inserted = db.fetch_one(
-            conn, "job_insert_manual", scheduler_id=row["id"], source_info=MANUAL_RUN
+            conn, "job_insert_manual", scheduler_id=scheduler.id, source_info=MANUAL_RUN
         )
-        assert inserted is not None
-        _audit(conn, "run", row, {"job_id": [None, str(inserted["id"])]})
-        job = db.fetch_one(conn, "job_get", id=inserted["id"])
-    assert job is not None
-    return job
+        _audit(conn, actor, "run", scheduler, {"job_id": [None, str(inserted["id"])]})
+        return db.record(conn, "job_get", Job, id=inserted["id"])
 
 
-def last_job(conn: db.Connection, scheduler_id: Any) -> DictRow | None:
+def last_job(conn: db.Connection, scheduler_id: uuid.UUID) -> Job | None:
     """The scheduler's newest job."""
-    rows = history(conn, scheduler_id, limit=1, offset=0)
-    return rows[0] if rows else None
+    jobs = history(conn, scheduler_id, limit=1, offset=0)
+    return jobs[0] if jobs else None
 
 
-def history(conn: db.Connection, scheduler_id: Any, *, limit: int, offset: int) -> list[DictRow]:
+def history(conn: db.Connection, scheduler_id: uuid.UUID, *, limit: int, offset: int) -> list[Job]:
     """One page of the scheduler's jobs, newest first (limit and offset already checked)."""
-    return db.fetch_all(
-        conn, "scheduler_history", scheduler_id=scheduler_id, limit=limit, offset=offset
+    return db.records(
+        conn, "scheduler_history", Job, scheduler_id=scheduler_id, limit=limit, offset=offset
     )
 
 
-def next_runs(row: DictRow, count: int) -> list[datetime]:
-    """The next `count` times a job will be made, by the database clock in `row`."""
-    step = timedelta(hours=row["schedule_interval_hours"])
-    now: datetime = row["db_now"]
-    first: datetime = row["next_run_at"]
+def next_runs(scheduler: Scheduler, count: int) -> list[datetime]:
+    """The next `count` times a job will be made, by the database clock it was read with."""
+    step = timedelta(hours=scheduler.schedule_interval_hours)
+    now = scheduler.db_now
+    first = scheduler.next_run_at
     runs = [first]
     try:
         following = first + step
@@ -355,16 +351,23 @@ def next_runs(row: DictRow, count: int) -> list[datetime]:
     return runs
 
 
-def audit_log(conn: db.Connection, org_id: Any, ref: str | None, *, limit: int) -> list[DictRow]:
+def audit_log(
+    conn: db.Connection, org_id: uuid.UUID, ref: Ref | None, *, limit: int
+) -> list[AuditEntry]:
     """The organisation's audit entries (one scheduler's, deleted or not), newest first."""
     scheduler_id = None
     if ref is not None:
-        found = db.fetch_one(
-            conn, "audit_find_scheduler", organisation_id=org_id, **_ref_params(ref)
+        found = db.fetch_optional(
+            conn, "audit_find_scheduler", organisation_id=org_id, **ref.params()
         )
         if found is None:
             raise _not_found(ref)
         scheduler_id = found["scheduler_id"]
-    return db.fetch_all(
-        conn, "audit_list", organisation_id=org_id, scheduler_id=scheduler_id, limit=limit
+    return db.records(
+        conn,
+        "audit_list",
+        AuditEntry,
+        organisation_id=org_id,
+        scheduler_id=scheduler_id,
+        limit=limit,
     )

@@ -125,7 +125,7 @@ def _run_pass(
     conn: db.Connection, state: _Pass, batch_size: int, connect: Connector | None
 ) -> None:
     if state.dry_run:
-        with conn.transaction(force_rollback=True):
+        with conn.transaction(force_rollback=True), conn.work():
             _work(conn, state, batch_size)
         return
     # A real pass commits batch by batch, so a killed tick keeps the batches it finished.
@@ -183,21 +183,20 @@ def _batch(
 ) -> int:
     """Claim, apply and commit one batch, then report it; the number of schedulers
     claimed (0: none is left). `on_full` is called when the claim took a full batch."""
-    with conn.transaction():
+    with conn.work():
         # Claims and failures are ordered by `claiming`: a scheduler that failed in one
         # worker is either still locked by it or already excluded here, never taken twice.
         with state.claiming:
             claimed = db.fetch_one(
                 conn, "tick_claim", now=state.now, batch=size, exclude=state.failed_ids
             )
-        assert claimed is not None  # an aggregate: always one row
         ids, count = claimed["ids"], claimed["claimed"]
         if not count:
             return 0
         if on_full is not None and count >= size:
             on_full()
         try:
-            with conn.transaction():  # a savepoint: the claimed rows stay locked if it fails
+            with conn.work():  # a savepoint: the claimed rows stay locked if it fails
                 outcomes = db.fetch_tuples(
                     conn, "tick_apply", ids=ids, now=state.now, actor=state.actor
                 )
@@ -211,24 +210,24 @@ def _batch(
     return int(count)
 
 
-def _one_at_a_time(conn: db.Connection, state: _Pass, ids: str) -> list[Outcome]:
-    """Each scheduler of a claimed batch (`ids`: a uuid[] literal) applied in a savepoint
-    of its own; one that still fails is counted and left out of this pass."""
+def _one_at_a_time(conn: db.Connection, state: _Pass, ids: list[uuid.UUID]) -> list[Outcome]:
+    """Each scheduler of a claimed batch applied in a savepoint of its own; one that still
+    fails is counted and left out of this pass."""
     outcomes: list[Outcome] = []
-    for scheduler_id in ids.strip("{}").split(","):
+    for scheduler_id in ids:
         try:
-            with conn.transaction():
+            with conn.work():
                 outcomes += db.fetch_tuples(
-                    conn, "tick_apply", ids=f"{{{scheduler_id}}}", now=state.now, actor=state.actor
+                    conn, "tick_apply", ids=[scheduler_id], now=state.now, actor=state.actor
                 )
         except _ROW_ERRORS as exc:
             message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             with state.claiming:
-                state.failed_ids.append(uuid.UUID(scheduler_id))
+                state.failed_ids.append(scheduler_id)
             with state.lock:
                 state.summary.due += 1
                 state.summary.failed += 1
-                state.summary.errors.append({"scheduler_id": scheduler_id, "message": message})
+                state.summary.errors.append({"scheduler_id": str(scheduler_id), "message": message})
     return outcomes
 
 
@@ -258,7 +257,7 @@ def _report(state: _Pass, outcomes: list[Outcome]) -> None:
 
 def record_heartbeat(conn: db.Connection, summary: Summary) -> None:
     """Leave this host's outcome for `status`."""
-    with conn.transaction():
+    with conn.work():
         db.execute(conn, "tick_heartbeat_relaxed")
         db.execute(
             conn,

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import functools
 import ipaddress
-import json
 import re
 import unicodedata
+import uuid
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
 from schedctl.errors import InvalidInput
+from schedctl.models import START_NOW, Overlap, Ref, SchedulerChanges, Start
 
 if TYPE_CHECKING:
     from publicsuffixlist import PublicSuffixList
@@ -180,6 +181,26 @@ def normalize_domain(raw: str) -> str:
     return a_label
 
 
+def domain_spellings(a_label: str) -> tuple[str, ...]:
+    """The lowercased spellings of a normalised domain the host may have stored: the A-label
+    and the Unicode form (the query also ignores letter case and a trailing dot)."""
+    unicode_form = display_domain(a_label).lower()
+    return (a_label,) if unicode_form == a_label else (a_label, unicode_form)
+
+
+def parse_ref(raw: str) -> Ref:
+    """A REF argument: a scheduler id, or a domain (any form `create` accepts)."""
+    text = raw.strip()
+    try:
+        return Ref(text=text, id=uuid.UUID(text))
+    except ValueError:
+        pass
+    try:
+        return Ref(text=text, spellings=domain_spellings(normalize_domain(text)))
+    except InvalidInput:
+        return Ref(text=text)  # neither: it matches nothing
+
+
 def display_domain(a_label: str) -> str:
     """Return the Unicode form (U-label) of a stored domain, or the input if it does not decode."""
     import idna
@@ -191,17 +212,6 @@ def display_domain(a_label: str) -> str:
 
 
 # --- scheduler template ------------------------------------------------------------------------
-
-
-OVERLAP_POLICIES = ("replace", "skip", "allow")
-
-
-def parse_overlap(raw: str) -> str:
-    """`--overlap`: what tick does beside an active job of the same domain."""
-    policy = raw.strip().lower()
-    if policy not in OVERLAP_POLICIES:
-        raise InvalidInput(f"--overlap must be one of {', '.join(OVERLAP_POLICIES)} (got {raw!r})")
-    return policy
 
 
 def parse_interval(raw: str) -> int:
@@ -244,32 +254,14 @@ def normalize_paths(option: str, values: list[str]) -> list[str]:
     return paths
 
 
-def paths_to_db(paths: list[str]) -> str | None:
-    """Return the JSON array text stored for a path list; None (SQL NULL) when it is empty."""
-    return json.dumps(paths) if paths else None
-
-
-def paths_from_db(text: str | None) -> list[str]:
-    """Return the path list stored as JSON text; anything malformed a host wrote reads as []."""
-    if not text:
-        return []
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return []
-    if not isinstance(value, list):
-        return []
-    return [item for item in value if isinstance(item, str)]
-
-
 # --- times ---------------------------------------------------------------------------------
 
 
-def parse_when(raw: str) -> datetime | None:
-    """Return `--start-at` as an aware UTC datetime; None for `now` (the database's now())."""
+def parse_when(raw: str) -> Start:
+    """Return `--start-at` as an aware UTC datetime, or START_NOW (the database's now())."""
     text = raw.strip()
     if text.lower() == "now":
-        return None
+        return START_NOW
     if text[-1:] in ("Z", "z"):
         text = text[:-1] + "+00:00"
     try:
@@ -343,3 +335,48 @@ def parse_org_name(raw: str) -> str:
         )
     _reject_control("organisation name", name)
     return name
+
+
+# --- a scheduler's settings ------------------------------------------------------------------
+
+
+def scheduler_changes(
+    *,
+    every: str | None = None,
+    concurrency: int | None = None,
+    find_links: bool | None = None,
+    max_pages: int | None = None,
+    include: list[str] | None = None,
+    exclude: list[str] | None = None,
+    clear_include: bool = False,
+    clear_exclude: bool = False,
+    required_workers: int | None = None,
+    overlap: Overlap | None = None,
+    start_at: str | None = None,
+    enabled: bool | None = None,
+) -> SchedulerChanges:
+    """The options of `create` and `update`, each checked against its rule."""
+    if include and clear_include:
+        raise InvalidInput("--include and --clear-include cannot be used together")
+    if exclude and clear_exclude:
+        raise InvalidInput("--exclude and --clear-exclude cannot be used together")
+    return SchedulerChanges(
+        interval_hours=parse_interval(every) if every is not None else None,
+        concurrency=_in_range("--concurrency", concurrency, CONCURRENCY),
+        find_links=find_links,
+        max_pages=_in_range("--max-pages", max_pages, MAX_PAGES),
+        include_paths=(
+            normalize_paths("--include", include or []) if include or clear_include else None
+        ),
+        exclude_paths=(
+            normalize_paths("--exclude", exclude or []) if exclude or clear_exclude else None
+        ),
+        required_workers=_in_range("--required-workers", required_workers, REQUIRED_WORKERS),
+        overlap=overlap,
+        start=parse_when(start_at) if start_at is not None else None,
+        enabled=enabled,
+    )
+
+
+def _in_range(option: str, value: int | None, bounds: tuple[int, int]) -> int | None:
+    return None if value is None else check_range(option, value, *bounds)

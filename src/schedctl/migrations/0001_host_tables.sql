@@ -1,25 +1,26 @@
 -- Host tables: organisations, domains and jobs, created only where the host
--- application's own schema has not already created them. An existing table is
--- never altered here, whatever extra columns or constraints it carries.
+-- application's own schema has not already created them (the embedded default
+-- and a new database need them). An existing table is never altered here,
+-- whatever extra columns or constraints it carries.
 
-CREATE TABLE IF NOT EXISTS organisations (
+CREATE TABLE IF NOT EXISTS public.organisations (
     id UUID PRIMARY KEY DEFAULT gen_random_uuid(),
     name TEXT NOT NULL,
     created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
     updated_at TIMESTAMPTZ NOT NULL DEFAULT now()
 );
 
-CREATE TABLE IF NOT EXISTS domains (
+CREATE TABLE IF NOT EXISTS public.domains (
     id SERIAL PRIMARY KEY,
     name TEXT UNIQUE NOT NULL,
     created_at TIMESTAMPTZ NOT NULL DEFAULT now()
 );
 
-CREATE TABLE IF NOT EXISTS jobs (
+CREATE TABLE IF NOT EXISTS public.jobs (
     id TEXT PRIMARY KEY,
-    domain_id INTEGER NOT NULL REFERENCES domains (id) ON DELETE CASCADE,
+    domain_id INTEGER NOT NULL REFERENCES public.domains (id) ON DELETE CASCADE,
     user_id UUID NULL,
-    organisation_id UUID REFERENCES organisations (id) ON DELETE CASCADE,
+    organisation_id UUID REFERENCES public.organisations (id) ON DELETE CASCADE,
     status TEXT NOT NULL,
     progress REAL NOT NULL,
     sitemap_tasks INTEGER NOT NULL DEFAULT 0,

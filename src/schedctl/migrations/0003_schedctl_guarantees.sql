@@ -1,0 +1,4 @@
+-- schedctl 0.1 added its columns, indexes and tables to the host's tables here.
+-- That moved to schedctl's own schema (0004); this step is kept, empty, so that
+-- databases migrated by 0.1 and new ones share one history.
+-- depends: 0002_schedulers

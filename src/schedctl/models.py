@@ -1,0 +1,171 @@
+"""The values schedctl works with: rows read from the database, as typed records, and
+checked input, as the command line hands it to the operations."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+
+class Overlap(str, Enum):
+    """What tick does for a slot when a job of the same domain and organisation is active."""
+
+    REPLACE = "replace"
+    SKIP = "skip"
+    ALLOW = "allow"
+
+
+# `--start-at now`: the database's clock at the moment of the change.
+START_NOW = "now"
+Start = datetime | str  # an aware UTC datetime, or START_NOW
+
+
+def paths_to_db(paths: list[str]) -> str | None:
+    """A path list as the host's tables store it: JSON array text, NULL when empty."""
+    return json.dumps(paths) if paths else None
+
+
+def paths_from_db(text: str | None) -> list[str]:
+    """A stored path list; anything malformed a host wrote (`'null'` included) reads as []."""
+    if not text:
+        return []
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return []
+    if not isinstance(value, list):
+        return []
+    return [item for item in value if isinstance(item, str)]
+
+
+# A field read for schedctl's own use, left out of the JSON document.
+_INTERNAL = {"json": False}
+
+
+@dataclass(frozen=True)
+class Scheduler:
+    """One scheduler: the host's row, what schedctl keeps beside it, and the database clock
+    when it was read."""
+
+    id: uuid.UUID
+    organisation_id: uuid.UUID
+    domain: str
+    schedule_interval_hours: int
+    next_run_at: datetime
+    is_enabled: bool
+    pause_reason: str | None
+    overlap_policy: str
+    concurrency: int
+    find_links: bool
+    max_pages: int
+    include_paths: list[str]
+    exclude_paths: list[str]
+    required_workers: int
+    created_at: datetime
+    updated_at: datetime
+    domain_id: int = field(metadata=_INTERNAL)
+    db_now: datetime = field(metadata=_INTERNAL)
+
+    @classmethod
+    def from_row(cls, **row: Any) -> Scheduler:
+        """A scheduler from a row of the scheduler queries (path lists as stored)."""
+        row["include_paths"] = paths_from_db(row["include_paths"])
+        row["exclude_paths"] = paths_from_db(row["exclude_paths"])
+        return cls(**row)
+
+
+@dataclass(frozen=True)
+class Job:
+    """A job, in the shape `history` shows."""
+
+    id: str
+    scheduler_id: uuid.UUID | None
+    domain: str
+    status: str
+    progress: float
+    created_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+    total_tasks: int
+    completed_tasks: int
+    failed_tasks: int
+    skipped_tasks: int
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One entry of the audit trail."""
+
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    scheduler_id: uuid.UUID
+    organisation_id: uuid.UUID
+    domain: str
+    changes: dict[str, Any]
+    reason: str | None
+    db_now: datetime = field(metadata=_INTERNAL)
+
+
+@dataclass(frozen=True)
+class Organisation:
+    """An organisation; `schedulers` is its number of schedulers where a query counts them."""
+
+    id: uuid.UUID
+    name: str
+    created_at: datetime
+    schedulers: int | None = None
+
+
+def public_fields(record: Any) -> dict[str, Any]:
+    """A record's fields for its JSON document, in declaration order."""
+    return {
+        f.name: getattr(record, f.name)
+        for f in dataclasses.fields(record)
+        if f.metadata.get("json", True)
+    }
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A scheduler as a command names it: its id, or its domain in the lowercased spellings
+    the host may have stored (A-label and Unicode form). A text that is neither matches
+    nothing."""
+
+    text: str
+    id: uuid.UUID | None = None
+    spellings: tuple[str, ...] = ()
+
+    @classmethod
+    def of_id(cls, scheduler_id: uuid.UUID) -> Ref:
+        return cls(text=str(scheduler_id), id=scheduler_id)
+
+    def params(self) -> dict[str, Any]:
+        """The parameters of the queries that find a scheduler by id or domain."""
+        return {"id": self.id, "spellings": list(self.spellings)}
+
+
+@dataclass(frozen=True)
+class SchedulerChanges:
+    """Checked input of `create` and `update`: each field set is a change (None: as it is,
+    or the default on create). Path lists are normalised; an empty list clears them."""
+
+    interval_hours: int | None = None
+    concurrency: int | None = None
+    find_links: bool | None = None
+    max_pages: int | None = None
+    include_paths: list[str] | None = None
+    exclude_paths: list[str] | None = None
+    required_workers: int | None = None
+    overlap: Overlap | None = None
+    start: Start | None = None
+    enabled: bool | None = None
+
+    def is_empty(self) -> bool:
+        return self == SchedulerChanges()
