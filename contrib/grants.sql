@@ -1,72 +1,127 @@
--- A least-privilege role for `schedctl tick`: it may do exactly what one tick pass does,
--- and nothing more. It cannot delete schedulers or jobs, change a scheduler's settings,
--- rewrite the audit trail, create organisations or domains, or change the schema.
+-- Least-privilege roles for schedctl:
+--   schedctl_tick     may do exactly what one `tick` pass does, and nothing more. It cannot
+--                     delete schedulers or jobs, change a scheduler's settings, rewrite the
+--                     audit trail, create organisations or domains, or change the schema.
+--   schedctl_monitor  may run `status` and `list`: it reads, and writes nothing.
 --
 -- Run it after `schedctl migrate` (and again after any later migration), as the owner of
 -- the tables (the account that ran the migration, or a superuser), in the application's
--- database, with the same search_path that `migrate` used:
+-- database:
 --
 --     psql "$ADMIN_URL" -v ON_ERROR_STOP=1 -f contrib/grants.sql
 --
--- schedctl_tick is a group role that cannot log in. Give the account cron or the systemd
--- timer uses membership of it, for example:
+-- Both are group roles that cannot log in. Give the account cron or the systemd timer
+-- uses membership of one, for example:
 --
 --     CREATE ROLE schedctl_cron LOGIN PASSWORD '...' IN ROLE schedctl_tick;
 --     -- or, for an existing login role:  GRANT schedctl_tick TO schedctl_cron;
 --
 -- and put that account in SCHEDCTL_DATABASE_URL in the tick host's environment file.
--- Running this file again is safe: it revokes the role's privileges on these tables and
+-- Running this file again is safe: it revokes the roles' privileges on these tables and
 -- grants them afresh.
 --
--- PostgreSQL 13 and 14 let every role create tables in the public schema; version 15
--- stopped that. This file does not change it, because that would affect every role of
--- the database; to close it there, run `REVOKE CREATE ON SCHEMA public FROM PUBLIC;`.
+-- Row-level security (Supabase and other hosts that protect their tables with policies):
+-- schedctl refuses to run (exit 5, naming the table) when policies may hide rows of
+-- schedulers, jobs, domains or organisations from its role, because it would then act on
+-- some rows alone and report all was well. Either
+--   * give the LOGIN role itself BYPASSRLS (PostgreSQL does not pass it on through role
+--     membership, so granting it to schedctl_tick is not enough):
+--         ALTER ROLE schedctl_cron BYPASSRLS;
+--     (on Supabase, the service_role has it; a role you create may need the dashboard's
+--     SQL editor, run as postgres), or
+--   * let the policies show these roles every row: uncomment the block at the end.
+--
+-- schedctl's own tables live in the schema `schedctl`, where nothing is granted to
+-- anyone else (not PUBLIC, not Supabase's anon and authenticated roles): `migrate`
+-- revokes whatever default privileges granted there.
 
 DO $$
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'schedctl_tick') THEN
         CREATE ROLE schedctl_tick NOLOGIN;
     END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'schedctl_monitor') THEN
+        CREATE ROLE schedctl_monitor NOLOGIN;
+    END IF;
 END
 $$;
 
--- Reach the database and the schema schedctl's tables are in.
+-- Reach the database, the host's schema and schedctl's.
 DO $$
 BEGIN
-    EXECUTE format('GRANT CONNECT ON DATABASE %I TO schedctl_tick', current_database());
-    EXECUTE format('GRANT USAGE ON SCHEMA %I TO schedctl_tick', current_schema());
+    EXECUTE format('GRANT CONNECT ON DATABASE %I TO schedctl_tick, schedctl_monitor',
+                   current_database());
 END
 $$;
+GRANT USAGE ON SCHEMA public, schedctl TO schedctl_tick, schedctl_monitor;
 
--- Start from nothing on every table tick touches (column grants are revoked with them).
-REVOKE ALL ON schedulers, jobs, domains, organisations, scheduler_audit, tick_heartbeats
-    FROM schedctl_tick;
+-- Start from nothing on every table they touch (column grants are revoked with them).
+REVOKE ALL ON public.schedulers, public.jobs, public.domains, public.organisations,
+    schedctl.scheduler_settings, schedctl.served_slots, schedctl.audit,
+    schedctl.tick_heartbeats, schedctl._yoyo_migration
+    FROM schedctl_tick, schedctl_monitor;
+
+-- ---------------------------------------------------------------- schedctl_tick
 
 -- Schedulers: read the due ones and lock them (FOR UPDATE needs an UPDATE privilege),
 -- then move next_run_at on. No other column may change; no row may be added or deleted.
-GRANT SELECT ON schedulers TO schedctl_tick;
-GRANT UPDATE (next_run_at, updated_at) ON schedulers TO schedctl_tick;
+GRANT SELECT ON public.schedulers TO schedctl_tick;
+GRANT UPDATE (next_run_at, updated_at) ON public.schedulers TO schedctl_tick;
 
 -- Domains: the name of each due scheduler's domain, for the report. Nothing else.
-GRANT SELECT (id, name) ON domains TO schedctl_tick;
+GRANT SELECT (id, name) ON public.domains TO schedctl_tick;
 
 -- Jobs: find active jobs of a domain (overlap policy), insert the new job, and cancel the
 -- job it replaces. Only the columns tick reads or writes; no DELETE.
-GRANT SELECT (id, domain_id, organisation_id, status, scheduler_id, scheduler_slot)
-    ON jobs TO schedctl_tick;
+GRANT SELECT (id, domain_id, organisation_id, status, scheduler_id)
+    ON public.jobs TO schedctl_tick;
 GRANT INSERT (
     id, domain_id, organisation_id, status, progress, created_at, concurrency, find_links,
     max_pages, include_paths, exclude_paths, required_workers, source_type, source_detail,
-    source_info, scheduler_id, scheduler_slot
-) ON jobs TO schedctl_tick;
-GRANT UPDATE (status, completed_at) ON jobs TO schedctl_tick;
+    source_info, scheduler_id
+) ON public.jobs TO schedctl_tick;
+GRANT UPDATE (status, completed_at) ON public.jobs TO schedctl_tick;
+
+-- schedctl's settings of each scheduler (overlap policy), read only.
+GRANT SELECT ON schedctl.scheduler_settings TO schedctl_tick;
+
+-- The record of served slots: read (a slot already served is not served again) and add.
+GRANT SELECT, INSERT ON schedctl.served_slots TO schedctl_tick;
 
 -- Audit trail: append the slots skipped by the `skip` overlap policy. The id is an
 -- identity column, so no sequence privilege is needed; the table refuses UPDATE and
 -- DELETE from anyone anyway.
 GRANT INSERT (actor, action, scheduler_id, organisation_id, domain, changes, reason)
-    ON scheduler_audit TO schedctl_tick;
+    ON schedctl.audit TO schedctl_tick;
 
 -- Heartbeat: one row per host, inserted or overwritten by each pass (INSERT ... ON
 -- CONFLICT DO UPDATE also needs SELECT).
-GRANT SELECT, INSERT, UPDATE ON tick_heartbeats TO schedctl_tick;
+GRANT SELECT, INSERT, UPDATE ON schedctl.tick_heartbeats TO schedctl_tick;
+
+-- ---------------------------------------------------------------- schedctl_monitor
+
+-- `status` and `list`: the organisation to report on, its schedulers with their domains
+-- and settings, the last tick of each host, and the schema version.
+GRANT SELECT (id, name, created_at) ON public.organisations TO schedctl_monitor;
+GRANT SELECT ON public.schedulers TO schedctl_monitor;
+GRANT SELECT (id, name) ON public.domains TO schedctl_monitor;
+GRANT SELECT ON schedctl.scheduler_settings, schedctl.tick_heartbeats,
+    schedctl._yoyo_migration TO schedctl_monitor;
+
+-- ---------------------------------------------------------------- row-level security
+-- Policies that show schedctl's roles every row of the host's tables, for a host that
+-- protects them with row-level security and cannot give the login role BYPASSRLS.
+-- Uncomment to use (DROP POLICY IF EXISTS first makes running the file again safe).
+--
+-- DROP POLICY IF EXISTS schedctl_all ON public.schedulers;
+-- CREATE POLICY schedctl_all ON public.schedulers TO schedctl_tick, schedctl_monitor
+--     USING (true) WITH CHECK (true);
+-- DROP POLICY IF EXISTS schedctl_all ON public.jobs;
+-- CREATE POLICY schedctl_all ON public.jobs TO schedctl_tick, schedctl_monitor
+--     USING (true) WITH CHECK (true);
+-- DROP POLICY IF EXISTS schedctl_all ON public.domains;
+-- CREATE POLICY schedctl_all ON public.domains TO schedctl_tick, schedctl_monitor
+--     USING (true) WITH CHECK (true);
+-- DROP POLICY IF EXISTS schedctl_all ON public.organisations;
+-- CREATE POLICY schedctl_all ON public.organisations TO schedctl_tick, schedctl_monitor
+--     USING (true) WITH CHECK (true);

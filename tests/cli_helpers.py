@@ -8,7 +8,15 @@ from datetime import datetime
 from typing import Any
 
 # Every table a schedctl command may write; a refused command must leave them all as they were.
-WRITABLE_TABLES = ("organisations", "domains", "schedulers", "jobs", "scheduler_audit")
+WRITABLE_TABLES = (
+    "organisations",
+    "domains",
+    "schedulers",
+    "jobs",
+    "schedctl.audit",
+    "schedctl.scheduler_settings",
+    "schedctl.served_slots",
+)
 
 
 def parse_time(text: str) -> datetime:

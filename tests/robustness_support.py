@@ -16,8 +16,10 @@ TABLES = (
     "domains",
     "schedulers",
     "jobs",
-    "scheduler_audit",
-    "tick_heartbeats",
+    "schedctl.audit",
+    "schedctl.tick_heartbeats",
+    "schedctl.scheduler_settings",
+    "schedctl.served_slots",
 )
 
 EXIT_CODES = frozenset({0, 1, 2, 3, 4, 5})
@@ -38,28 +40,38 @@ INSERT INTO organisations (id, name) VALUES
 ON CONFLICT (id) DO NOTHING;
 INSERT INTO domains (name) VALUES ('alpha.com'), ('beta.org'), ('gamma.net')
 ON CONFLICT (name) DO NOTHING;
-INSERT INTO schedulers (id, domain_id, organisation_id, schedule_interval_hours, next_run_at,
-                        is_enabled, include_paths, overlap_policy, pause_reason)
-SELECT v.id::uuid, d.id, v.org::uuid, v.hours, now() + v.wait::interval, v.enabled, v.paths,
-       v.policy, v.reason
-FROM (VALUES
+WITH world (id, domain, org, hours, wait, enabled, paths, policy, reason) AS (VALUES
     ('{ALPHA}', 'alpha.com', '{ACME}', 6, '2 hours', TRUE, '["/blog"]', 'replace', NULL),
     ('{BETA}', 'beta.org', '{ACME}', 24, '20 hours', FALSE, NULL, 'skip', 'maintenance'),
     ('{GAMMA}', 'gamma.net', '{OTHER}', 12, '5 hours', TRUE, NULL, 'allow', NULL),
     ('{SHARED}', 'alpha.com', '{OTHER}', 48, '1 hour', TRUE, NULL, 'replace', NULL)
-) AS v(id, domain, org, hours, wait, enabled, paths, policy, reason)
-JOIN domains d ON d.name = v.domain
-ON CONFLICT DO NOTHING;
-INSERT INTO jobs (id, domain_id, organisation_id, status, progress, created_at, concurrency,
-                  find_links, max_pages, source_type, source_detail, scheduler_id,
-                  scheduler_slot)
-SELECT v.id, d.id, '{ACME}', v.status, 0, now() - v.age::interval, 20, TRUE, 0,
-       'scheduler', '{ALPHA}', s.id, now() - v.age::interval
-FROM (VALUES ('job-alpha-1', 'completed', '12 hours'), ('job-alpha-2', 'pending', '6 hours'))
-    AS v(id, status, age)
-JOIN domains d ON d.name = 'alpha.com'
-LEFT JOIN schedulers s ON s.id = '{ALPHA}'
-ON CONFLICT (id) DO NOTHING;
+),
+added AS (
+    INSERT INTO schedulers (id, domain_id, organisation_id, schedule_interval_hours,
+                            next_run_at, is_enabled, include_paths)
+    SELECT v.id::uuid, d.id, v.org::uuid, v.hours, now() + v.wait::interval, v.enabled, v.paths
+    FROM world v
+    JOIN domains d ON d.name = v.domain
+    ON CONFLICT DO NOTHING
+    RETURNING id
+)
+INSERT INTO schedctl.scheduler_settings (scheduler_id, overlap_policy, pause_reason)
+SELECT v.id::uuid, v.policy, v.reason FROM world v JOIN added a ON a.id = v.id::uuid;
+WITH made AS (
+    INSERT INTO jobs (id, domain_id, organisation_id, status, progress, created_at,
+                      concurrency, find_links, max_pages, source_type, source_detail,
+                      scheduler_id)
+    SELECT v.id, d.id, '{ACME}', v.status, 0, now() - v.age::interval, 20, TRUE, 0,
+           'scheduler', '{ALPHA}', s.id
+    FROM (VALUES ('job-alpha-1', 'completed', '12 hours'), ('job-alpha-2', 'pending', '6 hours'))
+        AS v(id, status, age)
+    JOIN domains d ON d.name = 'alpha.com'
+    LEFT JOIN schedulers s ON s.id = '{ALPHA}'
+    ON CONFLICT (id) DO NOTHING
+    RETURNING id, scheduler_id, created_at
+)
+INSERT INTO schedctl.served_slots (scheduler_id, slot, job_id)
+SELECT scheduler_id, created_at, id FROM made WHERE scheduler_id IS NOT NULL;
 """
 
 

@@ -510,7 +510,7 @@ def test_update_writes_an_audit_entry(cli, conn) -> None:  # type: ignore[no-unt
     doc = make_scheduler(cli, "example.com", "--concurrency", "5")
     _json(cli("update", doc["id"], "--concurrency", "9", "--json"))
     rows = conn.execute(
-        "SELECT action, changes FROM scheduler_audit WHERE scheduler_id = %s ORDER BY id",
+        "SELECT action, changes FROM schedctl.audit WHERE scheduler_id = %s ORDER BY id",
         [doc["id"]],
     ).fetchall()
     assert [r[0] for r in rows] == ["create", "update"]

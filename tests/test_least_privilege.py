@@ -141,9 +141,9 @@ def test_tick_runs_as_the_least_privileged_role(cli, conn, tick_role: TickRole) 
         "SELECT status FROM jobs WHERE id = %s", [setup["blocking"]]
     ).fetchone() == ("running",)
     assert conn.execute(
-        "SELECT actor, scheduler_id::text FROM scheduler_audit WHERE action = 'skip'"
+        "SELECT actor, scheduler_id::text FROM schedctl.audit WHERE action = 'skip'"
     ).fetchall() == [("tick", docs["skip.com"]["id"])]
-    assert conn.execute("SELECT ok, created, skipped FROM tick_heartbeats").fetchall() == [
+    assert conn.execute("SELECT ok, created, skipped FROM schedctl.tick_heartbeats").fetchall() == [
         (True, 2, 1)
     ]
     assert conn.execute(
@@ -169,7 +169,7 @@ def test_tick_runs_as_the_least_privileged_role(cli, conn, tick_role: TickRole) 
         "INSERT INTO organisations (name) VALUES ('Mallory')",
         "SELECT * FROM organisations",
         "SELECT user_id FROM jobs",
-        "DELETE FROM tick_heartbeats",
+        "DELETE FROM schedctl.tick_heartbeats",
         "DROP TABLE schedulers",
     ],
 )

@@ -22,7 +22,7 @@ from psycopg import sql
 from conftest import Result, cli_env, run_cli_subprocess, with_database
 from robustness_support import check_result
 from schedctl.config import Settings
-from schedctl.migrations import migrate, migrations_dir
+from schedctl.migrate import migrate, migrations_dir
 
 pytestmark = pytest.mark.slow
 
@@ -32,8 +32,8 @@ SCHEDCTL_TABLES = (
     "domains",
     "jobs",
     "schedulers",
-    "scheduler_audit",
-    "tick_heartbeats",
+    "schedctl.audit",
+    "schedctl.tick_heartbeats",
 )
 
 
@@ -61,9 +61,9 @@ def _finish(proc: subprocess.Popen[str], timeout: float = 120) -> Result:
 def _applied(conn: Any) -> list[tuple[str, int]]:
     """Each migration yoyo recorded, with how many times it was recorded and applied."""
     return conn.execute(
-        "SELECT m.migration_id, count(*) * 100 + (SELECT count(*) FROM _yoyo_log l"
+        "SELECT m.migration_id, count(*) * 100 + (SELECT count(*) FROM schedctl._yoyo_log l"
         " WHERE l.migration_id = m.migration_id AND l.operation = 'apply')"
-        " FROM _yoyo_migration m GROUP BY m.migration_id ORDER BY 1"
+        " FROM schedctl._yoyo_migration m GROUP BY m.migration_id ORDER BY 1"
     ).fetchall()
 
 
@@ -172,7 +172,7 @@ def test_a_migration_blocked_by_the_hosts_workers_gives_up_and_applies_later(
     assert waited < 20, waited
     with psycopg.connect(url) as conn:
         assert [name for name, _ in _applied(conn)] == HEAD[:2]
-        assert conn.execute("SELECT to_regclass('scheduler_audit')").fetchone() == (None,)
+        assert conn.execute("SELECT to_regclass('schedctl.audit')").fetchone() == (None,)
     done = run_cli_subprocess(["migrate", "--json"], {"SCHEDCTL_DATABASE_URL": url})
     assert done.code == 0, done.stderr
     assert json.loads(done.stdout)["migrations"] == HEAD[2:]
@@ -247,7 +247,7 @@ def test_upgrading_a_database_holding_schedulers_and_jobs_loses_nothing(
 ) -> None:
     url = empty_databases()
     monkeypatch.setenv("SCHEDCTL_DATABASE_URL", url)
-    assert migrate(Settings(), upto="0002_schedulers") == HEAD[:2]
+    assert migrate(Settings(), upto="0002_schedulers").migrations == HEAD[:2]
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(SEED_ROWS)
         before = _seed_view(conn)

@@ -42,9 +42,9 @@ def _tables(conn: psycopg.Connection[tuple[object, ...]]) -> set[str]:
 
 
 def _applied(conn: psycopg.Connection[tuple[object, ...]]) -> list[str]:
-    if conn.execute("SELECT to_regclass('_yoyo_migration')").fetchone() == (None,):
+    if conn.execute("SELECT to_regclass('schedctl._yoyo_migration')").fetchone() == (None,):
         return []
-    rows = conn.execute("SELECT migration_id FROM _yoyo_migration ORDER BY migration_id")
+    rows = conn.execute("SELECT migration_id FROM schedctl._yoyo_migration ORDER BY migration_id")
     return [str(row[0]) for row in rows.fetchall()]
 
 
@@ -53,7 +53,7 @@ def test_migrate_applies_everything_then_is_a_no_op(empty_cli: Cli, empty_conn) 
     assert first.code == 0, first.stderr
     assert first.stdout.splitlines() == [f"applied {name}" for name in MIGRATIONS]
     assert _applied(empty_conn) == MIGRATIONS
-    assert {"organisations", "domains", "jobs", "schedulers", "scheduler_audit"} <= _tables(
+    assert {"organisations", "domains", "jobs", "schedulers", "schedctl.audit"} <= _tables(
         empty_conn
     )
 
@@ -90,10 +90,10 @@ def test_dry_run_lists_the_pending_migrations_and_applies_nothing(  # type: igno
 def test_dry_run_on_a_partly_migrated_database_lists_only_the_rest(  # type: ignore[no-untyped-def]
     empty_cli: Cli, empty_conn
 ) -> None:
-    from schedctl import migrations
+    from schedctl import migrate
     from schedctl.config import Settings
 
-    assert migrations.migrate(Settings(), upto="0002_schedulers") == MIGRATIONS[:2]
+    assert migrate.migrate(Settings(), upto="0002_schedulers").migrations == MIGRATIONS[:2]
     result = empty_cli("migrate", "--dry-run", "--json")
     assert json.loads(result.stdout)["migrations"] == MIGRATIONS[2:]
     assert _applied(empty_conn) == MIGRATIONS[:2]

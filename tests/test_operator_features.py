@@ -66,7 +66,7 @@ def _insert_active_job(conn: Any, scheduler_id: str, status: str = "running") ->
 
 def _audit(conn: Any, scheduler_id: str) -> list[tuple[str, str, dict[str, Any], str | None]]:
     return conn.execute(
-        "SELECT action, actor, changes, reason FROM scheduler_audit "
+        "SELECT action, actor, changes, reason FROM schedctl.audit "
         "WHERE scheduler_id = %s ORDER BY id",
         [scheduler_id],
     ).fetchall()
@@ -376,7 +376,7 @@ def _mixed_schedulers(cli: Any, conn: Any) -> dict[str, str]:
 
 
 def _heartbeats(conn: Any) -> list[tuple[Any, ...]]:
-    return conn.execute("SELECT * FROM tick_heartbeats ORDER BY host").fetchall()
+    return conn.execute("SELECT * FROM schedctl.tick_heartbeats ORDER BY host").fetchall()
 
 
 def test_dry_run_reports_what_the_real_tick_then_does_and_writes_nothing(cli, conn) -> None:  # type: ignore[no-untyped-def]
@@ -500,9 +500,9 @@ def test_tick_records_a_heartbeat_and_status_reports_it(cli, conn) -> None:  # t
     assert report["due"] == 0
     text = cli("status").stdout
     assert re.search(r"^last tick +\S+Z \(\d+s ago\) on .+: ok, 1 created", text, re.M)
-    assert conn.execute("SELECT count(*) FROM tick_heartbeats").fetchone() == (1,)
+    assert conn.execute("SELECT count(*) FROM schedctl.tick_heartbeats").fetchone() == (1,)
     cli("tick")
-    assert conn.execute("SELECT count(*) FROM tick_heartbeats").fetchone() == (1,)
+    assert conn.execute("SELECT count(*) FROM schedctl.tick_heartbeats").fetchone() == (1,)
 
 
 def test_status_exits_1_when_the_last_tick_failed_until_a_tick_succeeds(cli, conn) -> None:  # type: ignore[no-untyped-def]
@@ -632,7 +632,7 @@ def test_the_actor_is_the_operating_system_user_without_schedctl_actor(database_
         ["pause", "example.com"], env | {"SCHEDCTL_ACTOR": "carol (on-call)"}
     )
     assert named.code == 0, named.stderr
-    assert conn.execute("SELECT actor FROM scheduler_audit ORDER BY id").fetchall() == [
+    assert conn.execute("SELECT actor FROM schedctl.audit ORDER BY id").fetchall() == [
         ("opsuser",),
         ("carol (on-call)",),
     ]
@@ -665,13 +665,13 @@ def test_the_audit_trail_is_append_only(cli, conn) -> None:  # type: ignore[no-u
     make_org(cli, "Acme")
     make_scheduler(cli, "example.com")
     for statement in (
-        "UPDATE scheduler_audit SET actor = 'mallory'",
-        "DELETE FROM scheduler_audit",
-        "TRUNCATE scheduler_audit",
+        "UPDATE schedctl.audit SET actor = 'mallory'",
+        "DELETE FROM schedctl.audit",
+        "TRUNCATE schedctl.audit",
     ):
         with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
             conn.execute(statement)
-    assert conn.execute("SELECT count(*), min(actor) FROM scheduler_audit").fetchone()[0] == 1
+    assert conn.execute("SELECT count(*), min(actor) FROM schedctl.audit").fetchone()[0] == 1
 
 
 def test_log_json_newest_first_with_limit(cli, conn) -> None:  # type: ignore[no-untyped-def]

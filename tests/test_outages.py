@@ -136,7 +136,7 @@ def test_a_partly_migrated_database_says_to_migrate(
 ) -> None:
     """The host's own tables exist (with an organisation and a due scheduler of the seed's
     columns, where the seed's table exists), schedctl's do not yet, or not all of them."""
-    from schedctl.migrations import migrate
+    from schedctl.migrate import migrate
 
     monkeypatch.setenv("SCHEDCTL_DATABASE_URL", empty_database_url)
     migrate(Settings(), upto=upto)
@@ -205,10 +205,10 @@ def test_tick_gives_up_on_a_table_lock_within_the_lock_timeout(
     assert waited < 20, waited
     # No job, no scheduler moved; only the failed pass was recorded for `status`.
     after = fingerprint(conn)
-    assert {k: v for k, v in after.items() if k != "tick_heartbeats"} == {
-        k: v for k, v in before.items() if k != "tick_heartbeats"
+    assert {k: v for k, v in after.items() if k != "schedctl.tick_heartbeats"} == {
+        k: v for k, v in before.items() if k != "schedctl.tick_heartbeats"
     }
-    heartbeat = conn.execute("SELECT ok, created FROM tick_heartbeats").fetchall()
+    heartbeat = conn.execute("SELECT ok, created FROM schedctl.tick_heartbeats").fetchall()
     assert heartbeat == [(False, 0)]
     status = cli("status", "--json")
     assert status.code == 1
@@ -251,8 +251,8 @@ def test_a_change_waits_for_a_locked_row_at_most_the_lock_timeout(
     assert skipped.code == 0, skipped.stderr
     assert json.loads(skipped.stdout)["due"] == 0
     after = fingerprint(conn)
-    assert {k: v for k, v in after.items() if k != "tick_heartbeats"} == {
-        k: v for k, v in before.items() if k != "tick_heartbeats"
+    assert {k: v for k, v in after.items() if k != "schedctl.tick_heartbeats"} == {
+        k: v for k, v in before.items() if k != "schedctl.tick_heartbeats"
     }
 
 

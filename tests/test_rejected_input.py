@@ -85,7 +85,7 @@ def test_create_refuses_every_bad_domain_and_writes_nothing(cli, conn) -> None: 
     }
     assert _refusals(cli, conn, cases) == []
     assert conn.execute("SELECT count(*) FROM domains").fetchone() == (0,)
-    assert conn.execute("SELECT count(*) FROM scheduler_audit").fetchone() == (0,)
+    assert conn.execute("SELECT count(*) FROM schedctl.audit").fetchone() == (0,)
 
 
 BAD_OPTIONS = {

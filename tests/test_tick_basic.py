@@ -27,7 +27,11 @@ def _tick(cli, *options: str, code: int = 0) -> dict[str, Any]:  # type: ignore[
 
 
 def _job(conn, job_id: str) -> dict[str, Any]:  # type: ignore[no-untyped-def]
-    cur = conn.execute("SELECT * FROM jobs WHERE id = %s", [job_id])
+    cur = conn.execute(
+        "SELECT j.*, ss.slot AS scheduler_slot FROM jobs j"
+        " LEFT JOIN schedctl.served_slots ss ON ss.job_id = j.id WHERE j.id = %s",
+        [job_id],
+    )
     values = cur.fetchone()
     assert values is not None, job_id
     return dict(zip([c.name for c in cur.description], values, strict=True))
@@ -476,11 +480,11 @@ def test_dry_run_prints_the_same_summary_with_null_job_ids_and_writes_nothing(cl
     _active_job(conn, skipping)
     active = _active_job(conn, replacing)
     before = fingerprint(conn)
-    heartbeats = conn.execute("SELECT count(*) FROM tick_heartbeats").fetchone()
+    heartbeats = conn.execute("SELECT count(*) FROM schedctl.tick_heartbeats").fetchone()
 
     dry = _tick(cli, "--dry-run")
     assert fingerprint(conn) == before
-    assert conn.execute("SELECT count(*) FROM tick_heartbeats").fetchone() == heartbeats
+    assert conn.execute("SELECT count(*) FROM schedctl.tick_heartbeats").fetchone() == heartbeats
     assert _job(conn, active)["status"] == "running"
     assert all(entry["job_id"] is None for entry in dry["jobs"])
 

@@ -42,13 +42,17 @@ def _seed_due(conn: psycopg.Connection[Any], count: int, policy: str = "replace"
             SELECT 'site-' || g || '-' || %(policy)s || '.com' FROM generate_series(1, %(n)s) g
             RETURNING id
         ),
-        doms AS (SELECT id, row_number() OVER (ORDER BY id) AS k FROM new_domains)
-        INSERT INTO schedulers (domain_id, organisation_id, schedule_interval_hours,
-                                next_run_at, overlap_policy)
-        SELECT doms.id, orgs.id, (ARRAY[6, 12, 24, 48])[1 + doms.k %% 4],
-               now() - interval '1 minute' - doms.k * interval '997 milliseconds',
-               %(policy)s
-        FROM doms JOIN orgs ON orgs.k = doms.k %% %(orgs)s
+        doms AS (SELECT id, row_number() OVER (ORDER BY id) AS k FROM new_domains),
+        added AS (
+            INSERT INTO schedulers (domain_id, organisation_id, schedule_interval_hours,
+                                    next_run_at)
+            SELECT doms.id, orgs.id, (ARRAY[6, 12, 24, 48])[1 + doms.k %% 4],
+                   now() - interval '1 minute' - doms.k * interval '997 milliseconds'
+            FROM doms JOIN orgs ON orgs.k = doms.k %% %(orgs)s
+            RETURNING id
+        )
+        INSERT INTO schedctl.scheduler_settings (scheduler_id, overlap_policy)
+        SELECT id, %(policy)s FROM added
         """,
         {"n": count, "orgs": ORGS, "policy": policy},
     )
@@ -67,7 +71,9 @@ def _job_slots(conn: psycopg.Connection[Any]) -> list[tuple[str, datetime]]:
     return [
         (sid, slot)
         for sid, slot in conn.execute(
-            "SELECT scheduler_id::text, scheduler_slot FROM jobs WHERE scheduler_id IS NOT NULL"
+            "SELECT j.scheduler_id::text, ss.slot FROM jobs j"
+            " LEFT JOIN schedctl.served_slots ss ON ss.job_id = j.id"
+            " WHERE j.scheduler_id IS NOT NULL"
         )
     ]
 
@@ -256,7 +262,8 @@ def _host_job(conn: psycopg.Connection[Any], policy: str, every: int) -> int:
                now() - interval '1 hour', 5, TRUE, 0, 'dashboard'
         FROM schedulers s
         JOIN domains d ON d.id = s.domain_id
-        WHERE s.overlap_policy = %s AND d.id %% %s = 0
+        JOIN schedctl.scheduler_settings st ON st.scheduler_id = s.id
+        WHERE st.overlap_policy = %s AND d.id %% %s = 0
         """,
         [policy, every],
     ).rowcount
@@ -271,7 +278,8 @@ def _active_by_pair(conn: psycopg.Connection[Any], policy: str, source: str | No
         LEFT JOIN jobs j ON j.domain_id = s.domain_id AND j.organisation_id = s.organisation_id
              AND j.status IN ('pending', 'initializing', 'running', 'paused')
              AND (%(source)s::text IS NULL OR j.source_type = %(source)s)
-        WHERE s.overlap_policy = %(policy)s
+        JOIN schedctl.scheduler_settings st ON st.scheduler_id = s.id
+        WHERE st.overlap_policy = %(policy)s
         GROUP BY s.id
         """,
         {"policy": policy, "source": source},
@@ -311,10 +319,12 @@ def test_overlap_policies_hold_while_ticks_race(conn, database_url: str) -> None
         """
         SELECT count(*) FROM schedulers s
         JOIN LATERAL (
-            SELECT status FROM jobs j WHERE j.scheduler_id = s.id
-            ORDER BY j.scheduler_slot DESC LIMIT 1
+            SELECT status FROM jobs j JOIN schedctl.served_slots ss ON ss.job_id = j.id
+            WHERE j.scheduler_id = s.id
+            ORDER BY ss.slot DESC LIMIT 1
         ) last ON TRUE
-        WHERE s.overlap_policy = 'replace' AND last.status = 'pending'
+        JOIN schedctl.scheduler_settings st ON st.scheduler_id = s.id
+        WHERE st.overlap_policy = 'replace' AND last.status = 'pending'
         """
     ).fetchone()
     assert newest_active == (per_policy,)
@@ -324,9 +334,11 @@ def test_overlap_policies_hold_while_ticks_race(conn, database_url: str) -> None
     per_scheduler = conn.execute(
         """
         SELECT (SELECT count(*) FROM jobs j WHERE j.scheduler_id = s.id) AS jobs,
-               (SELECT count(*) FROM scheduler_audit a
+               (SELECT count(*) FROM schedctl.audit a
                 WHERE a.scheduler_id = s.id AND a.action = 'skip') AS skips
-        FROM schedulers s WHERE s.overlap_policy = 'skip'
+        FROM schedulers s
+        JOIN schedctl.scheduler_settings st ON st.scheduler_id = s.id
+        WHERE st.overlap_policy = 'skip'
         """
     ).fetchall()
     assert Counter(per_scheduler) == Counter({(1, 1): per_policy // 2, (0, 2): per_policy // 2})

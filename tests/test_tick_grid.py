@@ -56,7 +56,8 @@ def _state(conn: psycopg.Connection[Any], scheduler_id: str) -> tuple[datetime, 
     slots = [
         slot
         for (slot,) in conn.execute(
-            "SELECT scheduler_slot FROM jobs WHERE scheduler_id = %s ORDER BY scheduler_slot",
+            "SELECT ss.slot FROM jobs j JOIN schedctl.served_slots ss ON ss.job_id = j.id"
+            " WHERE j.scheduler_id = %s ORDER BY ss.slot",
             [scheduler_id],
         )
     ]

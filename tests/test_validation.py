@@ -12,6 +12,7 @@ import pytest
 
 import schedctl
 from schedctl.errors import InvalidInput
+from schedctl.models import START_NOW, paths_from_db, paths_to_db
 from schedctl.validation import (
     CONCURRENCY,
     HISTORY_LIMIT,
@@ -29,8 +30,6 @@ from schedctl.validation import (
     parse_org_name,
     parse_reason,
     parse_when,
-    paths_from_db,
-    paths_to_db,
 )
 
 UTC = timezone.utc
@@ -408,7 +407,7 @@ def test_paths_round_trip() -> None:
 
 @pytest.mark.parametrize("raw", ["now", "NOW", " Now "])
 def test_parse_when_now(raw: str) -> None:
-    assert parse_when(raw) is None
+    assert parse_when(raw) == START_NOW
 
 
 @pytest.mark.parametrize(

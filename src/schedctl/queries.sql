@@ -413,14 +413,37 @@ SELECT migration_hash FROM schedctl._yoyo_migration;
 
 -- name: preflight
 -- Whether schedctl's schema is there, and the host tables whose rows row-level security
--- filters for the current role (FORCE included): schedctl would see only some of them.
+-- may hide from the current role (FORCE included): those where it is active and no
+-- permissive policy for this role shows every row for every command, or a restrictive
+-- one applies.
 SELECT to_regclass('schedctl.served_slots') IS NOT NULL AS migrated,
        current_user AS role,
        ARRAY(
-           SELECT t FROM unnest(ARRAY[
+           SELECT t.name FROM unnest(ARRAY[
                'public.schedulers', 'public.jobs', 'public.domains', 'public.organisations'
-           ]) AS t
-           WHERE to_regclass(t) IS NOT NULL AND row_security_active(t)
+           ]) AS t (name)
+           WHERE to_regclass(t.name) IS NOT NULL AND row_security_active(t.name)
+             AND (
+                 NOT EXISTS (
+                     SELECT 1 FROM pg_policy p
+                     WHERE p.polrelid = to_regclass(t.name) AND p.polpermissive
+                       AND p.polcmd = '*'
+                       AND pg_get_expr(p.polqual, p.polrelid) = 'true'
+                       AND coalesce(pg_get_expr(p.polwithcheck, p.polrelid), 'true') = 'true'
+                       AND (0::oid = ANY (p.polroles) OR EXISTS (
+                           SELECT 1 FROM unnest(p.polroles) AS r (oid)
+                           WHERE pg_has_role(current_user, r.oid, 'MEMBER')
+                       ))
+                 )
+                 OR EXISTS (
+                     SELECT 1 FROM pg_policy p
+                     WHERE p.polrelid = to_regclass(t.name) AND NOT p.polpermissive
+                       AND (0::oid = ANY (p.polroles) OR EXISTS (
+                           SELECT 1 FROM unnest(p.polroles) AS r (oid)
+                           WHERE pg_has_role(current_user, r.oid, 'MEMBER')
+                       ))
+                 )
+             )
        ) AS filtered_tables;
 
 -- name: schema_create
