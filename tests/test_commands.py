@@ -56,7 +56,12 @@ JOB_KEYS = {
 
 
 def _row(conn, scheduler_id: str) -> dict:  # type: ignore[no-untyped-def]
-    cur = conn.execute("SELECT * FROM schedulers WHERE id = %s", [scheduler_id])
+    cur = conn.execute(
+        "SELECT s.*, coalesce(st.overlap_policy, 'replace') AS overlap_policy, st.pause_reason"
+        " FROM schedulers s LEFT JOIN schedctl.scheduler_settings st ON st.scheduler_id = s.id"
+        " WHERE s.id = %s",
+        [scheduler_id],
+    )
     names = [col.name for col in cur.description]
     values = cur.fetchone()
     assert values is not None
@@ -421,7 +426,11 @@ def test_update_each_option(cli, conn) -> None:  # type: ignore[no-untyped-def]
 def test_update_enable_clears_the_pause(cli, conn) -> None:  # type: ignore[no-untyped-def]
     make_org(cli, "Acme")
     doc = make_scheduler(cli, "example.com", "--disabled")
-    conn.execute("UPDATE schedulers SET pause_reason = 'maintenance' WHERE id = %s", [doc["id"]])
+    conn.execute(
+        "INSERT INTO schedctl.scheduler_settings (scheduler_id, pause_reason) VALUES (%s, %s)"
+        " ON CONFLICT (scheduler_id) DO UPDATE SET pause_reason = EXCLUDED.pause_reason",
+        [doc["id"], "maintenance"],
+    )
     after = _json(cli("update", doc["id"], "--enable", "--json"))
     assert after["is_enabled"] is True
     assert after["pause_reason"] is None

@@ -443,8 +443,12 @@ def test_a_new_interval_past_the_year_9999_is_refused(cli: Any, world: Any) -> N
     assert fingerprint(world) == before
 
 
-def test_a_command_group_without_a_command_ends_with_an_error_line(cli: Any) -> None:
-    result = cli("org")
-    assert result.code == 2
-    assert "Usage:" in result.stderr
-    assert result.stderr.splitlines()[-1] == "error: missing command (see `schedctl org --help`)"
+@pytest.mark.parametrize(
+    ("args", "path"), [(["org"], "schedctl org"), ([], "schedctl")], ids=["org", "bare"]
+)
+def test_a_command_group_without_a_command_is_one_error_line(
+    cli: Any, args: list[str], path: str
+) -> None:
+    result = cli(*args)
+    assert (result.code, result.stdout) == (2, "")
+    assert result.stderr == f"error: missing command (see `{path} --help`)\n"

@@ -12,7 +12,18 @@ import pytest
 from cli_helpers import assert_error, make_due
 from conftest import Result, run_cli
 
-MIGRATIONS = ["0001_host_tables", "0002_schedulers", "0003_schedctl_guarantees"]
+MIGRATIONS = [
+    "0001_host_tables",
+    "0002_schedulers",
+    "0003_schedctl_guarantees",
+    "0004_schedctl_schema",
+]
+# What migrate --json says beside the migrations when it has nothing else to report.
+QUIET = {
+    "removed_from_host_tables": [],
+    "active_jobs_index_created": False,
+    "active_jobs_index_advised": False,
+}
 
 Cli = Callable[..., Result]
 
@@ -34,9 +45,11 @@ def empty_conn(empty_database_url: str) -> Iterator[psycopg.Connection[tuple[obj
         yield connection
 
 
-def _tables(conn: psycopg.Connection[tuple[object, ...]]) -> set[str]:
+def _tables(conn: psycopg.Connection[tuple[object, ...]], schema: str = "public") -> set[str]:
+    """The tables of a schema, leaving out yoyo's bookkeeping (its names start with _)."""
     rows = conn.execute(
-        "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename NOT LIKE '\\_%'"
+        "SELECT tablename FROM pg_tables WHERE schemaname = %s AND tablename NOT LIKE '\\_%%'",
+        [schema],
     ).fetchall()
     return {str(row[0]) for row in rows}
 
@@ -53,22 +66,27 @@ def test_migrate_applies_everything_then_is_a_no_op(empty_cli: Cli, empty_conn) 
     assert first.code == 0, first.stderr
     assert first.stdout.splitlines() == [f"applied {name}" for name in MIGRATIONS]
     assert _applied(empty_conn) == MIGRATIONS
-    assert {"organisations", "domains", "jobs", "schedulers", "schedctl.audit"} <= _tables(
-        empty_conn
-    )
+    assert {"organisations", "domains", "jobs", "schedulers"} == _tables(empty_conn)
+    assert _tables(empty_conn, "schedctl") == {
+        "audit",
+        "scheduler_settings",
+        "served_slots",
+        "tick_heartbeats",
+        "yoyo_lock",
+    }
 
     second = empty_cli("migrate")
     assert (second.code, second.stdout, second.stderr) == (0, "schema is up to date\n", "")
     again = empty_cli("migrate", "--json")
     assert again.code == 0
-    assert json.loads(again.stdout) == {"dry_run": False, "migrations": []}
+    assert json.loads(again.stdout) == {"dry_run": False, "migrations": []} | QUIET
     assert _applied(empty_conn) == MIGRATIONS
 
 
 def test_migrate_json_lists_what_it_applied(empty_cli: Cli) -> None:
     result = empty_cli("migrate", "--json")
     assert result.code == 0, result.stderr
-    assert json.loads(result.stdout) == {"dry_run": False, "migrations": MIGRATIONS}
+    assert json.loads(result.stdout) == {"dry_run": False, "migrations": MIGRATIONS} | QUIET
 
 
 def test_dry_run_lists_the_pending_migrations_and_applies_nothing(  # type: ignore[no-untyped-def]
@@ -78,7 +96,7 @@ def test_dry_run_lists_the_pending_migrations_and_applies_nothing(  # type: igno
     assert plain.code == 0, plain.stderr
     assert plain.stdout.splitlines() == [f"would apply {name}" for name in MIGRATIONS]
     as_json = empty_cli("migrate", "--dry-run", "--json")
-    assert json.loads(as_json.stdout) == {"dry_run": True, "migrations": MIGRATIONS}
+    assert json.loads(as_json.stdout) == {"dry_run": True, "migrations": MIGRATIONS} | QUIET
     # Not even yoyo's bookkeeping tables: a dry run writes nothing.
     assert empty_conn.execute(
         "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
@@ -241,7 +259,7 @@ def _scheduler_fks(conn: psycopg.Connection[tuple[object, ...]]) -> list[tuple[s
     return [(str(name), str(rule)) for name, rule in rows]
 
 
-def test_install_on_a_host_schema_keeps_its_data_and_fixes_the_foreign_key(  # type: ignore[no-untyped-def]
+def test_install_on_a_host_schema_keeps_its_data_and_its_foreign_key(  # type: ignore[no-untyped-def]
     empty_cli: Cli, empty_conn
 ) -> None:
     empty_conn.execute(HOST_SCHEMA)
@@ -252,8 +270,8 @@ def test_install_on_a_host_schema_keeps_its_data_and_fixes_the_foreign_key(  # t
     assert result.code == 0, result.stderr
     assert result.stdout.splitlines() == [f"applied {name}" for name in MIGRATIONS]
 
-    # ON DELETE SET NULL now, and only one foreign key on the column.
-    assert [rule for _, rule in _scheduler_fks(empty_conn)] == ["n"]
+    # The host's foreign key is left as it is (delete detaches the jobs itself).
+    assert [rule for _, rule in _scheduler_fks(empty_conn)] == ["c"]
     assert empty_conn.execute(HOST_DATA).fetchone() == host_data
     # Host columns were neither dropped nor changed.
     columns = {
@@ -262,13 +280,14 @@ def test_install_on_a_host_schema_keeps_its_data_and_fixes_the_foreign_key(  # t
             "SELECT column_name FROM information_schema.columns WHERE table_name = 'jobs'"
         ).fetchall()
     }
-    assert {"priority", "duration_seconds", "scheduler_id", "scheduler_slot"} <= columns
-    seed = empty_conn.execute(
-        "SELECT overlap_policy, pause_reason FROM schedulers WHERE id = %s", [SEED_SCHEDULER]
-    ).fetchone()
-    assert seed == ("replace", None)
+    assert {"priority", "duration_seconds", "scheduler_id"} <= columns
+    assert "scheduler_slot" not in columns
+    # The host's own scheduler has schedctl's defaults.
+    shown = json.loads(empty_cli("show", SEED_SCHEDULER, "--json").stdout)
+    assert (shown["overlap_policy"], shown["pause_reason"]) == ("replace", None)
     # A second run is a no-op here too.
-    assert empty_cli("migrate", "--json").stdout == '{"dry_run": false, "migrations": []}\n'
+    again = json.loads(empty_cli("migrate", "--json").stdout)
+    assert again == {"dry_run": False, "migrations": []} | QUIET
 
 
 def test_the_whole_flow_works_on_a_host_schema(empty_cli: Cli, empty_conn) -> None:  # type: ignore[no-untyped-def]
@@ -350,7 +369,8 @@ def test_a_host_with_the_tables_but_no_scheduler_id_gets_one(empty_cli: Cli, emp
         "INSERT INTO domains (name) VALUES ('acme.com');"
     )
     assert empty_cli("migrate").code == 0
-    assert [rule for _, rule in _scheduler_fks(empty_conn)] == ["n"]
+    # Added as the seed adds it: no delete rule (delete detaches the jobs itself).
+    assert [rule for _, rule in _scheduler_fks(empty_conn)] == ["a"]
     created = empty_cli("create", "acme.com", "--every", "6h", "--start-at", "now", "--json")
     assert created.code == 0, created.stderr
     summary = json.loads(empty_cli("tick", "--json").stdout)

@@ -39,7 +39,12 @@ def _json(result: Any) -> Any:
 
 
 def _scheduler_row(conn: Any, scheduler_id: str) -> dict[str, Any]:
-    cur = conn.execute("SELECT * FROM schedulers WHERE id = %s", [scheduler_id])
+    cur = conn.execute(
+        "SELECT s.*, coalesce(st.overlap_policy, 'replace') AS overlap_policy, st.pause_reason"
+        " FROM schedulers s LEFT JOIN schedctl.scheduler_settings st ON st.scheduler_id = s.id"
+        " WHERE s.id = %s",
+        [scheduler_id],
+    )
     names = [column.name for column in cur.description]
     row = cur.fetchone()
     assert row is not None
@@ -150,7 +155,9 @@ def test_a_slot_missed_while_paused_is_due_at_once_then_back_on_the_grid(cli, co
     assert parse_time(summary["jobs"][0]["slot"]) == slot
     assert _scheduler_row(conn, doc["id"])["next_run_at"] == slot + timedelta(hours=18)
     assert conn.execute(
-        "SELECT count(*), min(scheduler_slot) FROM jobs WHERE scheduler_id = %s", [doc["id"]]
+        "SELECT count(*), min(ss.slot) FROM jobs j"
+        " JOIN schedctl.served_slots ss ON ss.job_id = j.id WHERE j.scheduler_id = %s",
+        [doc["id"]],
     ).fetchone() == (1, slot)
     again = _json(cli("tick", "--json"))
     assert (again["due"], again["created"]) == (0, 0)
@@ -213,7 +220,8 @@ def test_run_creates_a_manual_job_with_the_template_and_keeps_next_run(cli, conn
         """
         SELECT organisation_id::text, domain_id, concurrency, find_links, max_pages,
                include_paths, exclude_paths, required_workers, source_type, source_detail,
-               source_info, scheduler_id::text, scheduler_slot
+               source_info, scheduler_id::text,
+               (SELECT slot FROM schedctl.served_slots WHERE job_id = jobs.id)
         FROM jobs WHERE id = %s
         """,
         [job["id"]],

@@ -138,6 +138,8 @@ def _grant(database_url: str) -> None:
         admin.execute(sql.SQL("GRANT ALL ON ALL TABLES IN SCHEMA public TO {}").format(role))
         admin.execute(sql.SQL("GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO {}").format(role))
         admin.execute(sql.SQL("GRANT CREATE, USAGE ON SCHEMA public TO {}").format(role))
+        admin.execute(sql.SQL("GRANT ALL ON ALL TABLES IN SCHEMA schedctl TO {}").format(role))
+        admin.execute(sql.SQL("GRANT CREATE, USAGE ON SCHEMA schedctl TO {}").format(role))
 
 
 def test_the_right_password_with_privileges(cli: Any, database_url: str, target: Any) -> None:

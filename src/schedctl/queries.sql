@@ -548,13 +548,16 @@ SELECT set_config('lock_timeout', %(timeout)s, false);
 -- name: active_jobs_index_state
 -- Whether the host's jobs has an index that finds active jobs by domain and organisation
 -- (the opt-in index or one of the host's), whether the opt-in one is left invalid by a
--- build that was killed, and how many rows jobs holds (the planner's estimate).
+-- build that was killed, and how many rows jobs holds (the planner's estimate; 0 when
+-- there is no jobs table yet).
 SELECT
-    (SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = 'public.jobs'::regclass)
-        AS jobs_estimate,
+    coalesce((
+        SELECT greatest(reltuples, 0)::bigint FROM pg_class
+        WHERE oid = to_regclass('public.jobs')
+    ), 0) AS jobs_estimate,
     EXISTS (
         SELECT 1 FROM pg_index i
-        WHERE i.indrelid = 'public.jobs'::regclass AND i.indisvalid
+        WHERE i.indrelid = to_regclass('public.jobs') AND i.indisvalid
           AND (
               SELECT array_agg(a.attname::text ORDER BY k.n)
               FROM unnest(i.indkey) WITH ORDINALITY AS k (attnum, n)
