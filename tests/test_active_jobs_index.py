@@ -206,12 +206,6 @@ def test_a_hosts_own_index_leading_with_domain_and_organisation_counts(
         conn.execute("DROP INDEX public.host_active")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an index of the host's leading with (domain_id, organisation_id) counts as serving "
-    "the look-up of active jobs even when it is partial to other statuses: no hint, and "
-    "--active-jobs-index builds nothing",
-)
 def test_a_hosts_index_partial_to_finished_jobs_does_not_count(cli: Cli, conn: Conn) -> None:
     fill_jobs(conn, ADVICE_ROWS + 500)
     conn.execute(

@@ -200,12 +200,6 @@ def c_locale_url(server_url: str) -> Iterator[str]:
             )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="domain matching folds case with PostgreSQL's lower(), which in a database whose "
-    "LC_CTYPE is C leaves non-ASCII letters as they are: the host's MÜLLER.de is not found "
-    "for müller.de and a second row is added",
-)
 def test_an_uppercase_unicode_name_is_reused_in_a_c_locale_database(
     c_locale_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -523,12 +523,6 @@ HOST_LOOKALIKES = {
 }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="migrate recognises what schedctl 0.1 added to the host's tables by name alone, on "
-    "a database 0.1 never migrated too: it drops the host's own index or columns of those "
-    "names (or 0004 fails on a host overlap_policy column without pause_reason)",
-)
 @pytest.mark.parametrize("lookalike", sorted(HOST_LOOKALIKES))
 def test_host_objects_named_like_schedctl_0_1s_are_kept(
     schedctl: Cli, host_conn: Conn, lookalike: str
@@ -548,11 +542,6 @@ def test_host_objects_named_like_schedctl_0_1s_are_kept(
     assert rows_snapshot(host_conn) == rows
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="migrate reports a failed migration with the driver's whole message (DETAIL, "
-    "CONTEXT lines), not on one error: line",
-)
 def test_a_migration_the_hosts_schema_refuses_fails_on_one_error_line(
     schedctl: Cli, host_conn: Conn
 ) -> None:

@@ -28,12 +28,14 @@ pytestmark = pytest.mark.slow
 
 HEAD = sorted(p.stem for p in migrations_dir().glob("*.sql") if ".rollback" not in p.name)
 SCHEDCTL_TABLES = (
-    "organisations",
-    "domains",
-    "jobs",
-    "schedulers",
+    "public.organisations",
+    "public.domains",
+    "public.jobs",
+    "public.schedulers",
     "schedctl.audit",
     "schedctl.tick_heartbeats",
+    "schedctl.scheduler_settings",
+    "schedctl.served_slots",
 )
 
 
@@ -107,13 +109,13 @@ def test_concurrent_migrates_on_an_empty_database_apply_the_schema_once(
     with psycopg.connect(url) as conn:
         assert _applied(conn) == [(name, 101) for name in HEAD]
         tables = conn.execute(
-            "SELECT tablename, count(*) FROM pg_tables WHERE schemaname = 'public'"
-            " AND tablename = ANY(%s) GROUP BY 1 ORDER BY 1",
+            "SELECT schemaname || '.' || tablename, count(*) FROM pg_tables"
+            " WHERE schemaname || '.' || tablename = ANY(%s) GROUP BY 1 ORDER BY 1",
             [list(SCHEDCTL_TABLES)],
         ).fetchall()
         assert tables == sorted((name, 1) for name in SCHEDCTL_TABLES)
         # yoyo's own lock was released: nothing stale for the next run.
-        assert conn.execute("SELECT count(*) FROM yoyo_lock").fetchone() == (0,)
+        assert conn.execute("SELECT count(*) FROM schedctl.yoyo_lock").fetchone() == (0,)
     again = run_cli_subprocess(["migrate"], {"SCHEDCTL_DATABASE_URL": url})
     assert (again.code, again.stdout) == (0, "schema is up to date\n")
 
@@ -155,9 +157,10 @@ def test_a_migration_blocked_by_the_hosts_workers_gives_up_and_applies_later(
 ) -> None:
     url = empty_databases()
     monkeypatch.setenv("SCHEDCTL_DATABASE_URL", url)
-    migrate(Settings(), upto="0002_schedulers")
+    migrate(Settings(), upto="0001_host_tables")
     with psycopg.connect(url) as worker:
-        # A worker's open transaction on jobs: 0003's ALTER TABLE jobs must wait for it.
+        # A worker's open transaction on jobs: 0002's ALTER TABLE jobs (adding the
+        # scheduler_id this host lacks) must wait for it.
         worker.execute("LOCK TABLE jobs IN ROW EXCLUSIVE MODE")
         started = time.monotonic()
         blocked = _finish(_start(["migrate"], url, {"SCHEDCTL_LOCK_TIMEOUT": "2"}), timeout=60)
@@ -171,9 +174,24 @@ def test_a_migration_blocked_by_the_hosts_workers_gives_up_and_applies_later(
     )
     assert waited < 20, waited
     with psycopg.connect(url) as conn:
-        assert [name for name, _ in _applied(conn)] == HEAD[:2]
+        assert [name for name, _ in _applied(conn)] == HEAD[:1]
         assert conn.execute("SELECT to_regclass('schedctl.audit')").fetchone() == (None,)
     done = run_cli_subprocess(["migrate", "--json"], {"SCHEDCTL_DATABASE_URL": url})
+    assert done.code == 0, done.stderr
+    assert json.loads(done.stdout)["migrations"] == HEAD[1:]
+
+
+def test_a_hosts_open_transaction_on_its_tables_does_not_hold_up_schedctls_migrations(
+    empty_databases: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = empty_databases()
+    monkeypatch.setenv("SCHEDCTL_DATABASE_URL", url)
+    migrate(Settings(), upto="0002_schedulers")
+    with psycopg.connect(url) as worker:
+        # schedctl's own migrations take no lock on the host's tables.
+        worker.execute("LOCK TABLE jobs, schedulers, domains, organisations IN EXCLUSIVE MODE")
+        done = _finish(_start(["migrate", "--json"], url, {"SCHEDCTL_LOCK_TIMEOUT": "2"}))
+        worker.rollback()
     assert done.code == 0, done.stderr
     assert json.loads(done.stdout)["migrations"] == HEAD[2:]
 
@@ -260,13 +278,8 @@ def test_upgrading_a_database_holding_schedulers_and_jobs_loses_nothing(
     with psycopg.connect(url, autocommit=True) as conn:
         assert _seed_view(conn) == before  # every row, every value, as it was
         assert [name for name, _ in _applied(conn)] == HEAD
-        added = conn.execute(
-            "SELECT overlap_policy, pause_reason FROM schedulers GROUP BY 1, 2"
-        ).fetchall()
-        assert added == [("replace", None)]
-        assert conn.execute(
-            "SELECT count(*) FROM jobs WHERE scheduler_slot IS NOT NULL"
-        ).fetchone() == (0,)
+        assert conn.execute("SELECT count(*) FROM schedctl.scheduler_settings").fetchone() == (0,)
+        assert conn.execute("SELECT count(*) FROM schedctl.served_slots").fetchone() == (0,)
 
         # The upgraded rows work like any other: shown, listed, and ticked.
         shown = cli("show", "acme.com", "--org", "Acme", "--json")
@@ -286,8 +299,8 @@ def test_upgrading_a_database_holding_schedulers_and_jobs_loses_nothing(
         assert (summary["due"], summary["created"], summary["missed"]) == (2, 2, 1)
         made = conn.execute(
             "SELECT scheduler_id::text, concurrency, find_links, max_pages, include_paths,"
-            " exclude_paths, required_workers FROM jobs WHERE scheduler_slot IS NOT NULL"
-            " ORDER BY 1"
+            " exclude_paths, required_workers FROM jobs"
+            " WHERE id IN (SELECT job_id FROM schedctl.served_slots) ORDER BY 1"
         ).fetchall()
         assert made == [
             ("00000000-0000-4000-8000-0000000000a1", 5, False, 100, '["/blog"]', '["/admin"]', 2),

@@ -289,8 +289,9 @@ def _seed(conn: Any) -> dict[str, datetime]:
 def _consistent(conn: Any, slots: dict[str, datetime]) -> int:
     """Every job has its schedule advance and every advance its job; returns the jobs."""
     jobs = conn.execute(
-        "SELECT scheduler_id::text, scheduler_slot, count(*) FROM jobs"
-        " GROUP BY scheduler_id, scheduler_slot"
+        "SELECT j.scheduler_id::text, ss.slot, count(*) FROM jobs j"
+        " LEFT JOIN schedctl.served_slots ss ON ss.job_id = j.id"
+        " GROUP BY j.scheduler_id, ss.slot"
     ).fetchall()
     made = {sid: slot for sid, slot, count in jobs}
     assert all(count == 1 for _, _, count in jobs), "two jobs for one slot"

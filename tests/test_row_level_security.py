@@ -558,12 +558,6 @@ def test_grants_sql_policies_let_the_roles_work_under_the_hosts_policies(
     assert [s["id"] for s in json.loads(listed.stdout)] == [setup.schedulers["globex.com"]]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="preflight counts a policy as applying to every role the login is a MEMBER of; "
-    "PostgreSQL applies it only where the login has the role's privileges (inherits them), "
-    "so a NOINHERIT login passes the check while the host's policies filter its rows",
-)
 def test_a_policy_for_a_group_the_login_does_not_inherit_from_does_not_count(
     run: Run, database_url: str, admin: Conn, roles: Roles, setup: Setup
 ) -> None:

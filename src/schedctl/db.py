@@ -91,18 +91,18 @@ def translate(exc: psycopg.Error, settings: Settings) -> SchedctlError:
             "what was not yet committed was rolled back"
         )
     if isinstance(exc, pgerrors.UniqueViolation):
-        return Conflict(f"already exists: {_first_line(exc)}")
+        return Conflict(f"already exists: {first_line(exc)}")
     if isinstance(exc, pgerrors.DataError):
-        return InvalidInput(f"invalid value: {_first_line(exc)}")
+        return InvalidInput(f"invalid value: {first_line(exc)}")
     if isinstance(exc, psycopg.OperationalError):
         return OperationFailed(
             "the database operation failed part-way (connection lost or statement cancelled); "
-            f"what was not yet committed was rolled back: {_first_line(exc)}"
+            f"what was not yet committed was rolled back: {first_line(exc)}"
         )
-    return OperationFailed(f"database error: {_first_line(exc)}")
+    return OperationFailed(f"database error: {first_line(exc)}")
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
     return lines[0] if lines else type(exc).__name__
 
@@ -168,7 +168,7 @@ def connect(settings: Settings, url: str | None = None) -> Iterator[Connection]:
         )
     except psycopg.Error as exc:
         raise DatabaseUnavailable(
-            f"cannot connect to the database: {redact(_first_line(exc), secrets)}"
+            f"cannot connect to the database: {redact(first_line(exc), secrets)}"
         ) from None
     conn.lock_timeout = settings.lock_timeout
     conn.adapters.register_loader("timestamptz", _UtcTimestamptzLoader)

@@ -26,7 +26,7 @@ _ADVISORY_KEY = 0x5C4ED_C71
 
 # A statement that changes a host table waits this long for its lock, then gives up and
 # is tried again a little later: while it waits, every query of the host on that table
-# queues behind it, so it must never wait long.
+# queues behind it, so it must never wait long. (The migrations set the same with SET LOCAL.)
 HOST_LOCK_TIMEOUT = 0.2
 _RETRY_PAUSE = (0.1, 1.0)  # the pause between tries grows from the first to the second
 
@@ -34,7 +34,8 @@ _RETRY_PAUSE = (0.1, 1.0)  # the pause between tries grows from the first to the
 # active jobs by domain and organisation (see the README, "The index on jobs").
 INDEX_ADVICE_ROWS = 100_000
 
-# What schedctl 0.1 added to the host's tables, and the statement that removes each.
+# What schedctl 0.1 added to the host's tables (as migration 0004 recorded it), the
+# statement that removes each, and how migrate reports it.
 _LEGACY = {
     "jobs_scheduler_slot": ("release_jobs_scheduler_slot", "jobs.scheduler_slot"),
     "jobs_active_index": ("release_jobs_active_index", "index idx_jobs_active_domain_org"),
@@ -127,7 +128,7 @@ def migrate(
             reason = (
                 db.translate(exc, settings).message
                 if isinstance(exc, psycopg.errors.LockNotAvailable)
-                else str(exc)
+                else db.first_line(exc)
             )
             raise OperationFailed(
                 db.redact(f"migration failed; its transaction was rolled back: {reason}", secrets)
@@ -144,7 +145,6 @@ def _apply(settings: Settings, url: str, migrations: Any, upto: str | None) -> l
 
     backend = get_backend(yoyo_url(url, settings.connect_timeout))
     try:
-        db.execute(backend.connection, "set_lock_timeout", timeout=f"{HOST_LOCK_TIMEOUT}s")
         try:
             backend.break_lock()  # no other migrate can be running: we hold the lock
         except Exception:  # the lock table does not exist yet on a new database
@@ -159,20 +159,18 @@ def _apply(settings: Settings, url: str, migrations: Any, upto: str | None) -> l
 def _release_legacy(conn: db.Connection, settings: Settings) -> list[str]:
     """Remove what schedctl 0.1 added to the host's tables, one statement and one short
     lock at a time; return what was removed."""
-    present = db.fetch_one(conn, "legacy_host_objects")
     released = []
-    for key, (statement, label) in _LEGACY.items():
-        if present[key]:
+    for row in db.fetch_all(conn, "legacy_host_objects"):
+        statement, label = _LEGACY[row["name"]]
 
-            def release(statement: str = statement) -> None:
-                with conn.transaction():
-                    db.execute(conn, "set_lock_timeout", timeout=f"{HOST_LOCK_TIMEOUT}s")
-                    db.execute(conn, statement)
+        def release(statement: str = statement, name: str = row["name"]) -> None:
+            with conn.transaction():
+                db.execute(conn, "transaction_settings", lock_timeout=f"{HOST_LOCK_TIMEOUT}s")
+                db.execute(conn, statement)
+                db.execute(conn, "legacy_host_object_removed", name=name)
 
-            _with_retries(settings, release)
-            released.append(label)
-    with conn.transaction():
-        db.execute(conn, "set_lock_timeout", timeout=f"{settings.lock_timeout}s")
+        _with_retries(settings, release)
+        released.append(label)
     return released
 
 
@@ -199,8 +197,8 @@ def _build_active_jobs_index(conn: db.Connection) -> bool:
         db.execute(conn, "active_jobs_index_drop_invalid")
     elif state["present"]:
         return False
-    # Building it waits for every transaction that uses jobs, however long: no lock timeout.
-    db.execute(conn, "set_lock_timeout", timeout="0")
+    # Building it waits for every transaction that uses jobs, however long, without
+    # blocking them: the session's lock timeout applies, schedctl sets none here.
     db.execute(conn, "active_jobs_index_create")
     return True
 

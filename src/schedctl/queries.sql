@@ -432,7 +432,7 @@ SELECT to_regclass('schedctl.served_slots') IS NOT NULL AS migrated,
                        AND coalesce(pg_get_expr(p.polwithcheck, p.polrelid), 'true') = 'true'
                        AND (0::oid = ANY (p.polroles) OR EXISTS (
                            SELECT 1 FROM unnest(p.polroles) AS r (oid)
-                           WHERE pg_has_role(current_user, r.oid, 'MEMBER')
+                           WHERE pg_has_role(current_user, r.oid, 'USAGE')
                        ))
                  )
                  OR EXISTS (
@@ -440,7 +440,7 @@ SELECT to_regclass('schedctl.served_slots') IS NOT NULL AS migrated,
                      WHERE p.polrelid = to_regclass(t.name) AND NOT p.polpermissive
                        AND (0::oid = ANY (p.polroles) OR EXISTS (
                            SELECT 1 FROM unnest(p.polroles) AS r (oid)
-                           WHERE pg_has_role(current_user, r.oid, 'MEMBER')
+                           WHERE pg_has_role(current_user, r.oid, 'USAGE')
                        ))
                  )
              )
@@ -494,12 +494,13 @@ $$;
 
 -- name: revoke_public_access
 -- Nothing of schedctl's schema for PUBLIC, nor for the API roles of a Supabase database
--- (anon, authenticated), whatever default privileges granted them.
+-- (anon, authenticated, service_role), whatever default privileges granted them; the
+-- roles that run schedctl get their privileges from contrib/grants.sql.
 DO $$
 DECLARE
     grantee text;
 BEGIN
-    FOREACH grantee IN ARRAY ARRAY['PUBLIC', 'anon', 'authenticated'] LOOP
+    FOREACH grantee IN ARRAY ARRAY['PUBLIC', 'anon', 'authenticated', 'service_role'] LOOP
         CONTINUE WHEN grantee <> 'PUBLIC'
             AND NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = grantee);
         IF grantee <> 'PUBLIC' THEN
@@ -514,18 +515,12 @@ END
 $$;
 
 -- name: legacy_host_objects
--- What schedctl 0.1 added to the host's tables and is still there.
-SELECT
-    EXISTS (
-        SELECT 1 FROM pg_attribute
-        WHERE attrelid = 'public.jobs'::regclass AND attname = 'scheduler_slot' AND NOT attisdropped
-    ) AS jobs_scheduler_slot,
-    to_regclass('public.idx_jobs_active_domain_org') IS NOT NULL AS jobs_active_index,
-    EXISTS (
-        SELECT 1 FROM pg_constraint
-        WHERE conrelid = 'public.schedulers'::regclass
-          AND conname = 'schedulers_overlap_policy_check'
-    ) AS schedulers_columns;
+-- What schedctl 0.1 added to the host's tables and is still to be removed.
+SELECT name FROM schedctl.legacy_host_objects ORDER BY name;
+
+-- name: legacy_host_object_removed
+-- One of 0.1's additions is gone.
+DELETE FROM schedctl.legacy_host_objects WHERE name = %(name)s;
 
 -- name: release_jobs_scheduler_slot
 -- Drop 0.1's slot column (and its unique index with it) from the host's jobs.
@@ -541,10 +536,6 @@ ALTER TABLE public.schedulers
     DROP COLUMN IF EXISTS overlap_policy,
     DROP COLUMN IF EXISTS pause_reason;
 
--- name: set_lock_timeout
--- How long this session's statements wait for a lock before giving up.
-SELECT set_config('lock_timeout', %(timeout)s, false);
-
 -- name: active_jobs_index_state
 -- Whether the host's jobs has an index that finds active jobs by domain and organisation
 -- (the opt-in index or one of the host's), whether the opt-in one is left invalid by a
@@ -558,6 +549,11 @@ SELECT
     EXISTS (
         SELECT 1 FROM pg_index i
         WHERE i.indrelid = to_regclass('public.jobs') AND i.indisvalid
+          -- a partial index must hold every active job
+          AND (i.indpred IS NULL OR (
+              SELECT bool_and(strpos(pg_get_expr(i.indpred, i.indrelid), quote_literal(s)) > 0)
+              FROM unnest(ARRAY['pending', 'initializing', 'running', 'paused']) AS s
+          ))
           AND (
               SELECT array_agg(a.attname::text ORDER BY k.n)
               FROM unnest(i.indkey) WITH ORDINALITY AS k (attnum, n)

@@ -182,10 +182,13 @@ def normalize_domain(raw: str) -> str:
 
 
 def domain_spellings(a_label: str) -> tuple[str, ...]:
-    """The lowercased spellings of a normalised domain the host may have stored: the A-label
-    and the Unicode form (the query also ignores letter case and a trailing dot)."""
+    """The spellings of a normalised domain that the host may have stored, as the database's
+    lower() reads them: the A-label and the Unicode form (the queries also ignore letter case
+    and a trailing dot). A database whose LC_CTYPE is C folds only ASCII letters, so a name
+    typed with capital non-ASCII letters (MÜLLER.de) reads there as mÜller.de: that form too."""
     unicode_form = display_domain(a_label).lower()
-    return (a_label,) if unicode_form == a_label else (a_label, unicode_form)
+    c_locale_form = "".join(ch.upper() if ord(ch) > 127 else ch for ch in unicode_form)
+    return tuple(dict.fromkeys((a_label, unicode_form, c_locale_form)))
 
 
 def parse_ref(raw: str) -> Ref:

@@ -3,6 +3,10 @@
 -- and a new database need them). An existing table is never altered here,
 -- whatever extra columns or constraints it carries.
 
+-- A statement that changes a host table waits at most this long for its lock (the
+-- host's queries queue behind it meanwhile); `migrate` tries the migration again later.
+SET LOCAL lock_timeout = '200ms';
+
 CREATE TABLE IF NOT EXISTS public.organisations (
     id UUID PRIMARY KEY DEFAULT gen_random_uuid(),
     name TEXT NOT NULL,

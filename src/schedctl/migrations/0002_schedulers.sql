@@ -5,6 +5,10 @@
 -- a scheduler's jobs itself).
 -- depends: 0001_host_tables
 
+-- A statement that changes a host table waits at most this long for its lock (the
+-- host's queries queue behind it meanwhile); `migrate` tries the migration again later.
+SET LOCAL lock_timeout = '200ms';
+
 DO $$
 BEGIN
     IF to_regclass('public.schedulers') IS NULL THEN

@@ -8,6 +8,10 @@
 -- in public: they are copied here, and `migrate` then removes them from there.
 -- depends: 0003_schedctl_guarantees
 
+-- A statement that changes a host table waits at most this long for its lock (the
+-- host's queries queue behind it meanwhile); `migrate` tries the migration again later.
+SET LOCAL lock_timeout = '200ms';
+
 CREATE SCHEMA IF NOT EXISTS schedctl;
 
 -- What schedctl keeps per scheduler beyond the seed's columns.
@@ -72,47 +76,60 @@ CREATE TABLE schedctl.tick_heartbeats (
     message TEXT
 );
 
--- Carry over what schedctl 0.1 kept in the host's tables and in public.
+-- What schedctl 0.1 added to the host's tables and `migrate` is still to remove, outside
+-- this transaction, one short lock at a time (see migrate.py).
+CREATE TABLE schedctl.legacy_host_objects (
+    name TEXT PRIMARY KEY
+        CHECK (name IN ('jobs_scheduler_slot', 'jobs_active_index', 'schedulers_columns'))
+);
+
+-- Carry over what schedctl 0.1 kept in the host's tables and in public. A database that
+-- 0.1 migrated is recognised by its audit table's append-only trigger; anything else of
+-- the same names belongs to the host and is left alone.
 DO $$
+DECLARE
+    column_present CONSTANT text :=
+        'SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = $1::regclass'
+        ' AND attname = $2 AND NOT attisdropped)';
+    present boolean;
 BEGIN
-    IF EXISTS (
-        SELECT 1 FROM pg_attribute
-        WHERE attrelid = 'public.schedulers'::regclass AND attname = 'overlap_policy'
-          AND NOT attisdropped
-    ) THEN
-        INSERT INTO schedctl.scheduler_settings (scheduler_id, overlap_policy, pause_reason)
-        SELECT id, overlap_policy, pause_reason FROM public.schedulers
-        WHERE overlap_policy <> 'replace' OR pause_reason IS NOT NULL;
-    END IF;
-    IF EXISTS (
-        SELECT 1 FROM pg_attribute
-        WHERE attrelid = 'public.jobs'::regclass AND attname = 'scheduler_slot'
-          AND NOT attisdropped
-    ) THEN
-        INSERT INTO schedctl.served_slots (scheduler_id, slot, job_id)
-        SELECT scheduler_id, scheduler_slot, id FROM public.jobs
-        WHERE scheduler_slot IS NOT NULL AND scheduler_id IS NOT NULL
-        ON CONFLICT DO NOTHING;
-    END IF;
-    -- 0.1's own tables in public, recognised by its append-only trigger.
-    IF EXISTS (
+    IF NOT EXISTS (
         SELECT 1 FROM pg_trigger
         WHERE tgname = 'scheduler_audit_append_only'
           AND tgrelid = to_regclass('public.scheduler_audit')
     ) THEN
-        INSERT INTO schedctl.audit
-            (at, actor, action, scheduler_id, organisation_id, domain, changes, reason)
-        SELECT at, actor, action, scheduler_id, organisation_id, domain, changes, reason
-        FROM public.scheduler_audit
-        ORDER BY id;
-        DROP TABLE public.scheduler_audit;
-        DROP FUNCTION IF EXISTS public.scheduler_audit_append_only();
-        IF to_regclass('public.tick_heartbeats') IS NOT NULL THEN
-            INSERT INTO schedctl.tick_heartbeats
-            SELECT host, ticked_at, ok, due, created, skipped, failed, missed, message
-            FROM public.tick_heartbeats;
-            DROP TABLE public.tick_heartbeats;
-        END IF;
+        RETURN;
+    END IF;
+    EXECUTE column_present INTO present USING 'public.schedulers', 'overlap_policy';
+    IF present THEN
+        EXECUTE 'INSERT INTO schedctl.scheduler_settings (scheduler_id, overlap_policy, pause_reason)'
+            ' SELECT id, overlap_policy, pause_reason FROM public.schedulers'
+            ' WHERE overlap_policy <> ''replace'' OR pause_reason IS NOT NULL';
+        INSERT INTO schedctl.legacy_host_objects VALUES ('schedulers_columns');
+    END IF;
+    EXECUTE column_present INTO present USING 'public.jobs', 'scheduler_slot';
+    IF present THEN
+        EXECUTE 'INSERT INTO schedctl.served_slots (scheduler_id, slot, job_id)'
+            ' SELECT scheduler_id, scheduler_slot, id FROM public.jobs'
+            ' WHERE scheduler_slot IS NOT NULL AND scheduler_id IS NOT NULL'
+            ' ON CONFLICT DO NOTHING';
+        INSERT INTO schedctl.legacy_host_objects VALUES ('jobs_scheduler_slot');
+    END IF;
+    IF to_regclass('public.idx_jobs_active_domain_org') IS NOT NULL THEN
+        INSERT INTO schedctl.legacy_host_objects VALUES ('jobs_active_index');
+    END IF;
+    INSERT INTO schedctl.audit
+        (at, actor, action, scheduler_id, organisation_id, domain, changes, reason)
+    SELECT at, actor, action, scheduler_id, organisation_id, domain, changes, reason
+    FROM public.scheduler_audit
+    ORDER BY id;
+    DROP TABLE public.scheduler_audit;
+    DROP FUNCTION IF EXISTS public.scheduler_audit_append_only();
+    IF to_regclass('public.tick_heartbeats') IS NOT NULL THEN
+        INSERT INTO schedctl.tick_heartbeats
+        SELECT host, ticked_at, ok, due, created, skipped, failed, missed, message
+        FROM public.tick_heartbeats;
+        DROP TABLE public.tick_heartbeats;
     END IF;
 END
 $$;
