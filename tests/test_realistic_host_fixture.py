@@ -216,6 +216,8 @@ def test_task_triggers_keep_the_job_up_to_date(host: psycopg.Connection[Any]) ->
     assert stats is not None and stats[0]["avg_response_ms"] == 120
     notes = host.execute("SELECT count(*) FROM notifications WHERE job_id = %s", [job_id])
     assert notes.fetchone() == (1,)
+    host.execute("DELETE FROM tasks WHERE job_id = %s AND path = '/about'", [job_id])
+    assert job() == ("completed", 2, 0, 0, 2, 1, 1, 100)
 
 
 def _schema(host: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
