@@ -24,8 +24,6 @@ FIXTURE = Path(__file__).with_name("fixtures") / "realistic_host.sql"
 # and two rows that differ only in case. The first schedulers get these.
 TYPED_DOMAINS = ("Mixed-Case.com", "mixed-case.com", "bücher.de", "Café-Crème.fr")
 
-ACTIVE_STATUSES = ("pending", "initializing", "running", "paused")
-
 
 @dataclass(frozen=True)
 class History:
@@ -277,7 +275,8 @@ def add_history(
     domains, `schedulers` schedulers (`due` of them due now), `jobs_per_scheduler` finished
     jobs of history for each (every `manual_every`-th of them started by hand, with no
     scheduler; 0 for none), and an active job for `active_fraction` of the due schedulers
-    (rounded down). Set-based: two million jobs take well under a minute."""
+    (rounded down). Set-based, with the jobs' indexes, keys and triggers set aside while
+    the history goes in: two million jobs take about a minute on a small, busy server."""
     if not 0 <= due <= schedulers:
         raise ValueError("due must be between 0 and schedulers")
     if not 0.0 <= active_fraction <= 1.0:
