@@ -8,8 +8,9 @@ stopped and removed when its `with` block ends.
         with pgbouncer(cluster.url(), pool_mode="transaction", default_pool_size=2) as bouncer:
             psycopg.connect(bouncer.url())
 
-Missing binaries raise `ServerUnavailable` before anything is created; see
-`conftest_servers.py` for fixtures that turn it into a skip (or a failure under CI)."""
+Missing binaries raise `ServerUnavailable` before anything is created. In a test, wrap the
+context manager in `running(...)`, or use the fixtures of `conftest_servers.py`: either skips
+the test then (fails it under CI)."""
 
 from __future__ import annotations
 
@@ -23,12 +24,13 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, TypedDict
+from typing import Literal, NoReturn, Protocol, TypedDict, TypeVar
 from urllib.parse import quote
 
+import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 HOST = "127.0.0.1"
@@ -43,6 +45,7 @@ STOP_TIMEOUT = 30.0
 
 Setting = str | int | float | bool
 PoolMode = Literal["session", "transaction", "statement"]
+T = TypeVar("T")
 
 
 class ServerUnavailable(RuntimeError):
@@ -173,7 +176,8 @@ def postgres_cluster(
     settings: Mapping[str, Setting] | None = None, *, major: int | None = None
 ) -> Iterator[PostgresCluster]:
     """A private cluster started with `settings` (e.g. `{"max_connections": 10}`), stopped
-    (`-m fast`, or `-m immediate` when the block raised) and deleted afterwards."""
+    (`-m fast`, or `-m immediate` when the block raised) and deleted afterwards. It runs
+    with `fsync = off` unless `settings` say otherwise."""
     bin_dir = postgres_bin_dir(major)
     owner = _server_owner()
     with _folder("schedctl-pg-", owner) as folder:
@@ -242,10 +246,19 @@ def pgbouncer(
 ) -> Iterator[PgBouncer]:
     """A PgBouncer with stock settings in front of the server of `server_url` (a URI or
     conninfo; host may be a Unix socket folder), with `auth_type = trust` for the URL's user
-    and `users`, and `settings` added to its [pgbouncer] section. Stopped afterwards."""
+    and `users` (the URL's password, if any, is what it logs in to the server with), and
+    `settings` added to its [pgbouncer] section. Every database name is passed through.
+    Stopped afterwards (SIGTERM)."""
     binary = pgbouncer_binary()
-    owner = _server_owner()
     target = conninfo_to_dict(server_url)
+    owner = _server_owner()
+    socket_dir = str(target.get("host") or "")
+    if owner is not None and socket_dir.startswith("/"):
+        # A Unix socket folder is often private to the server's user (the embedded server's
+        # is its data directory): run as that user, the one sure to get in.
+        socket_owner = os.stat(socket_dir).st_uid
+        if socket_owner != 0:
+            owner = pwd.getpwuid(socket_owner)
     user = str(target.get("user") or "postgres")
     dbname = str(target.get("dbname") or user)
     password = target.get("password")
@@ -405,10 +418,12 @@ def _stop_cluster(pg_ctl: str, data_dir: str, owner: pwd.struct_passwd | None, m
 
 
 def _append_settings(folder: Path, settings: Mapping[str, Setting] | None) -> None:
-    """Listen on 127.0.0.1 only, keep the Unix socket in the folder, then `settings`."""
+    """Listen on 127.0.0.1 only, keep the Unix socket in the folder, skip fsync (a test
+    server's data need not survive a power cut; checkpoints get fast), then `settings`."""
     lines = {
         "listen_addresses": HOST,
         "unix_socket_directories": str(folder),
+        "fsync": False,
         **(settings or {}),
     }
     text = "\n# Settings of this test server (later lines win).\n" + "".join(
@@ -556,3 +571,65 @@ def _size(path: Path) -> int:
 
 def _tail(text: str, lines: int = 30) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
+
+
+# In tests: a server that cannot be started here (its binaries are missing) skips the test
+# with the reason, except under CI, where it fails it.
+
+
+def in_ci() -> bool:
+    """Whether this run is CI's: the `CI` environment variable set, and not `0` or `false`."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false")
+
+
+def unavailable(exc: ServerUnavailable) -> NoReturn:
+    """Skip the running test because a server cannot be started here; under CI, fail it."""
+    if in_ci():
+        pytest.fail(f"{exc} (CI is set: a missing server fails the test)", pytrace=False)
+    pytest.skip(str(exc))
+
+
+def enter_or_skip(stack: ExitStack, server: AbstractContextManager[T]) -> T:
+    """Start `server` on `stack` (its exit then stops it), or skip / fail the test."""
+    try:
+        return stack.enter_context(server)
+    except ServerUnavailable as exc:
+        unavailable(exc)
+
+
+@contextmanager
+def running(server: AbstractContextManager[T]) -> Iterator[T]:
+    """`with running(postgres_cluster(...)) as cluster:` — a server for one with block, or
+    the test skipped (failed under CI) when it cannot be started here."""
+    with ExitStack() as stack:
+        yield enter_or_skip(stack, server)
+
+
+class StartCluster(Protocol):
+    """The `start_cluster` fixture's function."""
+
+    def __call__(
+        self, settings: Mapping[str, Setting] | None = None, *, major: int | None = None
+    ) -> PostgresCluster: ...
+
+
+class StartStandby(Protocol):
+    """The `start_standby` fixture's function."""
+
+    def __call__(
+        self, primary: PostgresCluster, settings: Mapping[str, Setting] | None = None
+    ) -> PostgresCluster: ...
+
+
+class StartPgBouncer(Protocol):
+    """The `start_pgbouncer` fixture's function."""
+
+    def __call__(
+        self,
+        server_url: str,
+        *,
+        pool_mode: PoolMode = "transaction",
+        default_pool_size: int = 20,
+        users: Sequence[str] = (),
+        settings: Mapping[str, Setting] | None = None,
+    ) -> PgBouncer: ...
