@@ -69,9 +69,9 @@ def head_migration() -> str:
     return names[-1] if names else ""
 
 
-def yoyo_url(url: str, connect_timeout: int) -> str:
+def yoyo_url(url: str, connect_timeout: int, schema: str | None = SCHEMA) -> str:
     """Any libpq URI or key=value string as the URL yoyo needs to pick psycopg 3 and keep
-    its bookkeeping in schedctl's schema; yoyo hands the other query parameters to psycopg."""
+    its bookkeeping in `schema`; yoyo hands the other query parameters to psycopg."""
     from urllib.parse import quote, urlencode
 
     from psycopg.conninfo import conninfo_to_dict
@@ -79,7 +79,8 @@ def yoyo_url(url: str, connect_timeout: int) -> str:
     params = {key: str(value) for key, value in conninfo_to_dict(url).items()}
     dbname = params.pop("dbname", "")
     params.setdefault("connect_timeout", str(connect_timeout))
-    params["schema"] = SCHEMA
+    if schema is not None:
+        params["schema"] = schema
     return f"postgresql+psycopg:///{quote(dbname, safe='')}?{urlencode(params)}"
 
 
