@@ -33,11 +33,13 @@ PARTS = ("speed", "idle", "memory")
 SEED_BATCH = 50  # the seed loop takes 50 due schedulers per tick ...
 SEED_TICK_SECONDS = 30  # ... every 30 seconds
 
-# The floor: one statement making the same jobs and moving the same schedules on.
+# The floor: one statement making the same jobs, recording the same served slots and moving
+# the same schedules on.
 FLOOR_SQL = """
-WITH due AS (
+WITH due AS MATERIALIZED (
     SELECT id, domain_id, organisation_id, next_run_at, schedule_interval_hours, concurrency,
-           find_links, max_pages, include_paths, exclude_paths, required_workers
+           find_links, max_pages, include_paths, exclude_paths, required_workers,
+           gen_random_uuid()::text AS job_id
     FROM schedulers
     WHERE is_enabled AND next_run_at <= now()
 ),
@@ -45,12 +47,16 @@ made AS (
     INSERT INTO jobs (
         id, domain_id, organisation_id, status, progress, created_at, concurrency,
         find_links, max_pages, include_paths, exclude_paths, required_workers,
-        source_type, source_detail, scheduler_id, scheduler_slot
+        source_type, source_detail, scheduler_id
     )
-    SELECT gen_random_uuid()::text, domain_id, organisation_id, 'pending', 0, now(),
+    SELECT job_id, domain_id, organisation_id, 'pending', 0, now(),
            concurrency, find_links, max_pages, include_paths, exclude_paths,
-           required_workers, 'scheduler', id::text, id, next_run_at
+           required_workers, 'scheduler', id::text, id
     FROM due
+),
+slots AS (
+    INSERT INTO schedctl.served_slots (scheduler_id, slot, job_id)
+    SELECT id, next_run_at, job_id FROM due
 )
 UPDATE schedulers s
 SET next_run_at = due.next_run_at + make_interval(hours => due.schedule_interval_hours * (

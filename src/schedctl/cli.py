@@ -645,10 +645,11 @@ def _configured_secrets() -> tuple[str, ...]:
     from schedctl import db
 
     try:
-        url = Settings().database_url
+        settings = Settings()
     except Exception:  # settings that do not parse: nothing was connected, no URL printed
         return ()
-    return db.url_secrets(url.get_secret_value()) if url else ()
+    urls = (settings.database_url, settings.migrate_database_url)
+    return tuple(secret for url in urls if url for secret in db.url_secrets(url.get_secret_value()))
 
 
 def _safe(text: str) -> str:

@@ -18,6 +18,10 @@ class Settings(BaseSettings):
     database_url: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("SCHEDCTL_DATABASE_URL", "DATABASE_URL")
     )
+    # migrate needs a direct connection where the main URL goes through a pooler.
+    migrate_database_url: SecretStr | None = Field(
+        default=None, validation_alias="SCHEDCTL_MIGRATE_DATABASE_URL"
+    )
     org: str | None = Field(default=None, validation_alias="SCHEDCTL_ORG")
     connect_timeout: int = Field(
         default=10, ge=1, le=3600, validation_alias="SCHEDCTL_CONNECT_TIMEOUT"

@@ -84,6 +84,16 @@ def translate(exc: psycopg.Error, settings: Settings) -> SchedctlError:
     """Turn a driver error into the schedctl error (and exit code) it means."""
     if isinstance(exc, pgerrors.UndefinedTable | pgerrors.UndefinedColumn):
         return DatabaseUnavailable(_NOT_MIGRATED)
+    if isinstance(exc, pgerrors.ReadOnlySqlTransaction):
+        return DatabaseUnavailable(
+            "the database is read-only here (a standby, or default_transaction_read_only): "
+            "nothing was changed; connect to the primary with a role that may write"
+        )
+    if isinstance(exc, pgerrors.InsufficientPrivilege):
+        return DatabaseUnavailable(
+            f"{first_line(exc)}: this role lacks a privilege schedctl needs "
+            "(see contrib/grants.sql); nothing was changed"
+        )
     if isinstance(exc, pgerrors.LockNotAvailable):
         return OperationFailed(
             f"gave up waiting for a database lock after {settings.lock_timeout:g} s "

@@ -15,7 +15,7 @@ import psycopg
 
 from schedctl import db
 from schedctl.config import Settings
-from schedctl.errors import OperationFailed
+from schedctl.errors import InvalidInput, OperationFailed
 
 SCHEMA = "schedctl"
 
@@ -96,10 +96,15 @@ def migrate(
     API roles; with `active_jobs_index`, also build the opt-in index on jobs."""
     from yoyo import read_migrations
 
-    url = db.database_url(settings)
+    url = (
+        settings.migrate_database_url.get_secret_value()
+        if settings.migrate_database_url is not None
+        else db.database_url(settings)
+    )
     secrets = db.url_secrets(url)
     outcome = Outcome()
     with db.connect(settings, url) as conn:
+        _refuse_a_pooler(conn)
         db.execute(conn, "migrate_lock", key=_ADVISORY_KEY)
         try:
             migrations = read_migrations(str(migrations_dir()))
@@ -125,6 +130,8 @@ def migrate(
             outcome.index_advised = (
                 not state["present"] and state["jobs_estimate"] >= INDEX_ADVICE_ROWS
             )
+        except (psycopg.errors.ReadOnlySqlTransaction, psycopg.errors.InsufficientPrivilege) as exc:
+            raise db.translate(exc, settings) from None
         except psycopg.Error as exc:
             reason = (
                 db.translate(exc, settings).message
@@ -138,6 +145,20 @@ def migrate(
             with suppress(psycopg.Error):  # a lost connection has released it already
                 db.execute(conn, "migrate_unlock", key=_ADVISORY_KEY)
     return outcome
+
+
+def _refuse_a_pooler(conn: db.Connection) -> None:
+    """migrate needs a session of its own on the server (its lock, and yoyo's search_path,
+    are session state): refuse a connection through a pooler, which hands the client a
+    process id of its own making rather than the server process's."""
+    server_pid = db.fetch_one(conn, "backend_pid")["pid"]
+    if conn.info.backend_pid != server_pid:
+        raise InvalidInput(
+            "migrate needs a direct connection to PostgreSQL, and this one goes through a "
+            "connection pooler: set SCHEDCTL_MIGRATE_DATABASE_URL to the server's direct "
+            "address (on Supabase, the 'Direct connection' string; see the README, "
+            "'Behind a connection pooler')"
+        )
 
 
 def _apply(settings: Settings, url: str, migrations: Any, upto: str | None) -> list[str]:

@@ -581,3 +581,7 @@ CREATE INDEX CONCURRENTLY IF NOT EXISTS schedctl_jobs_active_idx
 -- What every unit of work runs under, for this transaction only: how long a statement waits
 -- for a lock held by another session before giving up.
 SELECT set_config('lock_timeout', %(lock_timeout)s, true);
+
+-- name: backend_pid
+-- The server process serving this session (a pooler's client sees another id at connect).
+SELECT pg_backend_pid() AS pid;

@@ -400,10 +400,13 @@ class TickReport:
                 _copy(self._spool, out)
                 prefix = "tick (dry run)" if self.dry_run else "tick"
                 out.write(prefix + ": " + ", ".join(f"{v} {k}" for k, v in counts.items()) + "\n")
+            # An error of the pass itself (no scheduler) is the command's own error line.
             for error in summary.errors:
-                print(
-                    f"error: scheduler {error['scheduler_id']}: {error['message']}", file=sys.stderr
-                )
+                if error["scheduler_id"] is not None:
+                    print(
+                        f"error: scheduler {error['scheduler_id']}: {error['message']}",
+                        file=sys.stderr,
+                    )
         out.flush()
         self._spool.close()
 

@@ -182,7 +182,24 @@ def _batch(
     conn: db.Connection, state: _Pass, size: int, on_full: Callable[[], None] | None = None
 ) -> int:
     """Claim, apply and commit one batch, then report it; the number of schedulers
-    claimed (0: none is left). `on_full` is called when the claim took a full batch."""
+    claimed (0: none is left). `on_full` is called when the claim took a full batch.
+    A batch the server cancels (a statement timeout) is rolled back and tried again at
+    half the size, which the rest of the pass keeps to; one scheduler at a time is the
+    last try."""
+    while True:
+        try:
+            return _claim_and_apply(conn, state, size, on_full)
+        except pgerrors.QueryCanceled:
+            if size <= 1:
+                raise
+            size = max(1, size // 2)
+            with state.lock:
+                state.max_batch_size = min(state.max_batch_size, size)
+
+
+def _claim_and_apply(
+    conn: db.Connection, state: _Pass, size: int, on_full: Callable[[], None] | None
+) -> int:
     with conn.work():
         # Claims and failures are ordered by `claiming`: a scheduler that failed in one
         # worker is either still locked by it or already excluded here, never taken twice.
