@@ -17,7 +17,6 @@ from psycopg.types.datetime import TimestamptzLoader
 
 from schedctl.config import Settings
 from schedctl.errors import (
-    Conflict,
     DatabaseUnavailable,
     InvalidInput,
     OperationFailed,
@@ -100,8 +99,6 @@ def translate(exc: psycopg.Error, settings: Settings) -> SchedctlError:
             "(SCHEDCTL_LOCK_TIMEOUT); another session holds it; "
             "what was not yet committed was rolled back"
         )
-    if isinstance(exc, pgerrors.UniqueViolation):
-        return Conflict(f"already exists: {first_line(exc)}")
     if isinstance(exc, pgerrors.DataError):
         return InvalidInput(f"invalid value: {first_line(exc)}")
     if isinstance(exc, psycopg.OperationalError):
