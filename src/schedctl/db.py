@@ -12,6 +12,7 @@ import psycopg
 from psycopg import errors as pgerrors
 from psycopg.abc import Buffer
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.pq import TransactionStatus
 from psycopg.rows import DictRow, dict_row, kwargs_row, tuple_row
 from psycopg.types.datetime import TimestamptzLoader
 
@@ -132,21 +133,16 @@ class Connection(psycopg.Connection[DictRow]):
 
     @contextmanager
     def work(self) -> Iterator[None]:
-        """One unit of work: a transaction (a savepoint when nested) with the lock timeout."""
+        """One unit of work: a transaction with the lock timeout (a savepoint when nested
+        in another, whose settings hold)."""
+        outermost = self.info.transaction_status == TransactionStatus.IDLE
         with self.transaction():
-            if not self._in_work:
-                self.execute(query("transaction_settings"), {"lock_timeout": self._lock_timeout})
-            outer, self._in_work = self._in_work, True
-            try:
-                yield
-            finally:
-                self._in_work = outer
-
-    _in_work = False
-
-    @property
-    def _lock_timeout(self) -> str:
-        return f"{int(self.lock_timeout * 1000)}ms"
+            if outermost:
+                self.execute(
+                    query("transaction_settings"),
+                    {"lock_timeout": f"{int(self.lock_timeout * 1000)}ms"},
+                )
+            yield
 
 
 @contextmanager
