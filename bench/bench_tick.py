@@ -163,8 +163,13 @@ class Server:
 
 
 def schedctl_env(url: str) -> dict[str, str]:
+    """The environment of a measured schedctl: this one's, less its settings, but for
+    SCHEDCTL_TICK_CONNECTIONS (to measure a second connection)."""
     env = {
-        k: v for k, v in os.environ.items() if not k.startswith("SCHEDCTL_") and k != "DATABASE_URL"
+        k: v
+        for k, v in os.environ.items()
+        if (not k.startswith("SCHEDCTL_") or k == "SCHEDCTL_TICK_CONNECTIONS")
+        and k != "DATABASE_URL"
     }
     env["SCHEDCTL_DATABASE_URL"] = url
     return env

@@ -122,9 +122,10 @@ def test_an_upgrade_from_0_1_keeps_everything_and_gives_the_host_its_tables_back
         assert conn.execute(
             "SELECT scheduler_id::text, job_id FROM schedctl.served_slots"
         ).fetchall() == [(SERVED, "job-served")]
-        assert conn.execute(
-            "SELECT actor, action FROM schedctl.audit ORDER BY id"
-        ).fetchall() == [("alice", "create"), ("bob", "pause")]
+        assert conn.execute("SELECT actor, action FROM schedctl.audit ORDER BY id").fetchall() == [
+            ("alice", "create"),
+            ("bob", "pause"),
+        ]
         assert conn.execute("SELECT host FROM schedctl.tick_heartbeats").fetchall() == [
             ("old-host",)
         ]

@@ -130,6 +130,13 @@ class Connection(psycopg.Connection[DictRow]):
     behind a transaction-mode pooler, where session settings do not)."""
 
     lock_timeout: float = 30.0
+    # Why the server ended the session, when it said so (a FATAL message arrives as a
+    # notice when it follows a result): kept for the error line.
+    server_reason: str | None = None
+
+    def remember_fatal(self, diagnostic: psycopg.errors.Diagnostic) -> None:
+        if diagnostic.severity_nonlocalized in ("FATAL", "PANIC"):
+            self.server_reason = diagnostic.message_primary
 
     @contextmanager
     def work(self) -> Iterator[None]:
@@ -174,12 +181,15 @@ def connect(settings: Settings, url: str | None = None) -> Iterator[Connection]:
             f"cannot connect to the database: {redact(first_line(exc), secrets)}"
         ) from None
     conn.lock_timeout = settings.lock_timeout
+    conn.add_notice_handler(conn.remember_fatal)
     conn.adapters.register_loader("timestamptz", _UtcTimestamptzLoader)
     try:
         with conn:
             yield conn
     except psycopg.Error as exc:
         error = translate(exc, settings)
+        if conn.server_reason and conn.server_reason not in error.message:
+            error.message += f" (the server said: {conn.server_reason})"
         error.message = redact(error.message, secrets)
         raise error from exc
     except UnicodeEncodeError as exc:
@@ -207,6 +217,16 @@ def fetch_tuples(
     """Run the named query and return its rows as plain tuples (cheaper in bulk)."""
     with conn.cursor(row_factory=tuple_row) as cursor:
         return cursor.execute(query(name), params or None).fetchall()
+
+
+def execute_for_rows(
+    conn: psycopg.Connection[Any], name: str, /, **params: Any
+) -> psycopg.Cursor[tuple[Any, ...]]:
+    """Run the named query and return its cursor, rows still to fetch as plain tuples (they
+    stay readable after the transaction ends)."""
+    cursor = conn.cursor(row_factory=tuple_row)
+    cursor.execute(query(name), params or None)
+    return cursor
 
 
 def fetch_one(conn: psycopg.Connection[Any], name: str, /, **params: Any) -> DictRow:

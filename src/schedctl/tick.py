@@ -169,6 +169,7 @@ def _second_worker(connect: Connector, state: _Pass, size: int) -> None:
 def _work(conn: db.Connection, state: _Pass, size: int) -> None:
     """Batches of growing size until none is left to claim (or the limit is reached)."""
     while not state.stop.is_set():
+        size = min(size, state.max_batch_size)  # lowered when the server cancelled a batch
         if state.limit is not None:
             size = min(size, state.limit - state.summary.due)
             if size <= 0:
@@ -214,17 +215,30 @@ def _claim_and_apply(
             on_full()
         try:
             with conn.work():  # a savepoint: the claimed rows stay locked if it fails
-                outcomes = db.fetch_tuples(
+                # Rows read after the commit: no transaction sits idle while Python
+                # converts them (the server may end a session idle in a transaction).
+                applied = db.execute_for_rows(
                     conn, "tick_apply", ids=ids, now=state.now, actor=state.actor
                 )
-        except _ROW_ERRORS:
+        except psycopg.Error as exc:
+            if not _row_error(exc):
+                raise
             # A row of the batch failed: redo the batch one scheduler at a time, so that
             # only the failing ones are left out.
+            applied = None
             outcomes = _one_at_a_time(conn, state, ids)
+    if applied is not None:
+        outcomes = applied.fetchall()
     # Reported once the batch is committed: a job that is printed exists.
     with state.lock:
         _report(state, outcomes)
     return int(count)
+
+
+def _row_error(exc: psycopg.Error) -> bool:
+    """Whether an error belongs to one scheduler's rows (a host constraint or trigger
+    refusing a job), not to the session (ended by the server, a transaction state)."""
+    return isinstance(exc, _ROW_ERRORS) and not (exc.sqlstate or "").startswith(("25", "57", "08"))
 
 
 def _one_at_a_time(conn: db.Connection, state: _Pass, ids: list[uuid.UUID]) -> list[Outcome]:
@@ -237,7 +251,9 @@ def _one_at_a_time(conn: db.Connection, state: _Pass, ids: list[uuid.UUID]) -> l
                 outcomes += db.fetch_tuples(
                     conn, "tick_apply", ids=[scheduler_id], now=state.now, actor=state.actor
                 )
-        except _ROW_ERRORS as exc:
+        except psycopg.Error as exc:
+            if not _row_error(exc):
+                raise
             message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             with state.claiming:
                 state.failed_ids.append(scheduler_id)
