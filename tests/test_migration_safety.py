@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -19,10 +18,18 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from conftest import Result, cli_env, run_cli_subprocess, with_database
-from robustness_support import check_result
 from schedctl.config import Settings
 from schedctl.migrations import migrate, migrations_dir
+from tests.helpers import (
+    Cli,
+    Conn,
+    check_result,
+    fetch_one,
+    run_cli_subprocess,
+    start_cli_process,
+    with_database,
+)
+from tests.helpers import finish_cli_process as _finish
 
 pytestmark = pytest.mark.slow
 
@@ -38,27 +45,10 @@ SCHEDCTL_TABLES = (
 
 
 def _start(args: list[str], url: str, extra: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "schedctl", *args],
-        env=cli_env({"SCHEDCTL_DATABASE_URL": url, **(extra or {})}),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    return start_cli_process(args, {"SCHEDCTL_DATABASE_URL": url, **(extra or {})})
 
 
-def _finish(proc: subprocess.Popen[str], timeout: float = 120) -> Result:
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.communicate()
-        pytest.fail(f"still running after {timeout} s: {proc.args}")
-    return Result(proc.returncode, out, err)
-
-
-def _applied(conn: Any) -> list[tuple[str, int]]:
+def _applied(conn: Conn) -> list[tuple[str, int]]:
     """Each migration yoyo recorded, with how many times it was recorded and applied."""
     return conn.execute(
         "SELECT m.migration_id, count(*) * 100 + (SELECT count(*) FROM _yoyo_log l"
@@ -128,10 +118,11 @@ def test_a_migrate_killed_while_it_holds_the_lock_does_not_block_the_next(
         blocker.execute("DROP SCHEMA public CASCADE")
         first = _start(["migrate"], url)
         deadline = time.monotonic() + 30
-        while not watcher.execute(
+        while not fetch_one(
+            watcher,
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-            " AND wait_event_type = 'Lock'"
-        ).fetchone()[0]:
+            " AND wait_event_type = 'Lock'",
+        )[0]:
             assert time.monotonic() < deadline, "the first migrate never waited"
             time.sleep(0.05)
         assert watcher.execute(
@@ -238,12 +229,12 @@ SEED_VIEW = {
 }
 
 
-def _seed_view(conn: Any) -> dict[str, list[Any]]:
+def _seed_view(conn: Conn) -> dict[str, list[Any]]:
     return {table: conn.execute(query).fetchall() for table, query in SEED_VIEW.items()}
 
 
 def test_upgrading_a_database_holding_schedulers_and_jobs_loses_nothing(
-    empty_databases: Any, monkeypatch: pytest.MonkeyPatch, cli: Any
+    empty_databases: Any, monkeypatch: pytest.MonkeyPatch, cli: Cli
 ) -> None:
     url = empty_databases()
     monkeypatch.setenv("SCHEDCTL_DATABASE_URL", url)

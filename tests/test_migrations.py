@@ -4,17 +4,14 @@ host application's own schema that already has the tables (and the seed's schedu
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import psycopg
 import pytest
 
-from cli_helpers import assert_error, make_due
-from conftest import Result, run_cli
+from tests.helpers import Cli, Conn, Result, assert_error, make_due, run_cli
 
 MIGRATIONS = ["0001_host_tables", "0002_schedulers", "0003_schedctl_guarantees"]
-
-Cli = Callable[..., Result]
 
 
 @pytest.fixture
@@ -22,7 +19,9 @@ def empty_cli(empty_database_url: str, monkeypatch: pytest.MonkeyPatch) -> Cli:
     """schedctl in this process against the empty (not migrated) database."""
     monkeypatch.setenv("SCHEDCTL_DATABASE_URL", empty_database_url)
 
-    def invoke(*args: str) -> Result:
+    def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
+        for key, value in (env or {}).items():
+            monkeypatch.setenv(key, value)
         return run_cli(list(args))
 
     return invoke
@@ -48,7 +47,7 @@ def _applied(conn: psycopg.Connection[tuple[object, ...]]) -> list[str]:
     return [str(row[0]) for row in rows.fetchall()]
 
 
-def test_migrate_applies_everything_then_is_a_no_op(empty_cli: Cli, empty_conn) -> None:  # type: ignore[no-untyped-def]
+def test_migrate_applies_everything_then_is_a_no_op(empty_cli: Cli, empty_conn: Conn) -> None:
     first = empty_cli("migrate")
     assert first.code == 0, first.stderr
     assert first.stdout.splitlines() == [f"applied {name}" for name in MIGRATIONS]
@@ -71,8 +70,8 @@ def test_migrate_json_lists_what_it_applied(empty_cli: Cli) -> None:
     assert json.loads(result.stdout) == {"dry_run": False, "migrations": MIGRATIONS}
 
 
-def test_dry_run_lists_the_pending_migrations_and_applies_nothing(  # type: ignore[no-untyped-def]
-    empty_cli: Cli, empty_conn
+def test_dry_run_lists_the_pending_migrations_and_applies_nothing(
+    empty_cli: Cli, empty_conn: Conn
 ) -> None:
     plain = empty_cli("migrate", "--dry-run")
     assert plain.code == 0, plain.stderr
@@ -87,8 +86,8 @@ def test_dry_run_lists_the_pending_migrations_and_applies_nothing(  # type: igno
     assert "schedctl migrate" in assert_error(empty_cli("list"), 5)
 
 
-def test_dry_run_on_a_partly_migrated_database_lists_only_the_rest(  # type: ignore[no-untyped-def]
-    empty_cli: Cli, empty_conn
+def test_dry_run_on_a_partly_migrated_database_lists_only_the_rest(
+    empty_cli: Cli, empty_conn: Conn
 ) -> None:
     from schedctl import migrations
     from schedctl.config import Settings
@@ -241,8 +240,8 @@ def _scheduler_fks(conn: psycopg.Connection[tuple[object, ...]]) -> list[tuple[s
     return [(str(name), str(rule)) for name, rule in rows]
 
 
-def test_install_on_a_host_schema_keeps_its_data_and_fixes_the_foreign_key(  # type: ignore[no-untyped-def]
-    empty_cli: Cli, empty_conn
+def test_install_on_a_host_schema_keeps_its_data_and_fixes_the_foreign_key(
+    empty_cli: Cli, empty_conn: Conn
 ) -> None:
     empty_conn.execute(HOST_SCHEMA)
     assert [rule for _, rule in _scheduler_fks(empty_conn)] == ["c"]
@@ -271,7 +270,7 @@ def test_install_on_a_host_schema_keeps_its_data_and_fixes_the_foreign_key(  # t
     assert empty_cli("migrate", "--json").stdout == '{"dry_run": false, "migrations": []}\n'
 
 
-def test_the_whole_flow_works_on_a_host_schema(empty_cli: Cli, empty_conn) -> None:  # type: ignore[no-untyped-def]
+def test_the_whole_flow_works_on_a_host_schema(empty_cli: Cli, empty_conn: Conn) -> None:
     empty_conn.execute(HOST_SCHEMA)
     assert empty_cli("migrate").code == 0
 
@@ -330,7 +329,7 @@ def test_the_whole_flow_works_on_a_host_schema(empty_cli: Cli, empty_conn) -> No
     assert empty_conn.execute("SELECT count(*) FROM tasks").fetchone() == (2,)
 
 
-def test_a_set_null_foreign_key_already_in_place_is_kept(empty_cli: Cli, empty_conn) -> None:  # type: ignore[no-untyped-def]
+def test_a_set_null_foreign_key_already_in_place_is_kept(empty_cli: Cli, empty_conn: Conn) -> None:
     schema = HOST_SCHEMA.replace(
         "REFERENCES schedulers (id) ON DELETE CASCADE",
         "REFERENCES schedulers (id) ON DELETE SET NULL",
@@ -342,7 +341,9 @@ def test_a_set_null_foreign_key_already_in_place_is_kept(empty_cli: Cli, empty_c
     assert _scheduler_fks(empty_conn) == before
 
 
-def test_a_host_with_the_tables_but_no_scheduler_id_gets_one(empty_cli: Cli, empty_conn) -> None:  # type: ignore[no-untyped-def]
+def test_a_host_with_the_tables_but_no_scheduler_id_gets_one(
+    empty_cli: Cli, empty_conn: Conn
+) -> None:
     schema = HOST_SCHEMA.split("-- The seed plan's schedulers")[0]
     empty_conn.execute(schema)
     empty_conn.execute(
