@@ -29,6 +29,7 @@ from tests.helpers import (
     ENV_VARS,
     Cli,
     Conn,
+    NewDatabase,
     Result,
     as_uri,
     run_cli,
@@ -62,6 +63,17 @@ class _HandServerDirToWorkers:
     @pytest.hookimpl
     def pytest_configure_node(self, node: Any) -> None:
         node.workerinput[_SERVER_DIR] = str(node.config.stash[_server_dir_key])
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The slow tests (many processes, crashes, bounds on how long something waits) form
+    one group that pytest-xdist (--dist loadgroup) runs on one worker, one at a time, and
+    starts first as the largest: a race of eight ticks then never competes with another
+    for the CPU, nor a timed wait with a race, while the other workers run the rest."""
+    for item in items:
+        if item.get_closest_marker("slow"):
+            item.add_marker(pytest.mark.xdist_group("slow"))
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -186,25 +198,34 @@ def template_db(server_url: str, _dropper: _Dropper) -> Iterator[str]:
 
 
 @pytest.fixture
-def database_url(server_url: str, template_db: str, _dropper: _Dropper) -> Iterator[str]:
-    """URL of a fresh, migrated database for this test alone."""
-    name = _unique("t")
-    _create(server_url, name, template=template_db)
+def new_database(server_url: str, _dropper: _Dropper) -> Iterator[NewDatabase]:
+    """A factory of databases for this test alone: new_database() is empty,
+    new_database(template=name) a copy of that one; all are dropped after the test."""
+    names: list[str] = []
+
+    def make(template: str | None = None) -> str:
+        name = _unique("t")
+        _create(server_url, name, template)
+        names.append(name)
+        return with_database(server_url, name)
+
     try:
-        yield with_database(server_url, name)
+        yield make
     finally:
-        _dropper.drop(name)
+        for name in names:
+            _dropper.drop(name)
 
 
 @pytest.fixture
-def empty_database_url(server_url: str, _dropper: _Dropper) -> Iterator[str]:
+def database_url(new_database: NewDatabase, template_db: str) -> str:
+    """URL of a fresh, migrated database for this test alone."""
+    return new_database(template=template_db)
+
+
+@pytest.fixture
+def empty_database_url(new_database: NewDatabase) -> str:
     """URL of a fresh database with nothing in it (not migrated)."""
-    name = _unique("e")
-    _create(server_url, name)
-    try:
-        yield with_database(server_url, name)
-    finally:
-        _dropper.drop(name)
+    return new_database()
 
 
 @pytest.fixture

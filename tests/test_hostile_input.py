@@ -308,31 +308,11 @@ def _report_inputs_tried() -> Iterator[None]:
     print(f"exit codes: {dict(sorted(CODES.items()))}")
 
 
-class _BuiltOnce:
-    """schedctl's Typer app with its click command built once instead of on every call.
-
-    Typer rebuilds the whole command tree from the function signatures each time the app is
-    called (about 20 ms); a process calls it once, these properties thousands of times.
-    Typer's own __call__ adds nothing else that main() relies on: it re-raises every error.
-    """
-
-    def __init__(self, app: Any) -> None:
-        import typer.main
-
-        self.command = typer.main.get_command(app)
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.command(*args, **kwargs)
-
-
 @pytest.fixture
 def world(cli: Cli, conn: Conn, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """The little world, with Acme as the default organisation (SCHEDCTL_ORG)."""
-    import schedctl.cli
-
     ensure_world(conn)
     monkeypatch.setenv("SCHEDCTL_ORG", "Acme")
-    monkeypatch.setattr(schedctl.cli, "app", _BuiltOnce(schedctl.cli.app))
     yield conn
 
 

@@ -10,24 +10,21 @@ import json
 import signal
 import subprocess
 import time
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg
 import pytest
-from psycopg import sql
 
 from schedctl.config import Settings
 from schedctl.migrations import migrate, migrations_dir
 from tests.helpers import (
     Cli,
     Conn,
+    NewDatabase,
     check_result,
     fetch_one,
     run_cli_subprocess,
     start_cli_process,
-    with_database,
 )
 from tests.helpers import finish_cli_process as _finish
 
@@ -58,23 +55,9 @@ def _applied(conn: Conn) -> list[tuple[str, int]]:
 
 
 @pytest.fixture
-def empty_databases(server_url: str) -> Iterator[Any]:
+def empty_databases(new_database: NewDatabase) -> NewDatabase:
     """A factory of empty databases on the test server, all dropped afterwards."""
-    names: list[str] = []
-
-    def make() -> str:
-        name = f"schedctl_m_{uuid.uuid4().hex[:12]}"
-        with psycopg.connect(server_url, autocommit=True) as admin:
-            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        names.append(name)
-        return with_database(server_url, name)
-
-    yield make
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        for name in names:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
+    return new_database
 
 
 # ---------------------------------------------------------------- concurrent runs
@@ -83,7 +66,7 @@ def empty_databases(server_url: str) -> Iterator[Any]:
 @pytest.mark.parametrize("processes", [4, 8])
 @pytest.mark.parametrize("attempt", [1, 2])
 def test_concurrent_migrates_on_an_empty_database_apply_the_schema_once(
-    empty_databases: Any, processes: int, attempt: int
+    empty_databases: NewDatabase, processes: int, attempt: int
 ) -> None:
     url = empty_databases()
     procs = [_start(["migrate", "--json"], url) for _ in range(processes)]
@@ -109,7 +92,7 @@ def test_concurrent_migrates_on_an_empty_database_apply_the_schema_once(
 
 
 def test_a_migrate_killed_while_it_holds_the_lock_does_not_block_the_next(
-    empty_databases: Any,
+    empty_databases: NewDatabase,
 ) -> None:
     url = empty_databases()
     with psycopg.connect(url) as blocker, psycopg.connect(url, autocommit=True) as watcher:
@@ -142,7 +125,7 @@ def test_a_migrate_killed_while_it_holds_the_lock_does_not_block_the_next(
 
 
 def test_a_migration_blocked_by_the_hosts_workers_gives_up_and_applies_later(
-    empty_databases: Any, monkeypatch: pytest.MonkeyPatch
+    empty_databases: NewDatabase, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url = empty_databases()
     monkeypatch.setenv("SCHEDCTL_DATABASE_URL", url)
@@ -234,7 +217,7 @@ def _seed_view(conn: Conn) -> dict[str, list[Any]]:
 
 
 def test_upgrading_a_database_holding_schedulers_and_jobs_loses_nothing(
-    empty_databases: Any, monkeypatch: pytest.MonkeyPatch, cli: Cli
+    empty_databases: NewDatabase, monkeypatch: pytest.MonkeyPatch, cli: Cli
 ) -> None:
     url = empty_databases()
     monkeypatch.setenv("SCHEDCTL_DATABASE_URL", url)
