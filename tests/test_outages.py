@@ -23,6 +23,7 @@ from tests.helpers import start_cli_process as _start
 
 
 @pytest.mark.slow
+@pytest.mark.alone
 def test_a_database_that_never_answers_is_exit_5_within_the_connect_timeout(
     silent_port: int,
 ) -> None:
