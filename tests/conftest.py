@@ -34,9 +34,8 @@ from tests.helpers import (
     Cli,
     Conn,
     NewDatabase,
-    Result,
     as_uri,
-    run_cli,
+    cli_against,
     run_cli_subprocess,
     silent_server,
     with_database,
@@ -260,14 +259,7 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 @pytest.fixture
 def cli(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Cli:
     """Run schedctl in this process against this test's database: cli("list", "--json")."""
-    monkeypatch.setenv("SCHEDCTL_DATABASE_URL", database_url)
-
-    def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
-        for key, value in (env or {}).items():
-            monkeypatch.setenv(key, value)
-        return run_cli(list(args))
-
-    return invoke
+    return cli_against(database_url, monkeypatch)
 
 
 @pytest.fixture

@@ -148,6 +148,18 @@ def run_cli(args: list[str]) -> Result:
     return Result(code, out.getvalue(), err.getvalue())
 
 
+def cli_against(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Cli:
+    """schedctl in this process against `database_url` for the rest of the test."""
+    monkeypatch.setenv("SCHEDCTL_DATABASE_URL", database_url)
+
+    def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
+        for key, value in (env or {}).items():
+            monkeypatch.setenv(key, value)
+        return run_cli(list(args))
+
+    return invoke
+
+
 def cli_env(extra: dict[str, str]) -> dict[str, str]:
     """The environment for a schedctl child process: this one's, less schedctl settings."""
     env = {k: v for k, v in os.environ.items() if k not in ENV_VARS}

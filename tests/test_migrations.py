@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from tests.helpers import Cli, Conn, Result, assert_error, make_due, run_cli
+from tests.helpers import Cli, Conn, assert_error, cli_against, make_due
 
 MIGRATIONS = ["0001_host_tables", "0002_schedulers", "0003_schedctl_guarantees"]
 
@@ -17,30 +17,23 @@ MIGRATIONS = ["0001_host_tables", "0002_schedulers", "0003_schedctl_guarantees"]
 @pytest.fixture
 def empty_cli(empty_database_url: str, monkeypatch: pytest.MonkeyPatch) -> Cli:
     """schedctl in this process against the empty (not migrated) database."""
-    monkeypatch.setenv("SCHEDCTL_DATABASE_URL", empty_database_url)
-
-    def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
-        for key, value in (env or {}).items():
-            monkeypatch.setenv(key, value)
-        return run_cli(list(args))
-
-    return invoke
+    return cli_against(empty_database_url, monkeypatch)
 
 
 @pytest.fixture
-def empty_conn(empty_database_url: str) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+def empty_conn(empty_database_url: str) -> Iterator[Conn]:
     with psycopg.connect(empty_database_url, autocommit=True) as connection:
         yield connection
 
 
-def _tables(conn: psycopg.Connection[tuple[object, ...]]) -> set[str]:
+def _tables(conn: Conn) -> set[str]:
     rows = conn.execute(
         "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename NOT LIKE '\\_%'"
     ).fetchall()
     return {str(row[0]) for row in rows}
 
 
-def _applied(conn: psycopg.Connection[tuple[object, ...]]) -> list[str]:
+def _applied(conn: Conn) -> list[str]:
     if conn.execute("SELECT to_regclass('_yoyo_migration')").fetchone() == (None,):
         return []
     rows = conn.execute("SELECT migration_id FROM _yoyo_migration ORDER BY migration_id")
@@ -227,7 +220,7 @@ SELECT (SELECT md5(string_agg(o::text, '|' ORDER BY o.id)) FROM organisations o)
 """
 
 
-def _scheduler_fks(conn: psycopg.Connection[tuple[object, ...]]) -> list[tuple[str, str]]:
+def _scheduler_fks(conn: Conn) -> list[tuple[str, str]]:
     rows = conn.execute(
         """
         SELECT c.conname, c.confdeltype::text

@@ -9,7 +9,6 @@ import json
 import random
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from contextlib import AbstractContextManager
@@ -19,7 +18,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.helpers import Conn, cli_env, fetch_one
+from tests.helpers import Conn, fetch_one, start_cli_process
 
 pytestmark = pytest.mark.slow
 
@@ -74,18 +73,8 @@ def _job_slots(conn: Conn) -> list[tuple[str, datetime]]:
 
 
 def _start_ticks(database_url: str, count: int) -> list[subprocess.Popen[str]]:
-    env = cli_env({"SCHEDCTL_DATABASE_URL": database_url, "SCHEDCTL_LOCK_TIMEOUT": "120"})
-    return [
-        subprocess.Popen(
-            [sys.executable, "-m", "schedctl", "tick", "--json"],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(count)
-    ]
+    env = {"SCHEDCTL_DATABASE_URL": database_url, "SCHEDCTL_LOCK_TIMEOUT": "120"}
+    return [start_cli_process(["tick", "--json"], env) for _ in range(count)]
 
 
 def _summaries(procs: list[subprocess.Popen[str]]) -> list[dict[str, Any]]:
