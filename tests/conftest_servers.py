@@ -1,7 +1,7 @@
 """pytest fixtures that start servers of a test's own (see servers.py): private PostgreSQL
 clusters, hot standbys and PgBouncers, each stopped and removed when the test ends.
 
-A test module loads them with `pytest_plugins = ("conftest_servers",)`. When pgbouncer or
+A test module loads them with `pytest_plugins = ("tests.conftest_servers",)`. When pgbouncer or
 the PostgreSQL server binaries are not installed, a test that starts one is skipped with the
 reason; under CI (the `CI` environment variable set, and not `0` or `false`) it fails."""
 
@@ -12,7 +12,7 @@ from contextlib import ExitStack
 
 import pytest
 
-from servers import (
+from tests.servers import (
     PgBouncer,
     PoolMode,
     PostgresCluster,

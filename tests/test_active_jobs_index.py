@@ -11,8 +11,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from conftest import Result
-from test_host_tables_untouched import catalog_snapshot
+from tests.helpers import Result
+from tests.test_host_tables_untouched import catalog_snapshot
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 Cli = Callable[..., Result]

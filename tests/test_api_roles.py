@@ -14,7 +14,7 @@ import pytest
 from psycopg import errors as pgerrors
 from psycopg import sql
 
-from conftest import Result, run_cli
+from tests.helpers import Result, run_cli
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 Cli = Callable[..., Result]

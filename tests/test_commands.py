@@ -7,18 +7,23 @@ import itertools
 import json
 import uuid
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 
-from cli_helpers import (
+from tests.helpers import (
+    Cli,
+    Conn,
     assert_error,
     db_now,
     make_due,
     make_org,
     make_scheduler,
     parse_time,
+    run_cli_subprocess,
 )
-from conftest import run_cli_subprocess
+from tests.helpers import ok_json as _json
+from tests.helpers import scheduler_row as _row
 
 UTC = timezone.utc
 SCHEDULER_KEYS = {
@@ -55,25 +60,9 @@ JOB_KEYS = {
 }
 
 
-def _row(conn, scheduler_id: str) -> dict:  # type: ignore[no-untyped-def]
-    cur = conn.execute(
-        "SELECT s.*, coalesce(st.overlap_policy, 'replace') AS overlap_policy, st.pause_reason"
-        " FROM schedulers s LEFT JOIN schedctl.scheduler_settings st ON st.scheduler_id = s.id"
-        " WHERE s.id = %s",
-        [scheduler_id],
-    )
-    names = [col.name for col in cur.description]
-    values = cur.fetchone()
-    assert values is not None
-    return dict(zip(names, values, strict=True))
-
-
-def _json(result) -> object:  # type: ignore[no-untyped-def]
-    assert result.code == 0, (result.code, result.stderr)
-    return json.loads(result.stdout)
-
-
-def _insert_job(conn, scheduler: dict, created_at: datetime, status: str = "completed") -> str:  # type: ignore[no-untyped-def]
+def _insert_job(
+    conn: Conn, scheduler: dict[str, Any], created_at: datetime, status: str = "completed"
+) -> str:
     job_id = str(uuid.uuid4())
     conn.execute(
         """
@@ -92,7 +81,7 @@ def _insert_job(conn, scheduler: dict, created_at: datetime, status: str = "comp
 # ------------------------------------------------------------------ organisations
 
 
-def test_org_create_and_list(cli, conn) -> None:  # type: ignore[no-untyped-def]
+def test_org_create_and_list(cli: Cli, conn: Conn) -> None:
     created = cli("org", "create", "  Acme  ", "--json")
     doc = _json(created)
     assert doc["name"] == "Acme"
@@ -110,13 +99,13 @@ def test_org_create_and_list(cli, conn) -> None:  # type: ignore[no-untyped-def]
     assert listed[0]["id"] == doc["id"]
 
 
-def test_org_list_is_an_empty_array_without_organisations(cli) -> None:  # type: ignore[no-untyped-def]
+def test_org_list_is_an_empty_array_without_organisations(cli: Cli) -> None:
     result = cli("org", "list", "--json")
     assert result.code == 0
     assert result.stdout == "[]\n"
 
 
-def test_org_names_need_not_be_unique(cli, conn) -> None:  # type: ignore[no-untyped-def]
+def test_org_names_need_not_be_unique(cli: Cli, conn: Conn) -> None:
     make_org(cli, "Twin")
     make_org(cli, "Twin")
     assert conn.execute("SELECT count(*) FROM organisations WHERE name = 'Twin'").fetchone() == (2,)
@@ -125,7 +114,7 @@ def test_org_names_need_not_be_unique(cli, conn) -> None:  # type: ignore[no-unt
 # ------------------------------------------------------------------ create
 
 
-def test_create_applies_the_defaults_of_the_spec(cli, conn) -> None:  # type: ignore[no-untyped-def]
+def test_create_applies_the_defaults_of_the_spec(cli: Cli, conn: Conn) -> None:
     org_id = make_org(cli, "Acme")
     doc = make_scheduler(cli, "Example.com", "--every", "6h")
     assert set(doc) == SCHEDULER_KEYS
@@ -154,7 +143,7 @@ def test_create_applies_the_defaults_of_the_spec(cli, conn) -> None:  # type: ig
     assert domain == ("example.com",)
 
 
-def test_create_with_every_option(cli, conn) -> None:  # type: ignore[no-untyped-def]
+def test_create_with_every_option(cli: Cli, conn: Conn) -> None:
     make_org(cli, "Acme")
     doc = make_scheduler(
         cli,
@@ -218,7 +207,7 @@ EVERY_FORMS = {
 }
 
 
-def test_create_every_forms(cli, conn) -> None:  # type: ignore[no-untyped-def]
+def test_create_every_forms(cli: Cli, conn: Conn) -> None:
     make_org(cli, "Acme")
     seen = {}
     for n, every in enumerate(EVERY_FORMS):
@@ -234,7 +223,7 @@ def test_create_every_forms(cli, conn) -> None:  # type: ignore[no-untyped-def]
     }
 
 
-def test_create_start_at_now_and_with_an_offset(cli, conn) -> None:  # type: ignore[no-untyped-def]
+def test_create_start_at_now_and_with_an_offset(cli: Cli, conn: Conn) -> None:
     make_org(cli, "Acme")
     now_doc = make_scheduler(cli, "example.com", "--start-at", "now")
     assert now_doc["next_run_at"] == now_doc["created_at"]
@@ -246,7 +235,7 @@ def test_create_start_at_now_and_with_an_offset(cli, conn) -> None:  # type: ign
     assert {d["id"] for d in due} == {now_doc["id"], past["id"]}
 
 
-def test_create_plain_output_shows_the_fields(cli) -> None:  # type: ignore[no-untyped-def]
+def test_create_plain_output_shows_the_fields(cli: Cli) -> None:
     make_org(cli, "Acme")
     result = cli("create", "bücher.de", "--every", "24h")
     assert result.code == 0, result.stderr
@@ -258,7 +247,7 @@ def test_create_plain_output_shows_the_fields(cli) -> None:  # type: ignore[no-u
 # ------------------------------------------------------------------ list
 
 
-def test_list_is_an_empty_array_when_there_are_no_schedulers(cli) -> None:  # type: ignore[no-untyped-def]
+def test_list_is_an_empty_array_when_there_are_no_schedulers(cli: Cli) -> None:
     make_org(cli, "Acme")
     result = cli("list", "--json")
     assert result.code == 0, result.stderr
@@ -266,7 +255,7 @@ def test_list_is_an_empty_array_when_there_are_no_schedulers(cli) -> None:  # ty
     assert result.stderr == ""
 
 
-def test_list_soonest_first_and_filters(cli, conn) -> None:  # type: ignore[no-untyped-def]
+def test_list_soonest_first_and_filters(cli: Cli, conn: Conn) -> None:
     make_org(cli, "Acme")
     later = make_scheduler(cli, "later.com", "--start-at", "2031-01-01T00:00:00Z")
     sooner = make_scheduler(cli, "sooner.com", "--start-at", "2030-01-01T00:00:00Z")
@@ -289,7 +278,7 @@ def test_list_soonest_first_and_filters(cli, conn) -> None:  # type: ignore[no-u
     assert [d["id"] for d in _json(cli("list", "--due", "--json"))] == [due["id"], sooner["id"]]
 
 
-def test_list_shows_only_the_organisations_own(cli) -> None:  # type: ignore[no-untyped-def]
+def test_list_shows_only_the_organisations_own(cli: Cli) -> None:
     make_org(cli, "Acme")
     make_org(cli, "Beta")
     mine = make_scheduler(cli, "example.com", "--org", "Acme")
@@ -298,7 +287,7 @@ def test_list_shows_only_the_organisations_own(cli) -> None:  # type: ignore[no-
     assert [d["id"] for d in listed] == [mine["id"]]
 
 
-def test_list_plain_output_is_tab_separated_with_full_ids(cli) -> None:  # type: ignore[no-untyped-def]
+def test_list_plain_output_is_tab_separated_with_full_ids(cli: Cli) -> None:
     make_org(cli, "Acme")
     doc = make_scheduler(cli, "example.com")
     result = cli("list")
@@ -312,7 +301,7 @@ def test_list_plain_output_is_tab_separated_with_full_ids(cli) -> None:  # type:
 # ------------------------------------------------------------------ show
 
 
-def test_show_json_shape_next_runs_and_last_job(cli, conn) -> None:  # type: ignore[no-untyped-def]
+def test_show_json_shape_next_runs_and_last_job(cli: Cli, conn: Conn) -> None:
     make_org(cli, "Acme")
     doc = make_scheduler(cli, "example.com", "--every", "12h", "--start-at", "2031-05-01T00:00Z")
     shown = _json(cli("show", doc["id"], "--json"))
@@ -341,7 +330,9 @@ def test_show_json_shape_next_runs_and_last_job(cli, conn) -> None:  # type: ign
     assert last["created_at"] == "2030-01-02T00:00:00Z"
 
 
-def test_show_next_runs_of_a_due_scheduler_start_with_the_pending_slot(cli, conn) -> None:  # type: ignore[no-untyped-def]
+def test_show_next_runs_of_a_due_scheduler_start_with_the_pending_slot(
+    cli: Cli, conn: Conn
+) -> None:
     make_org(cli, "Acme")
     doc = make_scheduler(cli, "example.com", "--every", "6h")
     slot = make_due(conn, doc["id"], "13 hours")
@@ -353,7 +344,7 @@ def test_show_next_runs_of_a_due_scheduler_start_with_the_pending_slot(cli, conn
     assert [b - a for a, b in itertools.pairwise(runs[1:])] == [timedelta(hours=6)] * 3
 
 
-def test_show_plain_output(cli) -> None:  # type: ignore[no-untyped-def]
+def test_show_plain_output(cli: Cli) -> None:
     make_org(cli, "Acme")
     doc = make_scheduler(cli, "example.com", "--include", "/a")
     result = cli("show", "example.com")
@@ -366,7 +357,7 @@ def test_show_plain_output(cli) -> None:  # type: ignore[no-untyped-def]
 # ------------------------------------------------------------------ update
 
 
-UPDATE_CASES = [
+UPDATE_CASES: list[tuple[tuple[str, ...], dict[str, Any]]] = [
     (("--concurrency", "100"), {"concurrency": 100}),
     (("--concurrency", "1"), {"concurrency": 1}),
     (("--no-find-links",), {"find_links": False}),
@@ -382,7 +373,7 @@ UPDATE_CASES = [
 ]
 
 
-def test_update_each_option(cli, conn) -> None:  # type: ignore[no-untyped-def]
+def test_update_each_option(cli: Cli, conn: Conn) -> None:
     make_org(cli, "Acme")
     for n, (options, expected) in enumerate(UPDATE_CASES):
         domain = f"site{n}.com"
@@ -423,7 +414,7 @@ def test_update_each_option(cli, conn) -> None:  # type: ignore[no-untyped-def]
                 assert row[key] == value, options
 
 
-def test_update_enable_clears_the_pause(cli, conn) -> None:  # type: ignore[no-untyped-def]
+def test_update_enable_clears_the_pause(cli: Cli, conn: Conn) -> None:
     make_org(cli, "Acme")
     doc = make_scheduler(cli, "example.com", "--disabled")
     conn.execute(
@@ -437,7 +428,7 @@ def test_update_enable_clears_the_pause(cli, conn) -> None:  # type: ignore[no-u
     assert _row(conn, doc["id"])["is_enabled"] is True
 
 
-def test_update_clear_include_and_exclude_store_null(cli, conn) -> None:  # type: ignore[no-untyped-def]
+def test_update_clear_include_and_exclude_store_null(cli: Cli, conn: Conn) -> None:
     make_org(cli, "Acme")
     doc = make_scheduler(cli, "example.com", "--include", "/a", "--exclude", "/b")
     after = _json(cli("update", doc["id"], "--clear-include", "--json"))
@@ -450,7 +441,7 @@ def test_update_clear_include_and_exclude_store_null(cli, conn) -> None:  # type
     assert (row["include_paths"], row["exclude_paths"]) == (None, None)
 
 
-def test_update_include_with_clear_include_is_refused(cli, conn) -> None:  # type: ignore[no-untyped-def]
+def test_update_include_with_clear_include_is_refused(cli: Cli, conn: Conn) -> None:
     make_org(cli, "Acme")
     doc = make_scheduler(cli, "example.com", "--include", "/a")
     result = cli("update", doc["id"], "--include", "/b", "--clear-include")
@@ -467,7 +458,7 @@ GRID_CASES = [
 ]
 
 
-def test_update_every_keeps_the_grid(cli, conn) -> None:  # type: ignore[no-untyped-def]
+def test_update_every_keeps_the_grid(cli: Cli, conn: Conn) -> None:
     make_org(cli, "Acme")
     for n, (old, new, hours, start, expected) in enumerate(GRID_CASES):
         doc = make_scheduler(cli, f"site{n}.com", "--every", old, "--start-at", start)
@@ -480,7 +471,9 @@ def test_update_every_keeps_the_grid(cli, conn) -> None:  # type: ignore[no-unty
         )
 
 
-def test_update_every_into_the_past_is_due_at_the_next_tick_on_the_new_grid(cli, conn) -> None:  # type: ignore[no-untyped-def]
+def test_update_every_into_the_past_is_due_at_the_next_tick_on_the_new_grid(
+    cli: Cli, conn: Conn
+) -> None:
     make_org(cli, "Acme")
     doc = make_scheduler(cli, "example.com", "--every", "48h")
     old_next = make_due(conn, doc["id"], "-30 hours")  # 30 h in the future
@@ -504,7 +497,7 @@ def test_update_every_into_the_past_is_due_at_the_next_tick_on_the_new_grid(cli,
     assert summary["missed"] == (next_run - expected) // step - 1
 
 
-def test_update_with_nothing_to_change_is_a_usage_error(cli, conn) -> None:  # type: ignore[no-untyped-def]
+def test_update_with_nothing_to_change_is_a_usage_error(cli: Cli, conn: Conn) -> None:
     make_org(cli, "Acme")
     doc = make_scheduler(cli, "example.com")
     before = _row(conn, doc["id"])
@@ -514,7 +507,7 @@ def test_update_with_nothing_to_change_is_a_usage_error(cli, conn) -> None:  # t
     assert_error(cli("update", doc["id"], "--json"), 2)
 
 
-def test_update_writes_an_audit_entry(cli, conn) -> None:  # type: ignore[no-untyped-def]
+def test_update_writes_an_audit_entry(cli: Cli, conn: Conn) -> None:
     make_org(cli, "Acme")
     doc = make_scheduler(cli, "example.com", "--concurrency", "5")
     _json(cli("update", doc["id"], "--concurrency", "9", "--json"))
@@ -529,7 +522,9 @@ def test_update_writes_an_audit_entry(cli, conn) -> None:  # type: ignore[no-unt
 # ------------------------------------------------------------------ delete
 
 
-def test_delete_refuses_without_yes_when_stdin_is_not_a_terminal(cli, conn, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_delete_refuses_without_yes_when_stdin_is_not_a_terminal(
+    cli: Cli, conn: Conn, monkeypatch: pytest.MonkeyPatch
+) -> None:
     make_org(cli, "Acme")
     doc = make_scheduler(cli, "example.com")
     monkeypatch.setattr("sys.stdin", io.StringIO("y\n"))
@@ -538,7 +533,7 @@ def test_delete_refuses_without_yes_when_stdin_is_not_a_terminal(cli, conn, monk
     assert conn.execute("SELECT count(*) FROM schedulers").fetchone() == (1,)
 
 
-def test_delete_refuses_in_a_real_process_without_a_terminal(database_url, conn) -> None:  # type: ignore[no-untyped-def]
+def test_delete_refuses_in_a_real_process_without_a_terminal(database_url: str, conn: Conn) -> None:
     env = {"SCHEDCTL_DATABASE_URL": database_url}
     assert run_cli_subprocess(["org", "create", "Acme"], env).code == 0
     assert run_cli_subprocess(["create", "example.com", "--every", "6h"], env).code == 0
@@ -547,7 +542,7 @@ def test_delete_refuses_in_a_real_process_without_a_terminal(database_url, conn)
     assert conn.execute("SELECT count(*) FROM schedulers").fetchone() == (1,)
 
 
-def test_delete_with_yes_keeps_the_jobs(cli, conn) -> None:  # type: ignore[no-untyped-def]
+def test_delete_with_yes_keeps_the_jobs(cli: Cli, conn: Conn) -> None:
     make_org(cli, "Acme")
     doc = make_scheduler(cli, "example.com")
     other = make_scheduler(cli, "example.org")
@@ -570,7 +565,7 @@ def test_delete_with_yes_keeps_the_jobs(cli, conn) -> None:  # type: ignore[no-u
     assert conn.execute("SELECT count(*) FROM schedulers").fetchone() == (0,)
 
 
-def test_delete_of_an_unknown_scheduler_is_not_found(cli) -> None:  # type: ignore[no-untyped-def]
+def test_delete_of_an_unknown_scheduler_is_not_found(cli: Cli) -> None:
     make_org(cli, "Acme")
     assert_error(cli("delete", "nothere.com", "--yes"), 3)
 
@@ -578,7 +573,7 @@ def test_delete_of_an_unknown_scheduler_is_not_found(cli) -> None:  # type: igno
 # ------------------------------------------------------------------ history
 
 
-def test_history_newest_first_with_limit_and_offset(cli, conn) -> None:  # type: ignore[no-untyped-def]
+def test_history_newest_first_with_limit_and_offset(cli: Cli, conn: Conn) -> None:
     make_org(cli, "Acme")
     doc = make_scheduler(cli, "example.com")
     other = make_scheduler(cli, "example.org")
@@ -600,7 +595,7 @@ def test_history_newest_first_with_limit_and_offset(cli, conn) -> None:  # type:
     assert len(_json(cli("history", doc["id"], "--limit", "1", "--json"))) == 1
 
 
-def test_history_is_an_empty_array_without_jobs(cli) -> None:  # type: ignore[no-untyped-def]
+def test_history_is_an_empty_array_without_jobs(cli: Cli) -> None:
     make_org(cli, "Acme")
     doc = make_scheduler(cli, "example.com")
     result = cli("history", doc["id"], "--json")
@@ -608,7 +603,7 @@ def test_history_is_an_empty_array_without_jobs(cli) -> None:  # type: ignore[no
     assert result.stdout == "[]\n"
 
 
-def test_history_out_of_range_is_a_usage_error(cli) -> None:  # type: ignore[no-untyped-def]
+def test_history_out_of_range_is_a_usage_error(cli: Cli) -> None:
     make_org(cli, "Acme")
     make_scheduler(cli, "example.com")
     for options in (
@@ -627,7 +622,7 @@ def test_history_out_of_range_is_a_usage_error(cli) -> None:  # type: ignore[no-
 # ------------------------------------------------------------------ REF and --org
 
 
-def test_ref_by_domain_in_any_spelling(cli) -> None:  # type: ignore[no-untyped-def]
+def test_ref_by_domain_in_any_spelling(cli: Cli) -> None:
     make_org(cli, "Acme")
     doc = make_scheduler(cli, "example.com")
     spellings = [
@@ -641,20 +636,20 @@ def test_ref_by_domain_in_any_spelling(cli) -> None:  # type: ignore[no-untyped-
     assert found == dict.fromkeys(spellings, doc["id"])
 
 
-def test_ref_by_id_in_upper_case(cli) -> None:  # type: ignore[no-untyped-def]
+def test_ref_by_id_in_upper_case(cli: Cli) -> None:
     make_org(cli, "Acme")
     doc = make_scheduler(cli, "example.com")
     assert _json(cli("show", doc["id"].upper(), "--json"))["id"] == doc["id"]
 
 
-def test_ref_by_unicode_domain(cli) -> None:  # type: ignore[no-untyped-def]
+def test_ref_by_unicode_domain(cli: Cli) -> None:
     make_org(cli, "Acme")
     doc = make_scheduler(cli, "bücher.de")
     assert doc["domain"] == "xn--bcher-kva.de"
     assert _json(cli("show", "BÜCHER.de", "--json"))["id"] == doc["id"]
 
 
-def test_org_by_id_by_name_and_by_environment(cli) -> None:  # type: ignore[no-untyped-def]
+def test_org_by_id_by_name_and_by_environment(cli: Cli) -> None:
     acme = make_org(cli, "Acme")
     beta = make_org(cli, "Beta")
     by_id = make_scheduler(cli, "example.com", "--org", acme)
@@ -672,14 +667,14 @@ def test_org_by_id_by_name_and_by_environment(cli) -> None:  # type: ignore[no-u
     assert [d["id"] for d in _json(cli("list", "--org", "Acme", "--json"))] == [by_id["id"]]
 
 
-def test_exactly_one_organisation_is_the_default(cli) -> None:  # type: ignore[no-untyped-def]
+def test_exactly_one_organisation_is_the_default(cli: Cli) -> None:
     acme = make_org(cli, "Acme")
     doc = make_scheduler(cli, "example.com")
     assert doc["organisation_id"] == acme
     assert [d["id"] for d in _json(cli("list", "--json"))] == [doc["id"]]
 
 
-def test_several_organisations_and_none_chosen_is_a_usage_error(cli, conn) -> None:  # type: ignore[no-untyped-def]
+def test_several_organisations_and_none_chosen_is_a_usage_error(cli: Cli, conn: Conn) -> None:
     make_org(cli, "Acme")
     make_org(cli, "Beta")
     message = assert_error(cli("create", "example.com", "--every", "6h"), 2)
@@ -689,7 +684,7 @@ def test_several_organisations_and_none_chosen_is_a_usage_error(cli, conn) -> No
     assert conn.execute("SELECT count(*) FROM schedulers").fetchone() == (0,)
 
 
-def test_ambiguous_organisation_name_is_a_usage_error_and_the_id_resolves_it(cli) -> None:  # type: ignore[no-untyped-def]
+def test_ambiguous_organisation_name_is_a_usage_error_and_the_id_resolves_it(cli: Cli) -> None:
     first = make_org(cli, "Twin")
     make_org(cli, "Twin")
     message = assert_error(cli("list", "--org", "Twin"), 2)
@@ -699,7 +694,7 @@ def test_ambiguous_organisation_name_is_a_usage_error_and_the_id_resolves_it(cli
 
 
 @pytest.mark.parametrize("org", ["Nobody", "00000000-0000-0000-0000-000000000000"])
-def test_unknown_organisation_is_not_found(cli, conn, org: str) -> None:  # type: ignore[no-untyped-def]
+def test_unknown_organisation_is_not_found(cli: Cli, conn: Conn, org: str) -> None:
     make_org(cli, "Acme")
     assert_error(cli("list", "--org", org), 3)
     assert_error(cli("create", "example.com", "--every", "6h", "--org", org), 3)
@@ -707,7 +702,7 @@ def test_unknown_organisation_is_not_found(cli, conn, org: str) -> None:  # type
     assert conn.execute("SELECT count(*) FROM schedulers").fetchone() == (0,)
 
 
-def test_no_organisation_at_all_says_how_to_create_one(cli) -> None:  # type: ignore[no-untyped-def]
+def test_no_organisation_at_all_says_how_to_create_one(cli: Cli) -> None:
     message = assert_error(cli("list"), 3)
     assert "schedctl org create" in message
 
@@ -715,7 +710,7 @@ def test_no_organisation_at_all_says_how_to_create_one(cli) -> None:  # type: ig
 # ------------------------------------------------------------------ the server's time zone
 
 
-def test_a_server_time_zone_with_daylight_saving_changes_nothing(cli, conn) -> None:  # type: ignore[no-untyped-def]
+def test_a_server_time_zone_with_daylight_saving_changes_nothing(cli: Cli, conn: Conn) -> None:
     # Europe/Berlin moves its clocks at 01:00 UTC on 2031-03-30; every time must still be
     # exactly N hours apart, as the grid is absolute.
     dbname = conn.info.dbname

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli_subprocess
+from tests.helpers import run_cli_subprocess
 
 
 def _complete_bash(words: str, cword: int) -> list[str]:

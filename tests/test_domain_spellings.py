@@ -14,8 +14,15 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from cli_helpers import assert_error, make_due, make_org, make_scheduler
-from conftest import Result, run_cli, with_database
+from tests.helpers import (
+    Result,
+    assert_error,
+    make_due,
+    make_org,
+    make_scheduler,
+    run_cli,
+    with_database,
+)
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 Cli = Callable[..., Result]
@@ -205,7 +212,7 @@ def test_an_uppercase_unicode_name_is_reused_in_a_c_locale_database(
 ) -> None:
     monkeypatch.setenv("SCHEDCTL_DATABASE_URL", c_locale_url)
 
-    def schedctl(*args: str) -> Result:
+    def schedctl(*args: str, env: dict[str, str] | None = None) -> Result:
         return run_cli(list(args))
 
     migrated = schedctl("migrate")

@@ -14,7 +14,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from conftest import run_cli_subprocess
+from tests.helpers import run_cli_subprocess
 
 
 def _servers_for(data_dir: Path) -> list[psutil.Process]:

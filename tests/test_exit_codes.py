@@ -9,8 +9,17 @@ from collections.abc import Callable
 
 import pytest
 
-from cli_helpers import assert_error, fingerprint, make_due, make_org, make_scheduler
-from conftest import run_cli
+from tests.helpers import (
+    Cli,
+    Conn,
+    assert_error,
+    fetch_one,
+    fingerprint,
+    make_due,
+    make_org,
+    make_scheduler,
+    run_cli,
+)
 
 UNREACHABLE = "postgresql://schedctl:s3cr3t-pw@127.0.0.1:1/postgres"
 
@@ -18,7 +27,7 @@ UNREACHABLE = "postgresql://schedctl:s3cr3t-pw@127.0.0.1:1/postgres"
 # ------------------------------------------------------------------ 0
 
 
-def test_exit_0_on_success_with_nothing_on_stderr(cli) -> None:  # type: ignore[no-untyped-def]
+def test_exit_0_on_success_with_nothing_on_stderr(cli: Cli) -> None:
     make_org(cli, "Acme")
     for args in (("create", "example.com", "--every", "6h"), ("list",), ("show", "example.com")):
         result = cli(*args)
@@ -29,15 +38,13 @@ def test_exit_0_on_success_with_nothing_on_stderr(cli) -> None:  # type: ignore[
 # ------------------------------------------------------------------ 1
 
 
-def test_exit_1_when_tick_has_a_failing_scheduler(cli, conn) -> None:  # type: ignore[no-untyped-def]
+def test_exit_1_when_tick_has_a_failing_scheduler(cli: Cli, conn: Conn) -> None:
     make_org(cli, "Acme")
     good = make_scheduler(cli, "example.com")
     bad = make_scheduler(cli, "example.org")
     for doc in (good, bad):
         make_due(conn, doc["id"])
-    bad_domain = conn.execute(
-        "SELECT domain_id FROM schedulers WHERE id = %s", [bad["id"]]
-    ).fetchone()[0]
+    bad_domain = fetch_one(conn, "SELECT domain_id FROM schedulers WHERE id = %s", [bad["id"]])[0]
     conn.execute(f"ALTER TABLE jobs ADD CONSTRAINT host_refuses CHECK (domain_id <> {bad_domain})")
 
     result = cli("tick", "--json")
@@ -53,7 +60,7 @@ def test_exit_1_when_tick_has_a_failing_scheduler(cli, conn) -> None:  # type: i
     assert (json.loads(again.stdout)["due"], json.loads(again.stdout)["failed"]) == (1, 1)
 
 
-def test_exit_1_plain_tick_reports_the_failure_on_stderr(cli, conn) -> None:  # type: ignore[no-untyped-def]
+def test_exit_1_plain_tick_reports_the_failure_on_stderr(cli: Cli, conn: Conn) -> None:
     make_org(cli, "Acme")
     bad = make_scheduler(cli, "example.org")
     make_due(conn, bad["id"])
@@ -100,7 +107,7 @@ def _problems(check: Callable[[tuple[str, ...]], None], cases: list[tuple[str, .
     return problems
 
 
-def test_exit_2_usage_errors_are_one_line(cli, conn) -> None:  # type: ignore[no-untyped-def]
+def test_exit_2_usage_errors_are_one_line(cli: Cli, conn: Conn) -> None:
     make_org(cli, "Acme")
     before = fingerprint(conn)
 
@@ -113,7 +120,7 @@ def test_exit_2_usage_errors_are_one_line(cli, conn) -> None:  # type: ignore[no
     assert fingerprint(conn) == before
 
 
-def test_exit_2_the_json_flag_does_not_put_anything_on_stdout(cli) -> None:  # type: ignore[no-untyped-def]
+def test_exit_2_the_json_flag_does_not_put_anything_on_stdout(cli: Cli) -> None:
     make_org(cli, "Acme")
     assert_error(cli("create", "localhost", "--every", "6h", "--json"), 2)
 
@@ -132,7 +139,9 @@ REF_COMMANDS = [
 ]
 
 
-def test_exit_3_another_organisations_scheduler_looks_like_a_missing_one(cli, conn) -> None:  # type: ignore[no-untyped-def]
+def test_exit_3_another_organisations_scheduler_looks_like_a_missing_one(
+    cli: Cli, conn: Conn
+) -> None:
     make_org(cli, "Acme")
     make_org(cli, "Other")
     theirs = make_scheduler(cli, "theirs.com", "--org", "Other")
@@ -156,12 +165,12 @@ def test_exit_3_another_organisations_scheduler_looks_like_a_missing_one(cli, co
     assert fingerprint(conn) == before
 
 
-def test_exit_3_for_a_ref_that_is_neither_id_nor_domain(cli) -> None:  # type: ignore[no-untyped-def]
+def test_exit_3_for_a_ref_that_is_neither_id_nor_domain(cli: Cli) -> None:
     make_org(cli, "Acme")
     assert_error(cli("show", "not a domain/at all"), 3)
 
 
-def test_exit_3_for_an_unknown_organisation(cli) -> None:  # type: ignore[no-untyped-def]
+def test_exit_3_for_an_unknown_organisation(cli: Cli) -> None:
     make_org(cli, "Acme")
     message = assert_error(cli("list", "--org", "Nobody", "--json"), 3)
     assert "Nobody" in message
@@ -171,7 +180,7 @@ def test_exit_3_for_an_unknown_organisation(cli) -> None:  # type: ignore[no-unt
 
 
 @pytest.mark.parametrize("spelling", ["example.com", "https://WWW.EXAMPLE.com/"])
-def test_exit_4_on_a_duplicate_create(cli, conn, spelling: str) -> None:  # type: ignore[no-untyped-def]
+def test_exit_4_on_a_duplicate_create(cli: Cli, conn: Conn, spelling: str) -> None:
     make_org(cli, "Acme")
     make_scheduler(cli, "example.com")
     before = fingerprint(conn)
@@ -181,7 +190,7 @@ def test_exit_4_on_a_duplicate_create(cli, conn, spelling: str) -> None:  # type
     assert fingerprint(conn) == before
 
 
-def test_the_same_domain_in_another_organisation_is_no_conflict(cli) -> None:  # type: ignore[no-untyped-def]
+def test_the_same_domain_in_another_organisation_is_no_conflict(cli: Cli) -> None:
     make_org(cli, "Acme")
     make_org(cli, "Other")
     first = make_scheduler(cli, "example.com", "--org", "Acme")
@@ -202,7 +211,7 @@ UNREACHABLE_COMMANDS = [
 ]
 
 
-def test_exit_5_when_the_database_is_unreachable(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_exit_5_when_the_database_is_unreachable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SCHEDCTL_DATABASE_URL", UNREACHABLE)
     monkeypatch.setenv("SCHEDCTL_CONNECT_TIMEOUT", "2")
 
@@ -214,7 +223,9 @@ def test_exit_5_when_the_database_is_unreachable(monkeypatch) -> None:  # type: 
     assert _problems(check, UNREACHABLE_COMMANDS) == []
 
 
-def test_exit_5_unreachable_through_database_url_too(cli, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_exit_5_unreachable_through_database_url_too(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
     env = {"DATABASE_URL": UNREACHABLE, "SCHEDCTL_CONNECT_TIMEOUT": "2"}
     assert cli("org", "list", env=env).code == 0  # SCHEDCTL_DATABASE_URL wins
     monkeypatch.delenv("SCHEDCTL_DATABASE_URL")
@@ -234,7 +245,9 @@ NOT_MIGRATED_COMMANDS = [
 ]
 
 
-def test_exit_5_when_the_schema_is_not_migrated(empty_database_url: str, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_exit_5_when_the_schema_is_not_migrated(
+    empty_database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("SCHEDCTL_DATABASE_URL", empty_database_url)
 
     def check(args: tuple[str, ...]) -> None:
@@ -243,8 +256,8 @@ def test_exit_5_when_the_schema_is_not_migrated(empty_database_url: str, monkeyp
     assert _problems(check, NOT_MIGRATED_COMMANDS) == []
 
 
-def test_exit_5_when_only_part_of_the_schema_is_migrated(  # type: ignore[no-untyped-def]
-    cli, empty_database_url: str, monkeypatch
+def test_exit_5_when_only_part_of_the_schema_is_migrated(
+    cli: Cli, empty_database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from schedctl import migrate
     from schedctl.config import Settings

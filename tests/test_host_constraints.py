@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cli_helpers import assert_error, make_org, make_scheduler
+from tests.helpers import assert_error, make_org, make_scheduler
 
 
 def test_a_unique_constraint_the_host_adds_is_not_reported_as_already_exists(

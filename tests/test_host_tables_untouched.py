@@ -12,8 +12,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from cli_helpers import assert_error, make_due, make_org, make_scheduler
-from conftest import Result, run_cli
+from tests.helpers import Result, assert_error, make_due, make_org, make_scheduler, run_cli
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 Cli = Callable[..., Result]

@@ -14,13 +14,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from robustness_support import (
+from tests.helpers import (
     ACME,
     ALPHA,
     BETA,
     GAMMA,
     OTHER,
     SHARED,
+    Cli,
+    Conn,
     check_result,
     ensure_world,
     fingerprint,
@@ -306,35 +308,15 @@ def _report_inputs_tried() -> Iterator[None]:
     print(f"exit codes: {dict(sorted(CODES.items()))}")
 
 
-class _BuiltOnce:
-    """schedctl's Typer app with its click command built once instead of on every call.
-
-    Typer rebuilds the whole command tree from the function signatures each time the app is
-    called (about 20 ms); a process calls it once, these properties thousands of times.
-    Typer's own __call__ adds nothing else that main() relies on: it re-raises every error.
-    """
-
-    def __init__(self, app: Any) -> None:
-        import typer.main
-
-        self.command = typer.main.get_command(app)
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.command(*args, **kwargs)
-
-
 @pytest.fixture
-def world(cli: Any, conn: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+def world(cli: Cli, conn: Conn, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """The little world, with Acme as the default organisation (SCHEDCTL_ORG)."""
-    import schedctl.cli
-
     ensure_world(conn)
     monkeypatch.setenv("SCHEDCTL_ORG", "Acme")
-    monkeypatch.setattr(schedctl.cli, "app", _BuiltOnce(schedctl.cli.app))
     yield conn
 
 
-def _try(cli: Any, conn: Any, label: str, argv: list[str]) -> None:
+def _try(cli: Cli, conn: Conn, label: str, argv: list[str]) -> None:
     ensure_world(conn)
     before = fingerprint(conn)
     result = cli(*argv)
@@ -371,7 +353,7 @@ HYPOTHESIS = settings(
 @HYPOTHESIS
 @given(data=st.data())
 def test_every_command_survives_hostile_arguments(
-    name: str, data: st.DataObject, cli: Any, world: Any
+    name: str, data: st.DataObject, cli: Cli, world: Any
 ) -> None:
     argv = data.draw(command_lines(name), label="argv")
     _try(cli, world, name, argv)
@@ -385,7 +367,7 @@ def test_every_command_survives_hostile_arguments(
     ),
 )
 def test_arbitrary_words_after_any_command(
-    command: list[str], words: list[str], cli: Any, world: Any
+    command: list[str], words: list[str], cli: Cli, world: Any
 ) -> None:
     argv = command + words
     _try(cli, world, "arbitrary words", argv or ["list"])
@@ -394,7 +376,7 @@ def test_arbitrary_words_after_any_command(
 @settings(HYPOTHESIS, max_examples=25)
 @given(dry_run=st.booleans(), extra=st.lists(values, max_size=2))
 def test_migrate_survives_hostile_arguments(
-    dry_run: bool, extra: list[str], cli: Any, world: Any
+    dry_run: bool, extra: list[str], cli: Cli, world: Any
 ) -> None:
     _try(cli, world, "migrate", ["migrate", *(["--dry-run"] if dry_run else []), *extra])
 
@@ -402,7 +384,7 @@ def test_migrate_survives_hostile_arguments(
 # ---------------------------------------------------------------- what the properties found
 
 
-def test_a_value_that_reads_like_a_flag_does_not_turn_on_tracebacks(cli: Any, world: Any) -> None:
+def test_a_value_that_reads_like_a_flag_does_not_turn_on_tracebacks(cli: Cli, world: Any) -> None:
     # "-v" here is the pause reason, not the flag; the NUL makes the driver raise.
     result = cli("pause", "alpha.com", "--reason", "-v", "--org", "\x00")
     assert result.code == 2
@@ -416,7 +398,7 @@ def test_a_value_that_reads_like_a_flag_does_not_turn_on_tracebacks(cli: Any, wo
     assert verbose.stderr.splitlines()[-1] == result.stderr.strip()
 
 
-def test_an_undecodable_argument_is_invalid_input(cli: Any, world: Any) -> None:
+def test_an_undecodable_argument_is_invalid_input(cli: Cli, world: Any) -> None:
     before = fingerprint(world)
     result = cli("resume", "alpha.com", "--org", "\udcff")
     assert (result.code, result.stdout) == (2, "")
@@ -424,7 +406,7 @@ def test_an_undecodable_argument_is_invalid_input(cli: Any, world: Any) -> None:
     assert fingerprint(world) == before
 
 
-def test_a_run_time_near_the_year_9999_is_shown_without_overflow(cli: Any, world: Any) -> None:
+def test_a_run_time_near_the_year_9999_is_shown_without_overflow(cli: Cli, world: Any) -> None:
     import json
 
     assert cli("update", "alpha.com", "--start-at", "9999-12-31T20:00:00Z").code == 0
@@ -434,7 +416,7 @@ def test_a_run_time_near_the_year_9999_is_shown_without_overflow(cli: Any, world
     assert json.loads(shown.stdout)["next_runs"] == ["9999-12-31T20:00:00Z"]
 
 
-def test_a_new_interval_past_the_year_9999_is_refused(cli: Any, world: Any) -> None:
+def test_a_new_interval_past_the_year_9999_is_refused(cli: Cli, world: Any) -> None:
     assert cli("update", "alpha.com", "--start-at", "9999-12-31T20:00:00Z").code == 0
     before = fingerprint(world)
     result = cli("update", "alpha.com", "--every", "48h")
@@ -447,7 +429,7 @@ def test_a_new_interval_past_the_year_9999_is_refused(cli: Any, world: Any) -> N
     ("args", "path"), [(["org"], "schedctl org"), ([], "schedctl")], ids=["org", "bare"]
 )
 def test_a_command_group_without_a_command_is_one_error_line(
-    cli: Any, args: list[str], path: str
+    cli: Cli, args: list[str], path: str
 ) -> None:
     result = cli(*args)
     assert (result.code, result.stdout) == (2, "")

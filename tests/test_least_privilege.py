@@ -20,8 +20,17 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
-from cli_helpers import make_due, make_org, make_scheduler
-from conftest import as_uri, run_cli_subprocess
+from tests.helpers import (
+    Cli,
+    Conn,
+    as_uri,
+    fetch_one,
+    make_due,
+    make_org,
+    make_scheduler,
+    run_cli_subprocess,
+)
+from tests.helpers import insert_active_job as _insert_active_job
 
 CONTRIB = Path(__file__).resolve().parents[1] / "contrib"
 GRANTS = CONTRIB / "grants.sql"
@@ -65,24 +74,7 @@ def tick_role(database_url: str) -> Iterator[TickRole]:
                 admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
 
 
-def _insert_active_job(conn: Any, scheduler_id: str) -> str:
-    row = conn.execute(
-        """
-        INSERT INTO jobs (id, domain_id, organisation_id, status, progress, created_at,
-                          concurrency, find_links, max_pages, source_type)
-        SELECT gen_random_uuid()::text, domain_id, organisation_id, 'running', 0.5, now(),
-               5, TRUE, 0, 'manual'
-        FROM schedulers WHERE id = %s
-        RETURNING id
-        """,
-        [scheduler_id],
-    ).fetchone()
-    assert row is not None
-    job_id: str = row[0]
-    return job_id
-
-
-def _every_path_of_tick(cli: Any, conn: Any) -> dict[str, Any]:
+def _every_path_of_tick(cli: Cli, conn: Conn) -> dict[str, Any]:
     """Due schedulers that take each path of the pass: a plain job, a replaced active
     job, a slot skipped under the skip policy (an audit entry)."""
     make_org(cli, "Acme")
@@ -101,7 +93,7 @@ def _every_path_of_tick(cli: Any, conn: Any) -> dict[str, Any]:
     }
 
 
-def test_tick_runs_as_the_least_privileged_role(cli, conn, tick_role: TickRole) -> None:  # type: ignore[no-untyped-def]
+def test_tick_runs_as_the_least_privileged_role(cli: Cli, conn: Conn, tick_role: TickRole) -> None:
     setup = _every_path_of_tick(cli, conn)
     docs = setup["docs"]
     env = {"SCHEDCTL_DATABASE_URL": tick_role.url}
@@ -173,8 +165,8 @@ def test_tick_runs_as_the_least_privileged_role(cli, conn, tick_role: TickRole) 
         "DROP TABLE schedulers",
     ],
 )
-def test_the_role_cannot_do_anything_else(  # type: ignore[no-untyped-def]
-    cli, conn, tick_role: TickRole, statement: str
+def test_the_role_cannot_do_anything_else(
+    cli: Cli, conn: Conn, tick_role: TickRole, statement: str
 ) -> None:
     _every_path_of_tick(cli, conn)
     with psycopg.connect(tick_role.url, autocommit=True) as role_conn:
@@ -185,10 +177,10 @@ def test_the_role_cannot_do_anything_else(  # type: ignore[no-untyped-def]
     assert conn.execute("SELECT count(*) FROM jobs").fetchone() == (2,)
 
 
-def test_the_role_cannot_create_tables_on_postgresql_15_and_later(  # type: ignore[no-untyped-def]
-    conn, tick_role: TickRole
+def test_the_role_cannot_create_tables_on_postgresql_15_and_later(
+    conn: Conn, tick_role: TickRole
 ) -> None:
-    version = int(conn.execute("SHOW server_version_num").fetchone()[0])
+    version = int(fetch_one(conn, "SHOW server_version_num")[0])
     if version < 150000:
         pytest.skip("PostgreSQL 13 and 14 let PUBLIC create in the public schema (see grants.sql)")
     with (
@@ -198,8 +190,8 @@ def test_the_role_cannot_create_tables_on_postgresql_15_and_later(  # type: igno
         role_conn.execute("CREATE TABLE stash (x int)")
 
 
-def test_schedctl_commands_that_change_schedulers_fail_as_the_role(  # type: ignore[no-untyped-def]
-    cli, conn, tick_role: TickRole
+def test_schedctl_commands_that_change_schedulers_fail_as_the_role(
+    cli: Cli, conn: Conn, tick_role: TickRole
 ) -> None:
     docs = _every_path_of_tick(cli, conn)["docs"]
     env = {"SCHEDCTL_DATABASE_URL": tick_role.url}
@@ -221,7 +213,9 @@ def test_schedctl_commands_that_change_schedulers_fail_as_the_role(  # type: ign
     ).fetchone() == (6, True)
 
 
-def test_grants_can_be_applied_again(cli, conn, database_url: str, tick_role: TickRole) -> None:  # type: ignore[no-untyped-def]
+def test_grants_can_be_applied_again(
+    cli: Cli, conn: Conn, database_url: str, tick_role: TickRole
+) -> None:
     _apply_grants(database_url, tick_role.group)
     _every_path_of_tick(cli, conn)
     result = run_cli_subprocess(["tick", "--json"], {"SCHEDCTL_DATABASE_URL": tick_role.url})
@@ -271,8 +265,8 @@ def test_the_crontab_runs_tick_every_minute_reading_the_url_from_a_file() -> Non
 
 
 @pytest.mark.skipif(shutil.which("sh") is None, reason="needs a POSIX shell")
-def test_the_crontab_command_ticks_quietly_as_the_role(  # type: ignore[no-untyped-def]
-    cli, conn, tick_role: TickRole, tmp_path: Path
+def test_the_crontab_command_ticks_quietly_as_the_role(
+    cli: Cli, conn: Conn, tick_role: TickRole, tmp_path: Path
 ) -> None:
     """The crontab line's command, run by sh as cron would, with the env file elsewhere."""
     _every_path_of_tick(cli, conn)

@@ -9,20 +9,24 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import sys
 import time
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg
 import pytest
-from psycopg import sql
 
-from conftest import Result, cli_env, run_cli_subprocess, with_database
-from robustness_support import check_result
 from schedctl.config import Settings
 from schedctl.migrate import migrate, migrations_dir
+from tests.helpers import (
+    Cli,
+    Conn,
+    NewDatabase,
+    check_result,
+    fetch_one,
+    run_cli_subprocess,
+    start_cli_process,
+)
+from tests.helpers import finish_cli_process as _finish
 
 pytestmark = pytest.mark.slow
 
@@ -40,27 +44,10 @@ SCHEDCTL_TABLES = (
 
 
 def _start(args: list[str], url: str, extra: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "schedctl", *args],
-        env=cli_env({"SCHEDCTL_DATABASE_URL": url, **(extra or {})}),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    return start_cli_process(args, {"SCHEDCTL_DATABASE_URL": url, **(extra or {})})
 
 
-def _finish(proc: subprocess.Popen[str], timeout: float = 120) -> Result:
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.communicate()
-        pytest.fail(f"still running after {timeout} s: {proc.args}")
-    return Result(proc.returncode, out, err)
-
-
-def _applied(conn: Any) -> list[tuple[str, int]]:
+def _applied(conn: Conn) -> list[tuple[str, int]]:
     """Each migration yoyo recorded, with how many times it was recorded and applied."""
     return conn.execute(
         "SELECT m.migration_id, count(*) * 100 + (SELECT count(*) FROM schedctl._yoyo_log l"
@@ -70,23 +57,9 @@ def _applied(conn: Any) -> list[tuple[str, int]]:
 
 
 @pytest.fixture
-def empty_databases(server_url: str) -> Iterator[Any]:
+def empty_databases(new_database: NewDatabase) -> NewDatabase:
     """A factory of empty databases on the test server, all dropped afterwards."""
-    names: list[str] = []
-
-    def make() -> str:
-        name = f"schedctl_m_{uuid.uuid4().hex[:12]}"
-        with psycopg.connect(server_url, autocommit=True) as admin:
-            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        names.append(name)
-        return with_database(server_url, name)
-
-    yield make
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        for name in names:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
+    return new_database
 
 
 # ---------------------------------------------------------------- concurrent runs
@@ -95,7 +68,7 @@ def empty_databases(server_url: str) -> Iterator[Any]:
 @pytest.mark.parametrize("processes", [4, 8])
 @pytest.mark.parametrize("attempt", [1, 2])
 def test_concurrent_migrates_on_an_empty_database_apply_the_schema_once(
-    empty_databases: Any, processes: int, attempt: int
+    empty_databases: NewDatabase, processes: int, attempt: int
 ) -> None:
     url = empty_databases()
     procs = [_start(["migrate", "--json"], url) for _ in range(processes)]
@@ -121,7 +94,7 @@ def test_concurrent_migrates_on_an_empty_database_apply_the_schema_once(
 
 
 def test_a_migrate_killed_while_it_holds_the_lock_does_not_block_the_next(
-    empty_databases: Any,
+    empty_databases: NewDatabase,
 ) -> None:
     url = empty_databases()
     with psycopg.connect(url) as blocker, psycopg.connect(url, autocommit=True) as watcher:
@@ -130,10 +103,11 @@ def test_a_migrate_killed_while_it_holds_the_lock_does_not_block_the_next(
         blocker.execute("DROP SCHEMA public CASCADE")
         first = _start(["migrate"], url)
         deadline = time.monotonic() + 30
-        while not watcher.execute(
+        while not fetch_one(
+            watcher,
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-            " AND wait_event_type = 'Lock'"
-        ).fetchone()[0]:
+            " AND wait_event_type = 'Lock'",
+        )[0]:
             assert time.monotonic() < deadline, "the first migrate never waited"
             time.sleep(0.05)
         assert watcher.execute(
@@ -153,7 +127,7 @@ def test_a_migrate_killed_while_it_holds_the_lock_does_not_block_the_next(
 
 
 def test_a_migration_blocked_by_the_hosts_workers_gives_up_and_applies_later(
-    empty_databases: Any, monkeypatch: pytest.MonkeyPatch
+    empty_databases: NewDatabase, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url = empty_databases()
     monkeypatch.setenv("SCHEDCTL_DATABASE_URL", url)
@@ -256,12 +230,12 @@ SEED_VIEW = {
 }
 
 
-def _seed_view(conn: Any) -> dict[str, list[Any]]:
+def _seed_view(conn: Conn) -> dict[str, list[Any]]:
     return {table: conn.execute(query).fetchall() for table, query in SEED_VIEW.items()}
 
 
 def test_upgrading_a_database_holding_schedulers_and_jobs_loses_nothing(
-    empty_databases: Any, monkeypatch: pytest.MonkeyPatch, cli: Any
+    empty_databases: NewDatabase, monkeypatch: pytest.MonkeyPatch, cli: Cli
 ) -> None:
     url = empty_databases()
     monkeypatch.setenv("SCHEDCTL_DATABASE_URL", url)

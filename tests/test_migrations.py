@@ -4,13 +4,12 @@ host application's own schema that already has the tables (and the seed's schedu
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import psycopg
 import pytest
 
-from cli_helpers import assert_error, make_due
-from conftest import Result, run_cli
+from tests.helpers import Cli, Conn, assert_error, cli_against, make_due
 
 MIGRATIONS = [
     "0001_host_tables",
@@ -25,27 +24,20 @@ QUIET = {
     "active_jobs_index_advised": False,
 }
 
-Cli = Callable[..., Result]
-
 
 @pytest.fixture
 def empty_cli(empty_database_url: str, monkeypatch: pytest.MonkeyPatch) -> Cli:
     """schedctl in this process against the empty (not migrated) database."""
-    monkeypatch.setenv("SCHEDCTL_DATABASE_URL", empty_database_url)
-
-    def invoke(*args: str) -> Result:
-        return run_cli(list(args))
-
-    return invoke
+    return cli_against(empty_database_url, monkeypatch)
 
 
 @pytest.fixture
-def empty_conn(empty_database_url: str) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+def empty_conn(empty_database_url: str) -> Iterator[Conn]:
     with psycopg.connect(empty_database_url, autocommit=True) as connection:
         yield connection
 
 
-def _tables(conn: psycopg.Connection[tuple[object, ...]], schema: str = "public") -> set[str]:
+def _tables(conn: Conn, schema: str = "public") -> set[str]:
     """The tables of a schema, leaving out yoyo's bookkeeping (its names start with _)."""
     rows = conn.execute(
         "SELECT tablename FROM pg_tables WHERE schemaname = %s AND tablename NOT LIKE '\\_%%'",
@@ -54,14 +46,14 @@ def _tables(conn: psycopg.Connection[tuple[object, ...]], schema: str = "public"
     return {str(row[0]) for row in rows}
 
 
-def _applied(conn: psycopg.Connection[tuple[object, ...]]) -> list[str]:
+def _applied(conn: Conn) -> list[str]:
     if conn.execute("SELECT to_regclass('schedctl._yoyo_migration')").fetchone() == (None,):
         return []
     rows = conn.execute("SELECT migration_id FROM schedctl._yoyo_migration ORDER BY migration_id")
     return [str(row[0]) for row in rows.fetchall()]
 
 
-def test_migrate_applies_everything_then_is_a_no_op(empty_cli: Cli, empty_conn) -> None:  # type: ignore[no-untyped-def]
+def test_migrate_applies_everything_then_is_a_no_op(empty_cli: Cli, empty_conn: Conn) -> None:
     first = empty_cli("migrate")
     assert first.code == 0, first.stderr
     assert first.stdout.splitlines() == [f"applied {name}" for name in MIGRATIONS]
@@ -89,8 +81,8 @@ def test_migrate_json_lists_what_it_applied(empty_cli: Cli) -> None:
     assert json.loads(result.stdout) == {"dry_run": False, "migrations": MIGRATIONS} | QUIET
 
 
-def test_dry_run_lists_the_pending_migrations_and_applies_nothing(  # type: ignore[no-untyped-def]
-    empty_cli: Cli, empty_conn
+def test_dry_run_lists_the_pending_migrations_and_applies_nothing(
+    empty_cli: Cli, empty_conn: Conn
 ) -> None:
     plain = empty_cli("migrate", "--dry-run")
     assert plain.code == 0, plain.stderr
@@ -105,8 +97,8 @@ def test_dry_run_lists_the_pending_migrations_and_applies_nothing(  # type: igno
     assert "schedctl migrate" in assert_error(empty_cli("list"), 5)
 
 
-def test_dry_run_on_a_partly_migrated_database_lists_only_the_rest(  # type: ignore[no-untyped-def]
-    empty_cli: Cli, empty_conn
+def test_dry_run_on_a_partly_migrated_database_lists_only_the_rest(
+    empty_cli: Cli, empty_conn: Conn
 ) -> None:
     from schedctl import migrate
     from schedctl.config import Settings
@@ -246,7 +238,7 @@ SELECT (SELECT md5(string_agg(o::text, '|' ORDER BY o.id)) FROM organisations o)
 """
 
 
-def _scheduler_fks(conn: psycopg.Connection[tuple[object, ...]]) -> list[tuple[str, str]]:
+def _scheduler_fks(conn: Conn) -> list[tuple[str, str]]:
     rows = conn.execute(
         """
         SELECT c.conname, c.confdeltype::text
@@ -259,8 +251,8 @@ def _scheduler_fks(conn: psycopg.Connection[tuple[object, ...]]) -> list[tuple[s
     return [(str(name), str(rule)) for name, rule in rows]
 
 
-def test_install_on_a_host_schema_keeps_its_data_and_its_foreign_key(  # type: ignore[no-untyped-def]
-    empty_cli: Cli, empty_conn
+def test_install_on_a_host_schema_keeps_its_data_and_its_foreign_key(
+    empty_cli: Cli, empty_conn: Conn
 ) -> None:
     empty_conn.execute(HOST_SCHEMA)
     assert [rule for _, rule in _scheduler_fks(empty_conn)] == ["c"]
@@ -290,7 +282,7 @@ def test_install_on_a_host_schema_keeps_its_data_and_its_foreign_key(  # type: i
     assert again == {"dry_run": False, "migrations": []} | QUIET
 
 
-def test_the_whole_flow_works_on_a_host_schema(empty_cli: Cli, empty_conn) -> None:  # type: ignore[no-untyped-def]
+def test_the_whole_flow_works_on_a_host_schema(empty_cli: Cli, empty_conn: Conn) -> None:
     empty_conn.execute(HOST_SCHEMA)
     assert empty_cli("migrate").code == 0
 
@@ -349,7 +341,7 @@ def test_the_whole_flow_works_on_a_host_schema(empty_cli: Cli, empty_conn) -> No
     assert empty_conn.execute("SELECT count(*) FROM tasks").fetchone() == (2,)
 
 
-def test_a_set_null_foreign_key_already_in_place_is_kept(empty_cli: Cli, empty_conn) -> None:  # type: ignore[no-untyped-def]
+def test_a_set_null_foreign_key_already_in_place_is_kept(empty_cli: Cli, empty_conn: Conn) -> None:
     schema = HOST_SCHEMA.replace(
         "REFERENCES schedulers (id) ON DELETE CASCADE",
         "REFERENCES schedulers (id) ON DELETE SET NULL",
@@ -361,7 +353,9 @@ def test_a_set_null_foreign_key_already_in_place_is_kept(empty_cli: Cli, empty_c
     assert _scheduler_fks(empty_conn) == before
 
 
-def test_a_host_with_the_tables_but_no_scheduler_id_gets_one(empty_cli: Cli, empty_conn) -> None:  # type: ignore[no-untyped-def]
+def test_a_host_with_the_tables_but_no_scheduler_id_gets_one(
+    empty_cli: Cli, empty_conn: Conn
+) -> None:
     schema = HOST_SCHEMA.split("-- The seed plan's schedulers")[0]
     empty_conn.execute(schema)
     empty_conn.execute(

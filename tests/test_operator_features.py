@@ -14,8 +14,21 @@ from typing import Any
 import psycopg
 import pytest
 
-from cli_helpers import assert_error, fingerprint, make_due, make_org, make_scheduler, parse_time
-from conftest import run_cli_subprocess
+from tests.helpers import (
+    Cli,
+    Conn,
+    assert_error,
+    fetch_one,
+    fingerprint,
+    make_due,
+    make_org,
+    make_scheduler,
+    parse_time,
+    run_cli_subprocess,
+)
+from tests.helpers import insert_active_job as _insert_active_job
+from tests.helpers import ok_json as _json
+from tests.helpers import scheduler_row as _scheduler_row
 
 RFC3339_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z$")
 HEAD_MIGRATION = sorted(
@@ -25,7 +38,7 @@ HEAD_MIGRATION = sorted(
 )[-1]
 
 
-def _create(cli: Any, domain: str, *options: str, actor: str) -> dict[str, Any]:
+def _create(cli: Cli, domain: str, *options: str, actor: str) -> dict[str, Any]:
     """make_scheduler as `actor` (SCHEDCTL_ACTOR stays set for the rest of the test)."""
     doc: dict[str, Any] = _json(
         cli("create", domain, "--every", "6h", *options, "--json", env={"SCHEDCTL_ACTOR": actor})
@@ -33,43 +46,7 @@ def _create(cli: Any, domain: str, *options: str, actor: str) -> dict[str, Any]:
     return doc
 
 
-def _json(result: Any) -> Any:
-    assert result.code == 0, (result.code, result.stdout, result.stderr)
-    return json.loads(result.stdout)
-
-
-def _scheduler_row(conn: Any, scheduler_id: str) -> dict[str, Any]:
-    cur = conn.execute(
-        "SELECT s.*, coalesce(st.overlap_policy, 'replace') AS overlap_policy, st.pause_reason"
-        " FROM schedulers s LEFT JOIN schedctl.scheduler_settings st ON st.scheduler_id = s.id"
-        " WHERE s.id = %s",
-        [scheduler_id],
-    )
-    names = [column.name for column in cur.description]
-    row = cur.fetchone()
-    assert row is not None
-    return dict(zip(names, row, strict=True))
-
-
-def _insert_active_job(conn: Any, scheduler_id: str, status: str = "running") -> str:
-    """A job of the scheduler's domain and organisation that the host's workers hold."""
-    row = conn.execute(
-        """
-        INSERT INTO jobs (id, domain_id, organisation_id, status, progress, created_at,
-                          concurrency, find_links, max_pages, source_type)
-        SELECT gen_random_uuid()::text, domain_id, organisation_id, %s, 0.5, now(), 5, TRUE,
-               0, 'manual'
-        FROM schedulers WHERE id = %s
-        RETURNING id
-        """,
-        [status, scheduler_id],
-    ).fetchone()
-    assert row is not None
-    job_id: str = row[0]
-    return job_id
-
-
-def _audit(conn: Any, scheduler_id: str) -> list[tuple[str, str, dict[str, Any], str | None]]:
+def _audit(conn: Conn, scheduler_id: str) -> list[tuple[str, str, dict[str, Any], str | None]]:
     return conn.execute(
         "SELECT action, actor, changes, reason FROM schedctl.audit "
         "WHERE scheduler_id = %s ORDER BY id",
@@ -77,7 +54,7 @@ def _audit(conn: Any, scheduler_id: str) -> list[tuple[str, str, dict[str, Any],
     ).fetchall()
 
 
-def _refuse_jobs_of(conn: Any, domain: str) -> None:
+def _refuse_jobs_of(conn: Conn, domain: str) -> None:
     """A host constraint that refuses new jobs of one domain (tick then fails on it)."""
     conn.execute(
         f"ALTER TABLE jobs ADD CONSTRAINT host_refuses_domain CHECK (domain_id <> "
@@ -85,7 +62,7 @@ def _refuse_jobs_of(conn: Any, domain: str) -> None:
     )
 
 
-def _domain_id(conn: Any, domain: str) -> int:
+def _domain_id(conn: Conn, domain: str) -> int:
     row = conn.execute("SELECT id FROM domains WHERE name = %s", [domain]).fetchone()
     assert row is not None
     value: int = row[0]
@@ -95,7 +72,7 @@ def _domain_id(conn: Any, domain: str) -> int:
 # ---------------------------------------------------------------- 1. pause and resume
 
 
-def test_pause_keeps_the_reason_and_show_and_list_display_it(cli, conn) -> None:  # type: ignore[no-untyped-def]
+def test_pause_keeps_the_reason_and_show_and_list_display_it(cli: Cli, conn: Conn) -> None:
     make_org(cli, "Acme")
     doc = make_scheduler(cli, "example.com")
     paused = _json(cli("pause", "example.com", "--reason", "site migration [/blog]", "--json"))
@@ -117,7 +94,7 @@ def test_pause_keeps_the_reason_and_show_and_list_display_it(cli, conn) -> None:
     assert _json(cli("list", "--enabled", "--json")) == []
 
 
-def test_pause_without_a_reason_and_the_json_of_an_enabled_scheduler(cli, conn) -> None:  # type: ignore[no-untyped-def]
+def test_pause_without_a_reason_and_the_json_of_an_enabled_scheduler(cli: Cli, conn: Conn) -> None:
     make_org(cli, "Acme")
     doc = make_scheduler(cli, "example.com")
     assert doc["pause_reason"] is None
@@ -126,7 +103,7 @@ def test_pause_without_a_reason_and_the_json_of_an_enabled_scheduler(cli, conn) 
     assert cli("list").stdout.splitlines()[1].split("\t")[3] == "paused"
 
 
-def test_resume_enables_and_clears_the_reason_keeping_next_run(cli, conn) -> None:  # type: ignore[no-untyped-def]
+def test_resume_enables_and_clears_the_reason_keeping_next_run(cli: Cli, conn: Conn) -> None:
     make_org(cli, "Acme")
     doc = make_scheduler(cli, "example.com")
     cli("pause", "example.com", "--reason", "billing hold")
@@ -137,7 +114,9 @@ def test_resume_enables_and_clears_the_reason_keeping_next_run(cli, conn) -> Non
     assert (row["is_enabled"], row["pause_reason"]) == (True, None)
 
 
-def test_a_slot_missed_while_paused_is_due_at_once_then_back_on_the_grid(cli, conn) -> None:  # type: ignore[no-untyped-def]
+def test_a_slot_missed_while_paused_is_due_at_once_then_back_on_the_grid(
+    cli: Cli, conn: Conn
+) -> None:
     make_org(cli, "Acme")
     doc = make_scheduler(cli, "example.com", "--every", "6h")
     cli("pause", "example.com", "--reason", "outage")
@@ -163,7 +142,7 @@ def test_a_slot_missed_while_paused_is_due_at_once_then_back_on_the_grid(cli, co
     assert (again["due"], again["created"]) == (0, 0)
 
 
-def test_update_enable_also_clears_the_pause_reason(cli, conn) -> None:  # type: ignore[no-untyped-def]
+def test_update_enable_also_clears_the_pause_reason(cli: Cli, conn: Conn) -> None:
     make_org(cli, "Acme")
     doc = make_scheduler(cli, "example.com")
     cli("pause", "example.com", "--reason", "hold")
@@ -173,7 +152,7 @@ def test_update_enable_also_clears_the_pause_reason(cli, conn) -> None:  # type:
 
 
 @pytest.mark.parametrize("reason", ["x" * 501, "two\nlines", "bell\x07"])
-def test_pause_refuses_a_bad_reason_and_writes_nothing(cli, conn, reason: str) -> None:  # type: ignore[no-untyped-def]
+def test_pause_refuses_a_bad_reason_and_writes_nothing(cli: Cli, conn: Conn, reason: str) -> None:
     make_org(cli, "Acme")
     make_scheduler(cli, "example.com")
     before = fingerprint(conn)
@@ -181,7 +160,7 @@ def test_pause_refuses_a_bad_reason_and_writes_nothing(cli, conn, reason: str) -
     assert fingerprint(conn) == before
 
 
-def test_pause_resume_and_run_of_an_unknown_scheduler_are_not_found(cli) -> None:  # type: ignore[no-untyped-def]
+def test_pause_resume_and_run_of_an_unknown_scheduler_are_not_found(cli: Cli) -> None:
     make_org(cli, "Acme")
     for command in ("pause", "resume", "run"):
         assert "no scheduler" in assert_error(cli(command, "nowhere.com", "--json"), 3)
@@ -190,7 +169,9 @@ def test_pause_resume_and_run_of_an_unknown_scheduler_are_not_found(cli) -> None
 # ---------------------------------------------------------------- 2. run now
 
 
-def test_run_creates_a_manual_job_with_the_template_and_keeps_next_run(cli, conn) -> None:  # type: ignore[no-untyped-def]
+def test_run_creates_a_manual_job_with_the_template_and_keeps_next_run(
+    cli: Cli, conn: Conn
+) -> None:
     make_org(cli, "Acme")
     doc = make_scheduler(
         cli,
@@ -246,7 +227,7 @@ def test_run_creates_a_manual_job_with_the_template_and_keeps_next_run(cli, conn
     assert after == before
 
 
-def test_run_does_not_take_the_slot_of_the_next_tick(cli, conn) -> None:  # type: ignore[no-untyped-def]
+def test_run_does_not_take_the_slot_of_the_next_tick(cli: Cli, conn: Conn) -> None:
     make_org(cli, "Acme")
     doc = make_scheduler(cli, "example.com", "--overlap", "allow")
     slot = make_due(conn, doc["id"], "5 minutes")
@@ -259,14 +240,14 @@ def test_run_does_not_take_the_slot_of_the_next_tick(cli, conn) -> None:  # type
     ).fetchone() == (2,)
 
 
-def test_run_with_replace_cancels_the_active_job(cli, conn) -> None:  # type: ignore[no-untyped-def]
+def test_run_with_replace_cancels_the_active_job(cli: Cli, conn: Conn) -> None:
     make_org(cli, "Acme")
     doc = make_scheduler(cli, "example.com")
     active = _insert_active_job(conn, doc["id"])
     job = _json(cli("run", "example.com", "--json"))
-    status, completed_at = conn.execute(
-        "SELECT status, completed_at FROM jobs WHERE id = %s", [active]
-    ).fetchone()
+    status, completed_at = fetch_one(
+        conn, "SELECT status, completed_at FROM jobs WHERE id = %s", [active]
+    )
     assert status == "cancelled"
     assert completed_at is not None
     assert conn.execute("SELECT status FROM jobs WHERE id = %s", [job["id"]]).fetchone() == (
@@ -274,7 +255,7 @@ def test_run_with_replace_cancels_the_active_job(cli, conn) -> None:  # type: ig
     )
 
 
-def test_run_with_skip_is_a_conflict_while_a_job_is_active(cli, conn) -> None:  # type: ignore[no-untyped-def]
+def test_run_with_skip_is_a_conflict_while_a_job_is_active(cli: Cli, conn: Conn) -> None:
     make_org(cli, "Acme")
     doc = make_scheduler(cli, "example.com", "--overlap", "skip")
     active = _insert_active_job(conn, doc["id"], status="pending")
@@ -286,7 +267,7 @@ def test_run_with_skip_is_a_conflict_while_a_job_is_active(cli, conn) -> None:  
     assert job["scheduler_id"] == doc["id"]
 
 
-def test_run_with_allow_leaves_the_active_job_running(cli, conn) -> None:  # type: ignore[no-untyped-def]
+def test_run_with_allow_leaves_the_active_job_running(cli: Cli, conn: Conn) -> None:
     make_org(cli, "Acme")
     doc = make_scheduler(cli, "example.com", "--overlap", "allow")
     active = _insert_active_job(conn, doc["id"])
@@ -299,19 +280,19 @@ def test_run_with_allow_leaves_the_active_job_running(cli, conn) -> None:  # typ
     ).fetchone() == (2,)
 
 
-def test_run_plain_output_names_the_job(cli, conn) -> None:  # type: ignore[no-untyped-def]
+def test_run_plain_output_names_the_job(cli: Cli, conn: Conn) -> None:
     make_org(cli, "Acme")
     make_scheduler(cli, "example.com")
     result = cli("run", "example.com")
     assert result.code == 0, result.stderr
-    (job_id,) = conn.execute("SELECT id FROM jobs").fetchone()
+    (job_id,) = fetch_one(conn, "SELECT id FROM jobs")
     assert result.stdout == f"created job {job_id} for example.com\n"
 
 
 # ---------------------------------------------------------------- 3. next runs
 
 
-def test_show_lists_the_next_five_run_times_on_the_grid(cli, conn) -> None:  # type: ignore[no-untyped-def]
+def test_show_lists_the_next_five_run_times_on_the_grid(cli: Cli, conn: Conn) -> None:
     make_org(cli, "Acme")
     doc = make_scheduler(cli, "example.com", "--every", "12h")
     shown = _json(cli("show", "example.com", "--json"))
@@ -324,7 +305,7 @@ def test_show_lists_the_next_five_run_times_on_the_grid(cli, conn) -> None:  # t
 
 
 @pytest.mark.parametrize("count", ["1", "3", "1000"])
-def test_show_next_n(cli, count: str) -> None:  # type: ignore[no-untyped-def]
+def test_show_next_n(cli: Cli, count: str) -> None:
     make_org(cli, "Acme")
     make_scheduler(cli, "example.com")
     assert len(_json(cli("show", "example.com", "--next", count, "--json"))["next_runs"]) == int(
@@ -333,13 +314,15 @@ def test_show_next_n(cli, count: str) -> None:  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize("count", ["0", "-1", "1001", "many"])
-def test_show_next_out_of_range_is_a_usage_error(cli, count: str) -> None:  # type: ignore[no-untyped-def]
+def test_show_next_out_of_range_is_a_usage_error(cli: Cli, count: str) -> None:
     make_org(cli, "Acme")
     make_scheduler(cli, "example.com")
     assert_error(cli("show", "example.com", "--next", count, "--json"), 2)
 
 
-def test_next_runs_of_an_overdue_scheduler_are_its_slot_then_the_grid_after_now(cli, conn) -> None:  # type: ignore[no-untyped-def]
+def test_next_runs_of_an_overdue_scheduler_are_its_slot_then_the_grid_after_now(
+    cli: Cli, conn: Conn
+) -> None:
     make_org(cli, "Acme")
     doc = make_scheduler(cli, "example.com", "--every", "6h")
     slot = make_due(conn, doc["id"], "13 hours")
@@ -350,7 +333,7 @@ def test_next_runs_of_an_overdue_scheduler_are_its_slot_then_the_grid_after_now(
     assert _scheduler_row(conn, doc["id"])["next_run_at"] == runs[1]
 
 
-def test_show_plain_output_lists_each_next_run(cli) -> None:  # type: ignore[no-untyped-def]
+def test_show_plain_output_lists_each_next_run(cli: Cli) -> None:
     make_org(cli, "Acme")
     make_scheduler(cli, "example.com")
     shown = _json(cli("show", "example.com", "--next", "3", "--json"))
@@ -363,7 +346,7 @@ def test_show_plain_output_lists_each_next_run(cli) -> None:  # type: ignore[no-
 # ---------------------------------------------------------------- 4. dry run
 
 
-def _mixed_schedulers(cli: Any, conn: Any) -> dict[str, str]:
+def _mixed_schedulers(cli: Cli, conn: Conn) -> dict[str, str]:
     """Due with replace and an active job; due with skip and an active job; due and
     clean; not due; paused and due."""
     ids = {}
@@ -383,11 +366,13 @@ def _mixed_schedulers(cli: Any, conn: Any) -> dict[str, str]:
     return ids
 
 
-def _heartbeats(conn: Any) -> list[tuple[Any, ...]]:
+def _heartbeats(conn: Conn) -> list[tuple[Any, ...]]:
     return conn.execute("SELECT * FROM schedctl.tick_heartbeats ORDER BY host").fetchall()
 
 
-def test_dry_run_reports_what_the_real_tick_then_does_and_writes_nothing(cli, conn) -> None:  # type: ignore[no-untyped-def]
+def test_dry_run_reports_what_the_real_tick_then_does_and_writes_nothing(
+    cli: Cli, conn: Conn
+) -> None:
     make_org(cli, "Acme")
     ids = _mixed_schedulers(cli, conn)
     before, beats = fingerprint(conn), _heartbeats(conn)
@@ -407,7 +392,7 @@ def test_dry_run_reports_what_the_real_tick_then_does_and_writes_nothing(cli, co
     assert all(j["job_id"] for j in real["jobs"])
 
 
-def test_dry_run_with_limit_matches_the_real_pass(cli, conn) -> None:  # type: ignore[no-untyped-def]
+def test_dry_run_with_limit_matches_the_real_pass(cli: Cli, conn: Conn) -> None:
     make_org(cli, "Acme")
     for n in range(5):
         doc = make_scheduler(cli, f"site{n}.com")
@@ -418,7 +403,7 @@ def test_dry_run_with_limit_matches_the_real_pass(cli, conn) -> None:  # type: i
     assert [j["scheduler_id"] for j in dry["jobs"]] == [j["scheduler_id"] for j in real["jobs"]]
 
 
-def test_dry_run_plain_output(cli, conn) -> None:  # type: ignore[no-untyped-def]
+def test_dry_run_plain_output(cli: Cli, conn: Conn) -> None:
     make_org(cli, "Acme")
     doc = make_scheduler(cli, "example.com")
     make_due(conn, doc["id"])
@@ -433,13 +418,13 @@ def test_dry_run_plain_output(cli, conn) -> None:  # type: ignore[no-untyped-def
 # ---------------------------------------------------------------- 5. status
 
 
-def _status(cli: Any, *args: str) -> tuple[int, dict[str, Any]]:
+def _status(cli: Cli, *args: str) -> tuple[int, dict[str, Any]]:
     result = cli("status", *args, "--json")
     assert result.code in (0, 1), (result.code, result.stderr)
     return result.code, json.loads(result.stdout)
 
 
-def test_status_of_a_healthy_database(cli, conn) -> None:  # type: ignore[no-untyped-def]
+def test_status_of_a_healthy_database(cli: Cli, conn: Conn) -> None:
     make_org(cli, "Acme")
     make_scheduler(cli, "a.com")
     make_scheduler(cli, "b.com")
@@ -457,7 +442,7 @@ def test_status_of_a_healthy_database(cli, conn) -> None:  # type: ignore[no-unt
     assert RFC3339_UTC.match(report["now"])
 
 
-def test_status_exits_1_when_the_worst_lag_exceeds_max_lag(cli, conn) -> None:  # type: ignore[no-untyped-def]
+def test_status_exits_1_when_the_worst_lag_exceeds_max_lag(cli: Cli, conn: Conn) -> None:
     make_org(cli, "Acme")
     late = make_scheduler(cli, "late.com")
     make_due(conn, late["id"], "10 minutes")
@@ -484,7 +469,7 @@ def test_status_exits_1_when_the_worst_lag_exceeds_max_lag(cli, conn) -> None:  
     assert re.search(r"^worst lag +10m( \d+s)? \(limit 5m\)$", plain.stdout, re.M)
 
 
-def test_tick_records_a_heartbeat_and_status_reports_it(cli, conn) -> None:  # type: ignore[no-untyped-def]
+def test_tick_records_a_heartbeat_and_status_reports_it(cli: Cli, conn: Conn) -> None:
     make_org(cli, "Acme")
     doc = make_scheduler(cli, "example.com")
     make_due(conn, doc["id"], "1 hour")
@@ -513,7 +498,9 @@ def test_tick_records_a_heartbeat_and_status_reports_it(cli, conn) -> None:  # t
     assert conn.execute("SELECT count(*) FROM schedctl.tick_heartbeats").fetchone() == (1,)
 
 
-def test_status_exits_1_when_the_last_tick_failed_until_a_tick_succeeds(cli, conn) -> None:  # type: ignore[no-untyped-def]
+def test_status_exits_1_when_the_last_tick_failed_until_a_tick_succeeds(
+    cli: Cli, conn: Conn
+) -> None:
     make_org(cli, "Acme")
     doc = make_scheduler(cli, "example.com")
     make_due(conn, doc["id"], "1 minute")
@@ -534,7 +521,7 @@ def test_status_exits_1_when_the_last_tick_failed_until_a_tick_succeeds(cli, con
     assert (code, report["ok"], report["last_tick"]["ok"]) == (0, True, True)
 
 
-def test_status_counts_one_organisation_or_all(cli, conn) -> None:  # type: ignore[no-untyped-def]
+def test_status_counts_one_organisation_or_all(cli: Cli, conn: Conn) -> None:
     make_org(cli, "Acme")
     make_org(cli, "Beta")
     make_scheduler(cli, "a.com", "--org", "Acme")
@@ -553,12 +540,12 @@ def test_status_counts_one_organisation_or_all(cli, conn) -> None:  # type: igno
 
 
 @pytest.mark.parametrize("value", ["", "soon", "-5m", "5x", "1e3", "99999999d"])
-def test_status_refuses_an_invalid_max_lag(cli, value: str) -> None:  # type: ignore[no-untyped-def]
+def test_status_refuses_an_invalid_max_lag(cli: Cli, value: str) -> None:
     make_org(cli, "Acme")
     assert "--max-lag" in assert_error(cli("status", "--max-lag", value, "--json"), 2)
 
 
-def test_status_of_an_unmigrated_or_unreachable_database_is_exit_5(empty_database_url) -> None:  # type: ignore[no-untyped-def]
+def test_status_of_an_unmigrated_or_unreachable_database_is_exit_5(empty_database_url: str) -> None:
     unmigrated = run_cli_subprocess(
         ["status", "--all-orgs", "--json"], {"SCHEDCTL_DATABASE_URL": empty_database_url}
     )
@@ -582,7 +569,7 @@ def test_status_of_an_unmigrated_or_unreachable_database_is_exit_5(empty_databas
 # ---------------------------------------------------------------- 6. audit trail
 
 
-def test_create_records_only_the_meaningful_settings(cli, conn) -> None:  # type: ignore[no-untyped-def]
+def test_create_records_only_the_meaningful_settings(cli: Cli, conn: Conn) -> None:
     make_org(cli, "Acme")
     doc = _create(cli, "example.com", "--include", "/blog", actor="alice")
     [(action, actor, changes, reason)] = _audit(conn, doc["id"])
@@ -600,7 +587,7 @@ def test_create_records_only_the_meaningful_settings(cli, conn) -> None:  # type
     }
 
 
-def test_every_change_is_recorded_with_old_and_new_values(cli, conn) -> None:  # type: ignore[no-untyped-def]
+def test_every_change_is_recorded_with_old_and_new_values(cli: Cli, conn: Conn) -> None:
     make_org(cli, "Acme")
     doc = _create(cli, "example.com", "--include", "/blog", actor="alice")
     updated = _json(cli("update", "example.com", "--every", "12h", "--clear-include", "--json"))
@@ -632,7 +619,9 @@ def test_every_change_is_recorded_with_old_and_new_values(cli, conn) -> None:  #
     assert entries[4][2] == {"job_id": [None, job["id"]]}
 
 
-def test_the_actor_is_the_operating_system_user_without_schedctl_actor(database_url, conn) -> None:  # type: ignore[no-untyped-def]
+def test_the_actor_is_the_operating_system_user_without_schedctl_actor(
+    database_url: str, conn: Conn
+) -> None:
     env = {"SCHEDCTL_DATABASE_URL": database_url, "LOGNAME": "opsuser", "USER": "opsuser"}
     assert run_cli_subprocess(["org", "create", "Acme"], env).code == 0
     assert run_cli_subprocess(["create", "example.com", "--every", "6h"], env).code == 0
@@ -646,14 +635,14 @@ def test_the_actor_is_the_operating_system_user_without_schedctl_actor(database_
     ]
 
 
-def test_schedctl_actor_in_a_dot_env_file_counts(cli, conn, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_schedctl_actor_in_a_dot_env_file_counts(cli: Cli, conn: Conn, tmp_path: Path) -> None:
     (tmp_path / ".env").write_text("SCHEDCTL_ACTOR=dave\n")
     make_org(cli, "Acme")
     doc = make_scheduler(cli, "example.com")
     assert [e[1] for e in _audit(conn, doc["id"])] == ["dave"]
 
 
-def test_a_deleted_schedulers_entries_stay(cli, conn) -> None:  # type: ignore[no-untyped-def]
+def test_a_deleted_schedulers_entries_stay(cli: Cli, conn: Conn) -> None:
     make_org(cli, "Acme")
     doc = make_scheduler(cli, "example.com", "--concurrency", "4")
     cli("update", "example.com", "--concurrency", "5")
@@ -669,7 +658,7 @@ def test_a_deleted_schedulers_entries_stay(cli, conn) -> None:  # type: ignore[n
         assert {e["scheduler_id"] for e in logged} == {doc["id"]}
 
 
-def test_the_audit_trail_is_append_only(cli, conn) -> None:  # type: ignore[no-untyped-def]
+def test_the_audit_trail_is_append_only(cli: Cli, conn: Conn) -> None:
     make_org(cli, "Acme")
     make_scheduler(cli, "example.com")
     for statement in (
@@ -679,10 +668,10 @@ def test_the_audit_trail_is_append_only(cli, conn) -> None:  # type: ignore[no-u
     ):
         with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
             conn.execute(statement)
-    assert conn.execute("SELECT count(*), min(actor) FROM schedctl.audit").fetchone()[0] == 1
+    assert fetch_one(conn, "SELECT count(*), min(actor) FROM schedctl.audit")[0] == 1
 
 
-def test_log_json_newest_first_with_limit(cli, conn) -> None:  # type: ignore[no-untyped-def]
+def test_log_json_newest_first_with_limit(cli: Cli, conn: Conn) -> None:
     make_org(cli, "Acme")
     a = _create(cli, "a.com", actor="alice")
     b = _create(cli, "b.com", actor="alice")
@@ -716,12 +705,12 @@ def test_log_json_newest_first_with_limit(cli, conn) -> None:  # type: ignore[no
 
 
 @pytest.mark.parametrize("limit", ["0", "1001", "-3"])
-def test_log_limit_out_of_range_is_a_usage_error(cli, limit: str) -> None:  # type: ignore[no-untyped-def]
+def test_log_limit_out_of_range_is_a_usage_error(cli: Cli, limit: str) -> None:
     make_org(cli, "Acme")
     assert_error(cli("log", "--limit", limit, "--json"), 2)
 
 
-def test_log_shows_only_the_organisations_own_entries(cli, conn) -> None:  # type: ignore[no-untyped-def]
+def test_log_shows_only_the_organisations_own_entries(cli: Cli, conn: Conn) -> None:
     make_org(cli, "Acme")
     make_org(cli, "Beta")
     acme = make_scheduler(cli, "a.com", "--org", "Acme")
@@ -731,7 +720,7 @@ def test_log_shows_only_the_organisations_own_entries(cli, conn) -> None:  # typ
     assert "no scheduler" in assert_error(cli("log", "a.com", "--org", "Beta", "--json"), 3)
 
 
-def test_log_plain_output_is_readable(cli, conn) -> None:  # type: ignore[no-untyped-def]
+def test_log_plain_output_is_readable(cli: Cli, conn: Conn) -> None:
     make_org(cli, "Acme")
     doc = _create(cli, "example.com", "--include", "/blog", actor="alice")
     cli("update", "example.com", "--concurrency", "5", "--exclude", "/tmp")
@@ -754,7 +743,7 @@ def test_log_plain_output_is_readable(cli, conn) -> None:  # type: ignore[no-unt
     assert RFC3339_UTC.match(create[0])
 
 
-def test_a_skipped_slot_is_in_the_audit_trail_with_rfc3339_times(cli, conn) -> None:  # type: ignore[no-untyped-def]
+def test_a_skipped_slot_is_in_the_audit_trail_with_rfc3339_times(cli: Cli, conn: Conn) -> None:
     make_org(cli, "Acme")
     whole = make_scheduler(cli, "whole.com", "--overlap", "skip")
     fraction = make_scheduler(cli, "fraction.com", "--overlap", "skip")
@@ -795,11 +784,11 @@ def test_a_skipped_slot_is_in_the_audit_trail_with_rfc3339_times(cli, conn) -> N
 # ---------------------------------------------------------------- 7. quiet cron output
 
 
-def test_tick_quiet_prints_nothing_when_all_went_well(database_url, conn) -> None:  # type: ignore[no-untyped-def]
+def test_tick_quiet_prints_nothing_when_all_went_well(database_url: str, conn: Conn) -> None:
     env = {"SCHEDCTL_DATABASE_URL": database_url}
     assert run_cli_subprocess(["org", "create", "Acme"], env).code == 0
     assert run_cli_subprocess(["create", "example.com", "--every", "6h"], env).code == 0
-    (scheduler_id,) = conn.execute("SELECT id FROM schedulers").fetchone()
+    (scheduler_id,) = fetch_one(conn, "SELECT id FROM schedulers")
     make_due(conn, str(scheduler_id))
     result = run_cli_subprocess(["tick", "--quiet"], env)
     assert (result.code, result.stdout, result.stderr) == (0, "", "")
@@ -808,7 +797,7 @@ def test_tick_quiet_prints_nothing_when_all_went_well(database_url, conn) -> Non
     assert (idle.code, idle.stdout, idle.stderr) == (0, "", "")
 
 
-def test_tick_quiet_prints_the_failures_alone(cli, conn) -> None:  # type: ignore[no-untyped-def]
+def test_tick_quiet_prints_the_failures_alone(cli: Cli, conn: Conn) -> None:
     make_org(cli, "Acme")
     good = make_scheduler(cli, "good.com")
     bad = make_scheduler(cli, "bad.com")
@@ -825,7 +814,7 @@ def test_tick_quiet_prints_the_failures_alone(cli, conn) -> None:  # type: ignor
     assert conn.execute("SELECT count(*) FROM jobs").fetchone() == (1,)
 
 
-def test_tick_quiet_still_reports_an_unreachable_database(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_tick_quiet_still_reports_an_unreachable_database(tmp_path: Path) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from robustness_support import check_result, fingerprint
+from tests.helpers import Cli, Conn, check_result, fingerprint
 
 
 def _ok(result: Any) -> Any:
@@ -22,7 +22,7 @@ def _ok(result: Any) -> Any:
 
 
 @pytest.fixture
-def orgs(cli: Any, conn: Any) -> dict[str, Any]:
+def orgs(cli: Cli, conn: Conn) -> dict[str, Any]:
     """Acme and Globex, each with its own schedulers, jobs and audit trail; both have one
     for shared.com. Globex also has a scheduler it deleted."""
     acme = _ok(cli("org", "create", "Acme", "--json"))["id"]
@@ -87,7 +87,7 @@ def _foreign_refs(orgs: dict[str, Any]) -> list[str]:
 
 @pytest.mark.parametrize("command", REF_COMMANDS, ids=lambda c: " ".join(c))
 def test_another_organisations_scheduler_is_not_found_and_untouched(
-    cli: Any, conn: Any, orgs: dict[str, Any], command: list[str]
+    cli: Cli, conn: Conn, orgs: dict[str, Any], command: list[str]
 ) -> None:
     acme = orgs["acme"]
     for ref in _foreign_refs(orgs):
@@ -107,7 +107,7 @@ def test_another_organisations_scheduler_is_not_found_and_untouched(
 
 
 def test_the_organisations_own_scheduler_of_a_shared_domain_is_the_one_changed(
-    cli: Any, conn: Any, orgs: dict[str, Any]
+    cli: Cli, conn: Conn, orgs: dict[str, Any]
 ) -> None:
     acme, globex = orgs["acme"], orgs["globex"]
     ours = orgs["ids"][(acme, "shared.com")]
@@ -126,14 +126,14 @@ def test_the_organisations_own_scheduler_of_a_shared_domain_is_the_one_changed(
 
 
 def test_creating_a_domain_another_organisation_schedules_is_no_conflict(
-    cli: Any, orgs: dict[str, Any]
+    cli: Cli, orgs: dict[str, Any]
 ) -> None:
     created = cli("create", "globex-shop.com", "--every", "24h", "--org", orgs["acme"], "--json")
     assert created.code == 0, created.stderr
     assert json.loads(created.stdout)["organisation_id"] == orgs["acme"]
 
 
-def _org_ids_of(conn: Any, table: str, ids: list[str]) -> set[str]:
+def _org_ids_of(conn: Conn, table: str, ids: list[str]) -> set[str]:
     rows = conn.execute(
         f"SELECT DISTINCT organisation_id::text FROM {table} WHERE id::text = ANY(%s)", [ids]
     ).fetchall()
@@ -141,7 +141,7 @@ def _org_ids_of(conn: Any, table: str, ids: list[str]) -> set[str]:
 
 
 def test_list_shows_only_the_organisations_schedulers_unless_all_orgs(
-    cli: Any, conn: Any, orgs: dict[str, Any]
+    cli: Cli, conn: Conn, orgs: dict[str, Any]
 ) -> None:
     acme, globex = orgs["acme"], orgs["globex"]
     for flags in ([], ["--due"], ["--enabled"], ["--disabled"]):
@@ -159,7 +159,7 @@ def test_list_shows_only_the_organisations_schedulers_unless_all_orgs(
 
 
 def test_history_shows_only_the_organisations_jobs(
-    cli: Any, conn: Any, orgs: dict[str, Any]
+    cli: Cli, conn: Conn, orgs: dict[str, Any]
 ) -> None:
     acme, globex = orgs["acme"], orgs["globex"]
     ours = orgs["ids"][(acme, "shared.com")]
@@ -181,7 +181,7 @@ def test_history_shows_only_the_organisations_jobs(
 
 
 def test_log_shows_only_the_organisations_audit_entries(
-    cli: Any, conn: Any, orgs: dict[str, Any]
+    cli: Cli, conn: Conn, orgs: dict[str, Any]
 ) -> None:
     acme, globex = orgs["acme"], orgs["globex"]
     entries = _ok(cli("log", "--org", acme, "--limit", "1000", "--json"))
@@ -200,7 +200,7 @@ def test_log_shows_only_the_organisations_audit_entries(
 
 
 def test_status_counts_only_the_organisations_schedulers_unless_all_orgs(
-    cli: Any, orgs: dict[str, Any]
+    cli: Cli, orgs: dict[str, Any]
 ) -> None:
     acme = orgs["acme"]
     ours = cli("status", "--org", acme, "--json")
@@ -218,7 +218,7 @@ def test_status_counts_only_the_organisations_schedulers_unless_all_orgs(
 
 
 def test_an_unknown_organisation_is_not_found_and_nothing_is_written(
-    cli: Any, conn: Any, orgs: dict[str, Any]
+    cli: Cli, conn: Conn, orgs: dict[str, Any]
 ) -> None:
     before = fingerprint(conn)
     for org in (

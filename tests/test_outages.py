@@ -7,53 +7,23 @@ half-written, and the next tick completes the work."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
 import psycopg
 import pytest
 
-from conftest import Result, cli_env, run_cli_subprocess
-from robustness_support import check_result, fingerprint, silent_server
 from schedctl.config import Settings
-
-
-def _start(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "schedctl", *args],
-        env=cli_env(env),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def _finish(proc: subprocess.Popen[str], timeout: float) -> Result:
-    """Wait for a process (killing it past `timeout`) and return its result."""
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.communicate()
-        pytest.fail(f"still running after {timeout} s: {proc.args}")
-    return Result(proc.returncode, out, err)
-
+from tests.helpers import Cli, Conn, check_result, fetch_one, fingerprint, run_cli_subprocess
+from tests.helpers import finish_cli_process as _finish
+from tests.helpers import start_cli_process as _start
 
 # ---------------------------------------------------------------- unreachable
 
 
-@pytest.fixture
-def silent_port() -> Iterator[int]:
-    with silent_server() as port:
-        yield port
-
-
 @pytest.mark.slow
+@pytest.mark.alone
 def test_a_database_that_never_answers_is_exit_5_within_the_connect_timeout(
     silent_port: int,
 ) -> None:
@@ -79,7 +49,7 @@ def test_a_database_that_never_answers_is_exit_5_within_the_connect_timeout(
     assert Settings().connect_timeout == 10
 
 
-def test_a_refused_connection_is_exit_5(cli: Any) -> None:
+def test_a_refused_connection_is_exit_5(cli: Cli) -> None:
     for command in (["tick"], ["status"], ["migrate"], ["org", "list"]):
         result = cli(*command, env={"SCHEDCTL_DATABASE_URL": "postgresql://u@127.0.0.1:1/x"})
         check_result(result)
@@ -118,7 +88,7 @@ def _expect_not_migrated(result: Any, command: list[str]) -> None:
 
 
 def test_every_command_on_an_empty_database_says_to_migrate(
-    cli: Any, empty_database_url: str
+    cli: Cli, empty_database_url: str
 ) -> None:
     env = {"SCHEDCTL_DATABASE_URL": empty_database_url}
     for command in EVERY_COMMAND:
@@ -132,7 +102,7 @@ def test_every_command_on_an_empty_database_says_to_migrate(
 
 @pytest.mark.parametrize("upto", ["0001_host_tables", "0002_schedulers"])
 def test_a_partly_migrated_database_says_to_migrate(
-    cli: Any, empty_database_url: str, monkeypatch: pytest.MonkeyPatch, upto: str
+    cli: Cli, empty_database_url: str, monkeypatch: pytest.MonkeyPatch, upto: str
 ) -> None:
     """The host's own tables exist (with an organisation and a due scheduler of the seed's
     columns, where the seed's table exists), schedctl's do not yet, or not all of them."""
@@ -159,7 +129,7 @@ def test_a_partly_migrated_database_says_to_migrate(
         assert _rows_of(conn, upto) == before
 
 
-def _rows_of(conn: Any, upto: str) -> list[Any]:
+def _rows_of(conn: Conn, upto: str) -> list[Any]:
     tables = ["organisations", "domains", "jobs"] + (
         ["schedulers"] if upto == "0002_schedulers" else []
     )
@@ -171,7 +141,7 @@ def _rows_of(conn: Any, upto: str) -> list[Any]:
 # ---------------------------------------------------------------- a lock held elsewhere
 
 
-def _due_world(cli: Any, conn: Any, count: int = 3) -> list[str]:
+def _due_world(cli: Cli, conn: Conn, count: int = 3) -> list[str]:
     assert cli("org", "create", "Acme").code == 0
     ids = []
     for n in range(count):
@@ -184,7 +154,7 @@ def _due_world(cli: Any, conn: Any, count: int = 3) -> list[str]:
 
 @pytest.mark.slow
 def test_tick_gives_up_on_a_table_lock_within_the_lock_timeout(
-    cli: Any, conn: Any, database_url: str
+    cli: Cli, conn: Conn, database_url: str
 ) -> None:
     _due_world(cli, conn)
     before = fingerprint(conn)
@@ -221,7 +191,7 @@ def test_tick_gives_up_on_a_table_lock_within_the_lock_timeout(
 
 @pytest.mark.slow
 def test_a_change_waits_for_a_locked_row_at_most_the_lock_timeout(
-    cli: Any, conn: Any, database_url: str
+    cli: Cli, conn: Conn, database_url: str
 ) -> None:
     ids = _due_world(cli, conn, count=1)
     before = fingerprint(conn)
@@ -261,7 +231,7 @@ def test_a_change_waits_for_a_locked_row_at_most_the_lock_timeout(
 DUE = 20_000
 
 
-def _seed(conn: Any) -> dict[str, datetime]:
+def _seed(conn: Conn) -> dict[str, datetime]:
     """DUE due schedulers over 4 organisations; returns each one's slot."""
     conn.execute(
         """
@@ -286,7 +256,7 @@ def _seed(conn: Any) -> dict[str, datetime]:
     return dict(conn.execute("SELECT id::text, next_run_at FROM schedulers").fetchall())
 
 
-def _consistent(conn: Any, slots: dict[str, datetime]) -> int:
+def _consistent(conn: Conn, slots: dict[str, datetime]) -> int:
     """Every job has its schedule advance and every advance its job; returns the jobs."""
     jobs = conn.execute(
         "SELECT j.scheduler_id::text, ss.slot, count(*) FROM jobs j"
@@ -296,7 +266,7 @@ def _consistent(conn: Any, slots: dict[str, datetime]) -> int:
     made = {sid: slot for sid, slot, count in jobs}
     assert all(count == 1 for _, _, count in jobs), "two jobs for one slot"
     assert all(made[sid] == slots[sid] for sid in made), "a job for another slot"
-    now = conn.execute("SELECT now()").fetchone()[0]
+    now = fetch_one(conn, "SELECT now()")[0]
     for sid, next_run_at in conn.execute("SELECT id::text, next_run_at FROM schedulers"):
         if sid in made:  # its job exists: its schedule moved past the slot, onto the grid
             assert next_run_at > now and (next_run_at - slots[sid]).total_seconds() % 21600 == 0
@@ -305,7 +275,7 @@ def _consistent(conn: Any, slots: dict[str, datetime]) -> int:
     return len(made)
 
 
-def _slow_down_job_inserts(conn: Any) -> None:
+def _slow_down_job_inserts(conn: Conn) -> None:
     """Each insert into jobs sleeps a little, so that a pass lasts long enough to be cut."""
     conn.execute(
         """
@@ -319,7 +289,7 @@ def _slow_down_job_inserts(conn: Any) -> None:
 
 @pytest.mark.slow
 def test_the_connection_cut_mid_pass_leaves_no_partial_rows_and_the_next_tick_finishes(
-    conn: Any, database_url: str
+    conn: Conn, database_url: str
 ) -> None:
     slots = _seed(conn)
     _slow_down_job_inserts(conn)
@@ -333,7 +303,7 @@ def test_the_connection_cut_mid_pass_leaves_no_partial_rows_and_the_next_tick_fi
     while True:
         assert tick.poll() is None, f"tick ended before it could be cut: {tick.communicate()}"
         assert time.monotonic() < deadline, "tick never committed a batch"
-        committed = conn.execute("SELECT count(*) FROM jobs").fetchone()[0]
+        committed = fetch_one(conn, "SELECT count(*) FROM jobs")[0]
         pids = [row[0] for row in conn.execute(backend).fetchall()]
         if committed and pids:
             break

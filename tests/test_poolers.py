@@ -21,11 +21,18 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
-from cli_helpers import assert_error, fingerprint, parse_time
-from conftest import Result, cli_env, run_cli, run_cli_subprocess
-from servers import PgBouncer, StartPgBouncer
+from tests.helpers import (
+    Result,
+    assert_error,
+    cli_env,
+    fingerprint,
+    parse_time,
+    run_cli,
+    run_cli_subprocess,
+)
+from tests.servers import PgBouncer, StartPgBouncer
 
-pytest_plugins = ("conftest_servers",)
+pytest_plugins = ("tests.conftest_servers",)
 
 Connection = psycopg.Connection[tuple[Any, ...]]
 

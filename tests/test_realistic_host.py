@@ -25,9 +25,8 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
-from cli_helpers import assert_error, parse_time
-from conftest import Result, as_uri, run_cli, run_cli_subprocess
-from realistic_host import History, add_history, load_realistic_host
+from tests.helpers import Result, as_uri, assert_error, parse_time, run_cli, run_cli_subprocess
+from tests.realistic_host import History, add_history, load_realistic_host
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 Run = Callable[..., Result]

@@ -14,8 +14,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from conftest import with_database
-from realistic_host import TYPED_DOMAINS, add_history, load_realistic_host
+from tests.helpers import with_database
+from tests.realistic_host import TYPED_DOMAINS, add_history, load_realistic_host
 
 RLS_TABLES = (
     "organisations",

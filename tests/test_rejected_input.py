@@ -3,7 +3,9 @@ and not a single row written anywhere (no domain, no organisation, no audit entr
 
 from __future__ import annotations
 
-from cli_helpers import assert_error, fingerprint, make_org, make_scheduler
+from collections.abc import Mapping
+
+from tests.helpers import Cli, Conn, assert_error, fingerprint, make_org, make_scheduler
 
 BAD_DOMAINS = {
     # empty
@@ -62,7 +64,7 @@ BAD_DOMAINS = {
 }
 
 
-def _refusals(cli, conn, cases: dict[str, tuple[str, ...]]) -> list[str]:  # type: ignore[no-untyped-def]
+def _refusals(cli: Cli, conn: Conn, cases: Mapping[str, tuple[str, ...]]) -> list[str]:
     """Run every case on one database; the cases that were not refused cleanly (exit 2, one
     `error:` line, empty stdout, every table unchanged)."""
     problems = []
@@ -78,7 +80,7 @@ def _refusals(cli, conn, cases: dict[str, tuple[str, ...]]) -> list[str]:  # typ
     return problems
 
 
-def test_create_refuses_every_bad_domain_and_writes_nothing(cli, conn) -> None:  # type: ignore[no-untyped-def]
+def test_create_refuses_every_bad_domain_and_writes_nothing(cli: Cli, conn: Conn) -> None:
     make_org(cli, "Acme")
     cases = {
         name: ("create", domain, "--every", "6h", "--json") for name, domain in BAD_DOMAINS.items()
@@ -138,7 +140,7 @@ def _with_every(options: tuple[str, ...]) -> tuple[str, ...]:
     return options if "--every" in options else (*options, "--every", "6h")
 
 
-def test_create_refuses_every_bad_option_and_writes_nothing(cli, conn) -> None:  # type: ignore[no-untyped-def]
+def test_create_refuses_every_bad_option_and_writes_nothing(cli: Cli, conn: Conn) -> None:
     make_org(cli, "Acme")
     cases = {
         name: ("create", "example.com", *_with_every(options), "--json")
@@ -149,7 +151,7 @@ def test_create_refuses_every_bad_option_and_writes_nothing(cli, conn) -> None: 
     assert conn.execute("SELECT count(*) FROM schedulers").fetchone() == (0,)
 
 
-def test_create_without_every_is_refused(cli, conn) -> None:  # type: ignore[no-untyped-def]
+def test_create_without_every_is_refused(cli: Cli, conn: Conn) -> None:
     make_org(cli, "Acme")
     before = fingerprint(conn)
     message = assert_error(cli("create", "example.com"), 2)
@@ -157,7 +159,7 @@ def test_create_without_every_is_refused(cli, conn) -> None:  # type: ignore[no-
     assert fingerprint(conn) == before
 
 
-def test_update_refuses_every_bad_option_and_changes_nothing(cli, conn) -> None:  # type: ignore[no-untyped-def]
+def test_update_refuses_every_bad_option_and_changes_nothing(cli: Cli, conn: Conn) -> None:
     make_org(cli, "Acme")
     make_scheduler(cli, "example.com")
     cases = {
@@ -166,7 +168,7 @@ def test_update_refuses_every_bad_option_and_changes_nothing(cli, conn) -> None:
     assert _refusals(cli, conn, cases) == []
 
 
-def test_org_create_refuses_a_bad_name_and_writes_nothing(cli, conn) -> None:  # type: ignore[no-untyped-def]
+def test_org_create_refuses_a_bad_name_and_writes_nothing(cli: Cli, conn: Conn) -> None:
     names = {
         "empty": "",
         "blank": "   ",
@@ -180,7 +182,7 @@ def test_org_create_refuses_a_bad_name_and_writes_nothing(cli, conn) -> None:  #
     assert conn.execute("SELECT count(*) FROM organisations").fetchone() == (0,)
 
 
-def test_the_limits_themselves_are_accepted(cli) -> None:  # type: ignore[no-untyped-def]
+def test_the_limits_themselves_are_accepted(cli: Cli) -> None:
     make_org(cli, "Acme")
     doc = make_scheduler(
         cli,

@@ -19,8 +19,7 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
-from cli_helpers import assert_error, make_due, make_org, make_scheduler
-from conftest import Result, as_uri, run_cli
+from tests.helpers import Result, as_uri, assert_error, make_due, make_org, make_scheduler, run_cli
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 Run = Callable[..., Result]

@@ -20,8 +20,7 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
-from conftest import run_cli_subprocess
-from robustness_support import check_result, silent_server
+from tests.helpers import Cli, check_result, run_cli_subprocess
 
 # Two random pieces: if either shows up anywhere, some of the password leaked.
 HEAD = f"s3cr3t{secrets.token_hex(6)}"
@@ -94,13 +93,6 @@ def uri(
     return f"postgresql://{netloc}/{dbname}" + (f"?{query}" if query else "")
 
 
-@pytest.fixture
-def silent_port() -> Iterator[int]:
-    """A port that accepts connections and never answers (a hung server)."""
-    with silent_server() as port:
-        yield port
-
-
 # Commands run against each URL, each also with -v; the NUL in --org makes the driver raise
 # (an error with a cause, so -v prints its traceback).
 COMMANDS = [
@@ -117,7 +109,7 @@ COMMANDS = [
 
 
 def _run_all(
-    cli: Any,
+    cli: Cli,
     env: dict[str, str],
     commands: list[list[str]] = COMMANDS,
     verbosity: Any = ((), ("-v",)),
@@ -142,13 +134,13 @@ def _grant(database_url: str) -> None:
         admin.execute(sql.SQL("GRANT CREATE, USAGE ON SCHEMA schedctl TO {}").format(role))
 
 
-def test_the_right_password_with_privileges(cli: Any, database_url: str, target: Any) -> None:
+def test_the_right_password_with_privileges(cli: Cli, database_url: str, target: Any) -> None:
     _grant(database_url)
     results = _run_all(cli, {"SCHEDCTL_DATABASE_URL": uri(target)})
     assert results[4].code == 0, results[4].stderr  # org create worked: the role connected
 
 
-def test_a_wrong_password_on_a_trusting_server(cli: Any, database_url: str, target: Any) -> None:
+def test_a_wrong_password_on_a_trusting_server(cli: Cli, database_url: str, target: Any) -> None:
     _grant(database_url)
     wrong = PASSWORD[::-1]
     results = _run_all(cli, {"SCHEDCTL_DATABASE_URL": uri(target, password=wrong)})
@@ -156,7 +148,7 @@ def test_a_wrong_password_on_a_trusting_server(cli: Any, database_url: str, targ
     assert not leaked("".join(r.stdout + r.stderr for r in results), wrong)
 
 
-def test_a_role_without_privileges(cli: Any, target: Any) -> None:
+def test_a_role_without_privileges(cli: Cli, target: Any) -> None:
     # Without -v for `migrate`: yoyo retries its lock table for 10 s before giving up.
     commands = [c for c in COMMANDS if c != ["migrate"]]
     results = _run_all(cli, {"SCHEDCTL_DATABASE_URL": uri(target)}, commands)
@@ -168,13 +160,13 @@ def test_a_role_without_privileges(cli: Any, target: Any) -> None:
     assert "permission denied" in results[-1].stderr
 
 
-def test_an_unreachable_port(cli: Any, target: Any) -> None:
+def test_an_unreachable_port(cli: Cli, target: Any) -> None:
     results = _run_all(cli, {"SCHEDCTL_DATABASE_URL": uri(target, host="127.0.0.1", port="1")})
     assert {r.code for r in results} == {5}
     assert results[0].stderr.startswith("error: cannot connect to the database: ")
 
 
-def test_a_server_that_never_answers(cli: Any, target: Any, silent_port: int) -> None:
+def test_a_server_that_never_answers(cli: Cli, target: Any, silent_port: int) -> None:
     url = uri(target, host="127.0.0.1", port=str(silent_port))
     for command in (["list", "-v"], ["migrate", "-v"]):
         result = cli(*command, env={"SCHEDCTL_DATABASE_URL": url, "SCHEDCTL_CONNECT_TIMEOUT": "2"})
@@ -183,13 +175,13 @@ def test_a_server_that_never_answers(cli: Any, target: Any, silent_port: int) ->
         assert not leaked(result.stderr)
 
 
-def test_an_unknown_host(cli: Any, target: Any) -> None:
+def test_an_unknown_host(cli: Cli, target: Any) -> None:
     url = uri(target, host="no-such-host.invalid", port="5432")
     results = _run_all(cli, {"SCHEDCTL_DATABASE_URL": url})
     assert {r.code for r in results} == {5}
 
 
-def test_an_unknown_database(cli: Any, target: Any) -> None:
+def test_an_unknown_database(cli: Cli, target: Any) -> None:
     results = _run_all(cli, {"SCHEDCTL_DATABASE_URL": uri(target, dbname="no_such_database")})
     assert {r.code for r in results} == {5}
     assert "no_such_database" in results[0].stderr
@@ -207,7 +199,7 @@ def test_an_unknown_database(cli: Any, target: Any) -> None:
         "only the at sign not percent-encoded",
     ],
 )
-def test_a_malformed_url(cli: Any, target: Any, kind: str) -> None:
+def test_a_malformed_url(cli: Cli, target: Any, kind: str) -> None:
     host = "127.0.0.1"
     port = "5432" if not target["host"].startswith("/") else target["port"]
     db = target["dbname"]
@@ -225,7 +217,7 @@ def test_a_malformed_url(cli: Any, target: Any, kind: str) -> None:
     assert {r.code for r in results} <= {1, 2, 5}, [r.stderr for r in results]
 
 
-def test_the_key_value_form(cli: Any, target: Any) -> None:
+def test_the_key_value_form(cli: Cli, target: Any) -> None:
     escaped = PASSWORD.replace("\\", "\\\\").replace("'", "\\'")
     conninfo = f"host=127.0.0.1 port=1 user={ROLE} password='{escaped}' dbname=x"
     results = _run_all(cli, {"SCHEDCTL_DATABASE_URL": conninfo})
@@ -236,7 +228,7 @@ def test_the_key_value_form(cli: Any, target: Any) -> None:
 
 
 def test_database_url_and_a_dotenv_file(
-    cli: Any, target: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    cli: Cli, target: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     url = uri(target, dbname="no_such_database")
     monkeypatch.delenv("SCHEDCTL_DATABASE_URL")

@@ -23,12 +23,10 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from cli_helpers import assert_error
-from conftest import Result, cli_env, run_cli, run_cli_subprocess
-from robustness_support import fingerprint
-from servers import PostgresCluster, StartCluster, StartStandby
+from tests.helpers import Result, assert_error, cli_env, fingerprint, run_cli, run_cli_subprocess
+from tests.servers import PostgresCluster, StartCluster, StartStandby
 
-pytest_plugins = ("conftest_servers",)
+pytest_plugins = ("tests.conftest_servers",)
 
 Connection = psycopg.Connection[tuple[Any, ...]]
 

@@ -11,8 +11,8 @@ from typing import Any
 import psycopg
 import pytest
 
-import servers
-from servers import (
+from tests import servers
+from tests.servers import (
     StartCluster,
     StartPgBouncer,
     StartStandby,
@@ -22,7 +22,7 @@ from servers import (
     running,
 )
 
-pytest_plugins = ("conftest_servers",)
+pytest_plugins = ("tests.conftest_servers",)
 
 Connection = psycopg.Connection[tuple[Any, ...]]
 BACKEND_PID = "SELECT pg_backend_pid()"

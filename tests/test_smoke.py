@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 
+from tests.helpers import Cli, Conn
 
-def test_scheduler_becomes_due_and_tick_makes_its_job(cli, conn) -> None:  # type: ignore[no-untyped-def]
+
+def test_scheduler_becomes_due_and_tick_makes_its_job(cli: Cli, conn: Conn) -> None:
     assert cli("org", "create", "Acme").code == 0
     created = cli("create", "example.com", "--every", "6h", "--json")
     assert created.code == 0, created.stderr

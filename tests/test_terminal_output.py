@@ -18,8 +18,7 @@ from typing import Any
 import pytest
 from rich.cells import cell_len
 
-from cli_helpers import make_due, make_org, make_scheduler
-from conftest import cli_env, run_cli_subprocess
+from tests.helpers import Cli, Conn, cli_env, make_due, make_org, make_scheduler, run_cli_subprocess
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 SGR = re.compile(r"\x1b\[([0-9;]*)m")
@@ -94,7 +93,7 @@ def _column(lines: list[str], index: int) -> str:
 
 
 @pytest.fixture
-def schedulers(cli, conn) -> dict[str, dict[str, Any]]:  # type: ignore[no-untyped-def]
+def schedulers(cli: Cli, conn: Conn) -> dict[str, dict[str, Any]]:
     """One scheduler overdue, one upcoming, one paused (with a reason), and some history."""
     make_org(cli, "Acme")
     docs = {

@@ -5,19 +5,32 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
-from cli_helpers import assert_error, db_now, fingerprint, make_due, make_org, make_scheduler
+from tests.helpers import (
+    Cli,
+    Conn,
+    assert_error,
+    db_now,
+    fingerprint,
+    insert_active_job,
+    make_due,
+    make_org,
+    make_scheduler,
+)
+from tests.helpers import job_row as _job
+from tests.helpers import parse_time as _ts
+from tests.helpers import scheduler_row as _scheduler
 
 TICK_KEYS = {"due", "created", "skipped", "failed", "missed", "jobs", "errors"}
 ENTRY_KEYS = {"scheduler_id", "job_id", "organisation_id", "domain", "slot", "next_run_at"}
 ACTIVE = ("pending", "initializing", "running", "paused")
 
 
-def _tick(cli, *options: str, code: int = 0) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def _tick(cli: Cli, *options: str, code: int = 0) -> dict[str, Any]:
     result = cli("tick", "--json", *options)
     assert result.code == code, (result.code, result.stdout, result.stderr)
     summary: dict[str, Any] = json.loads(result.stdout)
@@ -26,50 +39,10 @@ def _tick(cli, *options: str, code: int = 0) -> dict[str, Any]:  # type: ignore[
     return summary
 
 
-def _job(conn, job_id: str) -> dict[str, Any]:  # type: ignore[no-untyped-def]
-    cur = conn.execute(
-        "SELECT j.*, ss.slot AS scheduler_slot FROM jobs j"
-        " LEFT JOIN schedctl.served_slots ss ON ss.job_id = j.id WHERE j.id = %s",
-        [job_id],
-    )
-    values = cur.fetchone()
-    assert values is not None, job_id
-    return dict(zip([c.name for c in cur.description], values, strict=True))
-
-
-def _scheduler(conn, scheduler_id: str) -> dict[str, Any]:  # type: ignore[no-untyped-def]
-    cur = conn.execute("SELECT * FROM schedulers WHERE id = %s", [scheduler_id])
-    values = cur.fetchone()
-    assert values is not None, scheduler_id
-    return dict(zip([c.name for c in cur.description], values, strict=True))
-
-
-def _active_job(
-    conn, scheduler: dict[str, Any], status: str = "running", org: str | None = None
-) -> str:  # type: ignore[no-untyped-def]
-    """A job the host made itself (no scheduler) for the scheduler's domain."""
-    job_id = str(uuid.uuid4())
-    conn.execute(
-        """
-        INSERT INTO jobs (id, domain_id, organisation_id, status, progress, created_at,
-                          started_at, concurrency, find_links, max_pages, source_type)
-        SELECT %s, domain_id, COALESCE(%s::uuid, organisation_id), %s, 0.5,
-               now() - interval '1 hour', now() - interval '1 hour', 5, TRUE, 0, 'dashboard'
-        FROM schedulers WHERE id = %s
-        """,
-        [job_id, org, status, scheduler["id"]],
-    )
-    return job_id
-
-
-def _ts(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
 # ------------------------------------------------------------------ what is due
 
 
-def test_tick_picks_up_exactly_the_ready_schedulers(cli, conn) -> None:  # type: ignore[no-untyped-def]
+def test_tick_picks_up_exactly_the_ready_schedulers(cli: Cli, conn: Conn) -> None:
     acme = make_org(cli, "Acme")
     other = make_org(cli, "Other")
     due = make_scheduler(cli, "due.com", "--org", acme)
@@ -111,7 +84,7 @@ def test_tick_picks_up_exactly_the_ready_schedulers(cli, conn) -> None:  # type:
     assert conn.execute("SELECT count(*) FROM jobs").fetchone() == (3,)
 
 
-def test_a_scheduler_whose_time_is_exactly_now_is_due(cli, conn) -> None:  # type: ignore[no-untyped-def]
+def test_a_scheduler_whose_time_is_exactly_now_is_due(cli: Cli, conn: Conn) -> None:
     make_org(cli, "Acme")
     doc = make_scheduler(cli, "example.com", "--start-at", "now")
     summary = _tick(cli)
@@ -122,7 +95,7 @@ def test_a_scheduler_whose_time_is_exactly_now_is_due(cli, conn) -> None:  # typ
 # ------------------------------------------------------------------ the job row
 
 
-def test_the_job_row_is_exactly_as_specified(cli, conn) -> None:  # type: ignore[no-untyped-def]
+def test_the_job_row_is_exactly_as_specified(cli: Cli, conn: Conn) -> None:
     org = make_org(cli, "Acme")
     doc = make_scheduler(
         cli,
@@ -200,7 +173,7 @@ def test_the_job_row_is_exactly_as_specified(cli, conn) -> None:  # type: ignore
     assert entry["slot"].endswith("Z")
 
 
-def test_empty_path_lists_stay_null_on_the_job(cli, conn) -> None:  # type: ignore[no-untyped-def]
+def test_empty_path_lists_stay_null_on_the_job(cli: Cli, conn: Conn) -> None:
     make_org(cli, "Acme")
     doc = make_scheduler(cli, "example.com")
     make_due(conn, doc["id"])
@@ -224,8 +197,8 @@ def test_empty_path_lists_stay_null_on_the_job(cli, conn) -> None:  # type: igno
         ("48h", "47 hours", 0, 1),
     ],
 )
-def test_next_run_stays_on_the_grid_and_counts_missed_slots(  # type: ignore[no-untyped-def]
-    cli, conn, every: str, ago: str, missed: int, steps: int
+def test_next_run_stays_on_the_grid_and_counts_missed_slots(
+    cli: Cli, conn: Conn, every: str, ago: str, missed: int, steps: int
 ) -> None:
     make_org(cli, "Acme")
     doc = make_scheduler(cli, "example.com", "--every", every)
@@ -242,8 +215,8 @@ def test_next_run_stays_on_the_grid_and_counts_missed_slots(  # type: ignore[no-
     assert conn.execute("SELECT count(*) FROM jobs").fetchone() == (1,)
 
 
-def test_a_slot_exactly_on_now_is_missed_and_the_next_run_is_strictly_after(  # type: ignore[no-untyped-def]
-    cli, conn, database_url: str
+def test_a_slot_exactly_on_now_is_missed_and_the_next_run_is_strictly_after(
+    cli: Cli, conn: Conn, database_url: str
 ) -> None:
     from schedctl import db, tick
     from schedctl.config import Settings
@@ -259,7 +232,7 @@ def test_a_slot_exactly_on_now_is_missed_and_the_next_run_is_strictly_after(  # 
     assert _scheduler(conn, doc["id"])["next_run_at"] == slot + timedelta(hours=18)
 
 
-def test_one_pass_handles_every_due_scheduler_in_batches(cli, conn) -> None:  # type: ignore[no-untyped-def]
+def test_one_pass_handles_every_due_scheduler_in_batches(cli: Cli, conn: Conn) -> None:
     from schedctl import db, tick
     from schedctl.config import Settings
 
@@ -289,14 +262,14 @@ def test_one_pass_handles_every_due_scheduler_in_batches(cli, conn) -> None:  # 
 # ------------------------------------------------------------------ overlap policies
 
 
-def test_overlap_replace_cancels_the_active_job(cli, conn) -> None:  # type: ignore[no-untyped-def]
+def test_overlap_replace_cancels_the_active_job(cli: Cli, conn: Conn) -> None:
     make_org(cli, "Acme")
     other_org = make_org(cli, "Other")
     doc = make_scheduler(cli, "example.com", "--org", "Acme")  # replace is the default
-    running = _active_job(conn, doc, "running")
-    paused = _active_job(conn, doc, "paused")
-    finished = _active_job(conn, doc, "completed")
-    elsewhere = _active_job(conn, doc, "running", org=other_org)
+    running = insert_active_job(conn, doc["id"], "running")
+    paused = insert_active_job(conn, doc["id"], "paused")
+    finished = insert_active_job(conn, doc["id"], "completed")
+    elsewhere = insert_active_job(conn, doc["id"], "running", org=other_org)
     make_due(conn, doc["id"])
 
     summary = _tick(cli)
@@ -313,7 +286,9 @@ def test_overlap_replace_cancels_the_active_job(cli, conn) -> None:  # type: ign
 
 
 @pytest.mark.parametrize("policy", ["replace", "skip", "allow"])
-def test_a_slot_that_already_has_its_job_is_not_served_again(cli, conn, policy: str) -> None:  # type: ignore[no-untyped-def]
+def test_a_slot_that_already_has_its_job_is_not_served_again(
+    cli: Cli, conn: Conn, policy: str
+) -> None:
     make_org(cli, "Acme")
     doc = make_scheduler(cli, "example.com", "--overlap", policy)
     slot = make_due(conn, doc["id"])
@@ -338,10 +313,10 @@ def test_a_slot_that_already_has_its_job_is_not_served_again(cli, conn, policy: 
     assert _scheduler(conn, doc["id"])["next_run_at"] > slot
 
 
-def test_overlap_skip_makes_no_job_moves_the_grid_and_logs_the_slot(cli, conn) -> None:  # type: ignore[no-untyped-def]
+def test_overlap_skip_makes_no_job_moves_the_grid_and_logs_the_slot(cli: Cli, conn: Conn) -> None:
     make_org(cli, "Acme")
     doc = make_scheduler(cli, "example.com", "--overlap", "skip")
-    running = _active_job(conn, doc, "initializing")
+    running = insert_active_job(conn, doc["id"], "initializing")
     slot = make_due(conn, doc["id"], "7 hours")
 
     summary = _tick(cli)
@@ -370,10 +345,10 @@ def test_overlap_skip_makes_no_job_moves_the_grid_and_logs_the_slot(cli, conn) -
     assert _tick(cli)["created"] == 1
 
 
-def test_overlap_allow_keeps_both_jobs_active(cli, conn) -> None:  # type: ignore[no-untyped-def]
+def test_overlap_allow_keeps_both_jobs_active(cli: Cli, conn: Conn) -> None:
     make_org(cli, "Acme")
     doc = make_scheduler(cli, "example.com", "--overlap", "allow")
-    running = _active_job(conn, doc, "running")
+    running = insert_active_job(conn, doc["id"], "running")
     make_due(conn, doc["id"])
     summary = _tick(cli)
     assert summary["created"] == 1
@@ -382,14 +357,14 @@ def test_overlap_allow_keeps_both_jobs_active(cli, conn) -> None:  # type: ignor
     assert statuses == [("pending",), ("running",)]
 
 
-def test_overlap_policies_side_by_side_in_one_pass(cli, conn) -> None:  # type: ignore[no-untyped-def]
+def test_overlap_policies_side_by_side_in_one_pass(cli: Cli, conn: Conn) -> None:
     make_org(cli, "Acme")
     docs = {
         policy: make_scheduler(cli, f"{policy}.com", "--overlap", policy)
         for policy in ("replace", "skip", "allow")
     }
     for doc in docs.values():
-        _active_job(conn, doc, "pending")
+        insert_active_job(conn, doc["id"], "pending")
         make_due(conn, doc["id"])
     summary = _tick(cli)
     assert (summary["due"], summary["created"], summary["skipped"]) == (3, 2, 1)
@@ -399,7 +374,9 @@ def test_overlap_policies_side_by_side_in_one_pass(cli, conn) -> None:  # type: 
 # ------------------------------------------------------------------ a failing scheduler
 
 
-def test_a_failing_scheduler_is_reported_and_the_others_still_get_jobs(cli, conn) -> None:  # type: ignore[no-untyped-def]
+def test_a_failing_scheduler_is_reported_and_the_others_still_get_jobs(
+    cli: Cli, conn: Conn
+) -> None:
     make_org(cli, "Acme")
     docs = [make_scheduler(cli, f"site{n}.com") for n in range(4)]
     bad = docs[2]
@@ -423,7 +400,7 @@ def test_a_failing_scheduler_is_reported_and_the_others_still_get_jobs(cli, conn
     ).fetchone() == (0,)
 
 
-def test_a_trigger_refusing_one_job_fails_only_that_scheduler(cli, conn) -> None:  # type: ignore[no-untyped-def]
+def test_a_trigger_refusing_one_job_fails_only_that_scheduler(cli: Cli, conn: Conn) -> None:
     make_org(cli, "Acme")
     good = make_scheduler(cli, "good.com")
     bad = make_scheduler(cli, "bad.com")
@@ -452,7 +429,7 @@ def test_a_trigger_refusing_one_job_fails_only_that_scheduler(cli, conn) -> None
 # ------------------------------------------------------------------ --limit and --dry-run
 
 
-def test_limit_bounds_the_schedulers_attempted_most_overdue_first(cli, conn) -> None:  # type: ignore[no-untyped-def]
+def test_limit_bounds_the_schedulers_attempted_most_overdue_first(cli: Cli, conn: Conn) -> None:
     make_org(cli, "Acme")
     docs = [make_scheduler(cli, f"site{n}.com") for n in range(5)]
     for n, doc in enumerate(docs):
@@ -469,7 +446,9 @@ def test_limit_bounds_the_schedulers_attempted_most_overdue_first(cli, conn) -> 
     assert_error(cli("tick", "--limit", "-1", "--json"), 2)
 
 
-def test_dry_run_prints_the_same_summary_with_null_job_ids_and_writes_nothing(cli, conn) -> None:  # type: ignore[no-untyped-def]
+def test_dry_run_prints_the_same_summary_with_null_job_ids_and_writes_nothing(
+    cli: Cli, conn: Conn
+) -> None:
     make_org(cli, "Acme")
     plain = make_scheduler(cli, "plain.com")
     skipping = make_scheduler(cli, "skip.com", "--overlap", "skip")
@@ -477,8 +456,8 @@ def test_dry_run_prints_the_same_summary_with_null_job_ids_and_writes_nothing(cl
     make_due(conn, plain["id"], "13 hours")
     make_due(conn, skipping["id"])
     make_due(conn, replacing["id"])
-    _active_job(conn, skipping)
-    active = _active_job(conn, replacing)
+    insert_active_job(conn, skipping["id"])
+    active = insert_active_job(conn, replacing["id"])
     before = fingerprint(conn)
     heartbeats = conn.execute("SELECT count(*) FROM schedctl.tick_heartbeats").fetchone()
 
@@ -497,7 +476,7 @@ def test_dry_run_prints_the_same_summary_with_null_job_ids_and_writes_nothing(cl
     assert all(entry["job_id"] for entry in real["jobs"])
 
 
-def test_plain_and_quiet_output(cli, conn) -> None:  # type: ignore[no-untyped-def]
+def test_plain_and_quiet_output(cli: Cli, conn: Conn) -> None:
     make_org(cli, "Acme")
     doc = make_scheduler(cli, "example.com")
     make_due(conn, doc["id"])

@@ -9,16 +9,16 @@ import json
 import random
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any
 
 import psycopg
 import pytest
 
-from conftest import cli_env
+from tests.helpers import Conn, fetch_one, start_cli_process
 
 pytestmark = pytest.mark.slow
 
@@ -26,7 +26,7 @@ ACTIVE = ("pending", "initializing", "running", "paused")
 ORGS = 25
 
 
-def _seed_due(conn: psycopg.Connection[Any], count: int, policy: str = "replace") -> None:
+def _seed_due(conn: Conn, count: int, policy: str = "replace") -> None:
     """`count` due schedulers, set-based: spread over ORGS organisations, every interval,
     slots from one minute to an hour and a half ago (the next grid time is hours away)."""
     conn.execute(
@@ -58,7 +58,7 @@ def _seed_due(conn: psycopg.Connection[Any], count: int, policy: str = "replace"
     )
 
 
-def _due_slots(conn: psycopg.Connection[Any]) -> set[tuple[str, datetime]]:
+def _due_slots(conn: Conn) -> set[tuple[str, datetime]]:
     return {
         (sid, slot)
         for sid, slot in conn.execute(
@@ -67,7 +67,7 @@ def _due_slots(conn: psycopg.Connection[Any]) -> set[tuple[str, datetime]]:
     }
 
 
-def _job_slots(conn: psycopg.Connection[Any]) -> list[tuple[str, datetime]]:
+def _job_slots(conn: Conn) -> list[tuple[str, datetime]]:
     return [
         (sid, slot)
         for sid, slot in conn.execute(
@@ -79,18 +79,8 @@ def _job_slots(conn: psycopg.Connection[Any]) -> list[tuple[str, datetime]]:
 
 
 def _start_ticks(database_url: str, count: int) -> list[subprocess.Popen[str]]:
-    env = cli_env({"SCHEDCTL_DATABASE_URL": database_url, "SCHEDCTL_LOCK_TIMEOUT": "120"})
-    return [
-        subprocess.Popen(
-            [sys.executable, "-m", "schedctl", "tick", "--json"],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(count)
-    ]
+    env = {"SCHEDCTL_DATABASE_URL": database_url, "SCHEDCTL_LOCK_TIMEOUT": "120"}
+    return [start_cli_process(["tick", "--json"], env) for _ in range(count)]
 
 
 def _summaries(procs: list[subprocess.Popen[str]]) -> list[dict[str, Any]]:
@@ -107,10 +97,10 @@ def _summaries(procs: list[subprocess.Popen[str]]) -> list[dict[str, Any]]:
     return summaries
 
 
-def _wait_for(conn: psycopg.Connection[Any], query: str, expected: int, timeout: float) -> None:
+def _wait_for(conn: Conn, query: str, expected: int, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while True:
-        (value,) = conn.execute(query).fetchone()  # type: ignore[misc]
+        (value,) = fetch_one(conn, query)
         if value == expected:
             return
         assert time.monotonic() < deadline, f"{query!r} stayed {value}, expected {expected}"
@@ -124,7 +114,7 @@ TICK_BACKENDS = (
 TICKS_WAITING = TICK_BACKENDS + " AND wait_event_type = 'Lock'"
 
 
-def _race(conn: psycopg.Connection[Any], database_url: str, count: int) -> list[dict[str, Any]]:
+def _race(conn: Conn, database_url: str, count: int) -> list[dict[str, Any]]:
     """Start `count` ticks held at a gate (a lock on schedulers), open it once every one
     is waiting, so that all of them claim at the same moment; return their summaries."""
     with psycopg.connect(database_url) as gate:
@@ -141,8 +131,8 @@ def _race(conn: psycopg.Connection[Any], database_url: str, count: int) -> list[
     return _summaries(procs)
 
 
-def test_eight_ticks_at_once_make_exactly_one_job_per_due_scheduler(  # type: ignore[no-untyped-def]
-    conn, database_url: str
+def test_eight_ticks_at_once_make_exactly_one_job_per_due_scheduler(
+    conn: Conn, database_url: str
 ) -> None:
     total = 6000  # six batches of 1000, for eight processes to fight over
     _seed_due(conn, total)
@@ -172,7 +162,7 @@ def test_eight_ticks_at_once_make_exactly_one_job_per_due_scheduler(  # type: ig
     assert {r[1:] for r in rows} == {("pending", "scheduler", True)}
 
 
-def _slow_down_job_inserts(conn: psycopg.Connection[Any]) -> None:
+def _slow_down_job_inserts(conn: Conn) -> None:
     """Each batch's INSERT into jobs takes a moment longer (a trigger, as a host may have
     one), so that kills land inside the transaction as often as between them."""
     conn.execute(
@@ -189,8 +179,8 @@ def _slow_down_job_inserts(conn: psycopg.Connection[Any]) -> None:
     )
 
 
-def test_ticks_killed_at_random_moments_leave_exactly_one_job_per_slot(  # type: ignore[no-untyped-def]
-    conn, database_url: str
+def test_ticks_killed_at_random_moments_leave_exactly_one_job_per_slot(
+    conn: Conn, database_url: str
 ) -> None:
     seed = random.randrange(1 << 30)
     rng = random.Random(seed)
@@ -252,7 +242,7 @@ def test_ticks_killed_at_random_moments_leave_exactly_one_job_per_slot(  # type:
     assert outcomes["killed"] >= 1, (seed, outcomes)
 
 
-def _host_job(conn: psycopg.Connection[Any], policy: str, every: int) -> int:
+def _host_job(conn: Conn, policy: str, every: int) -> int:
     """An active job the host made itself for every `every`-th scheduler of a policy."""
     return conn.execute(
         """
@@ -269,7 +259,7 @@ def _host_job(conn: psycopg.Connection[Any], policy: str, every: int) -> int:
     ).rowcount
 
 
-def _active_by_pair(conn: psycopg.Connection[Any], policy: str, source: str | None) -> Counter[str]:
+def _active_by_pair(conn: Conn, policy: str, source: str | None) -> Counter[str]:
     """Active jobs per domain and organisation of the policy's schedulers."""
     rows = conn.execute(
         """
@@ -287,7 +277,7 @@ def _active_by_pair(conn: psycopg.Connection[Any], policy: str, source: str | No
     return Counter(count for _, count in rows)
 
 
-def test_overlap_policies_hold_while_ticks_race(conn, database_url: str) -> None:  # type: ignore[no-untyped-def]
+def test_overlap_policies_hold_while_ticks_race(conn: Conn, database_url: str) -> None:
     per_policy = 1000
     _seed_due(conn, per_policy, "replace")
     _seed_due(conn, per_policy, "skip")
@@ -344,8 +334,8 @@ def test_overlap_policies_hold_while_ticks_race(conn, database_url: str) -> None
     assert Counter(per_scheduler) == Counter({(1, 1): per_policy // 2, (0, 2): per_policy // 2})
 
 
-def test_a_large_pass_works_over_two_connections_and_leaves_a_failing_scheduler_out(  # type: ignore[no-untyped-def]
-    conn, database_url: str, monkeypatch: pytest.MonkeyPatch
+def test_a_large_pass_works_over_two_connections_and_leaves_a_failing_scheduler_out(
+    conn: Conn, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from schedctl import db, tick
     from schedctl.config import Settings
@@ -376,16 +366,17 @@ def test_a_large_pass_works_over_two_connections_and_leaves_a_failing_scheduler_
             FOR EACH ROW EXECUTE FUNCTION test_refuse();
         """
     )
-    (refused,) = conn.execute(
+    (refused,) = fetch_one(
+        conn,
         "SELECT s.id::text FROM schedulers s JOIN domains d ON d.id = s.domain_id "
-        "WHERE d.name = 'site-1234-replace.com'"
-    ).fetchone()
+        "WHERE d.name = 'site-1234-replace.com'",
+    )
     due = _due_slots(conn)
     monkeypatch.setenv("SCHEDCTL_DATABASE_URL", database_url)
     settings = Settings()
     opened = []
 
-    def connect():  # type: ignore[no-untyped-def]
+    def connect() -> AbstractContextManager[db.Connection]:
         opened.append(1)
         return db.connect(settings)
 
@@ -398,7 +389,7 @@ def test_a_large_pass_works_over_two_connections_and_leaves_a_failing_scheduler_
     assert (summary.due, summary.created, summary.failed) == (total, total - 1, 1)
     assert summary.errors == [{"scheduler_id": refused, "message": "the host refuses this job"}]
     assert opened == [1]
-    (sessions,) = conn.execute("SELECT count(DISTINCT pid) FROM test_sessions").fetchone()
+    (sessions,) = fetch_one(conn, "SELECT count(DISTINCT pid) FROM test_sessions")
     assert sessions == 2  # both connections made jobs
     made = _job_slots(conn)
     assert len(made) == len(set(made)) == total - 1

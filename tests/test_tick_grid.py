@@ -10,11 +10,11 @@ from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-import psycopg
 import pytest
 
 from schedctl import db, tick
 from schedctl.config import Settings
+from tests.helpers import Conn, fetch_one
 
 INTERVALS = (6, 12, 24, 48)
 NOW = datetime(2031, 3, 30, 1, 0, 0, 250_000, tzinfo=timezone.utc)  # Europe's clocks change
@@ -32,7 +32,7 @@ def tick_conn(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[db
         yield connection
 
 
-def _add_scheduler(conn: psycopg.Connection[Any], hours: int, next_run_at: datetime) -> str:
+def _add_scheduler(conn: Conn, hours: int, next_run_at: datetime) -> str:
     row = conn.execute(
         """
         WITH org AS (INSERT INTO organisations (name) VALUES ('Acme') RETURNING id),
@@ -47,7 +47,7 @@ def _add_scheduler(conn: psycopg.Connection[Any], hours: int, next_run_at: datet
     return str(row[0])
 
 
-def _state(conn: psycopg.Connection[Any], scheduler_id: str) -> tuple[datetime, list[datetime]]:
+def _state(conn: Conn, scheduler_id: str) -> tuple[datetime, list[datetime]]:
     """The scheduler's next_run_at, and the slots of its jobs in order."""
     row = conn.execute(
         "SELECT next_run_at FROM schedulers WHERE id = %s", [scheduler_id]
@@ -92,8 +92,11 @@ POSITIONS: list[tuple[str, Callable[[timedelta], timedelta], tuple[int, ...] | N
     [position[1:] for position in POSITIONS],
     ids=[position[0] for position in POSITIONS],
 )
-def test_one_job_per_slot_and_the_next_grid_time_strictly_after_now(  # type: ignore[no-untyped-def]
-    conn, tick_conn, late: Callable[[timedelta], timedelta], missed: tuple[int, ...] | None
+def test_one_job_per_slot_and_the_next_grid_time_strictly_after_now(
+    conn: Conn,
+    tick_conn: db.Connection,
+    late: Callable[[timedelta], timedelta],
+    missed: tuple[int, ...] | None,
 ) -> None:
     """One scheduler of each interval, its slot `late` before the pass's clock."""
     slots = {hours: NOW - late(timedelta(hours=hours)) for hours in INTERVALS}
@@ -122,7 +125,9 @@ def test_one_job_per_slot_and_the_next_grid_time_strictly_after_now(  # type: ig
 
 
 @pytest.mark.parametrize("hours", INTERVALS)
-def test_successive_late_passes_never_drift(conn, tick_conn, hours: int) -> None:  # type: ignore[no-untyped-def]
+def test_successive_late_passes_never_drift(
+    conn: Conn, tick_conn: db.Connection, hours: int
+) -> None:
     """Passes at irregular moments: each job's slot is a time of the original grid."""
     interval = timedelta(hours=hours)
     scheduler_id = _add_scheduler(conn, hours, SLOT)
@@ -152,7 +157,7 @@ def test_successive_late_passes_never_drift(conn, tick_conn, hours: int) -> None
         assert _state(conn, scheduler_id) == (SLOT + next_index * interval, served)
 
 
-def test_the_database_clock_when_none_is_passed(conn, tick_conn) -> None:  # type: ignore[no-untyped-def]
+def test_the_database_clock_when_none_is_passed(conn: Conn, tick_conn: db.Connection) -> None:
     """One pass by the database's clock over schedulers of every interval, each several
     grid times behind: every one lands on its own grid, just after now."""
     ids = {}
@@ -165,7 +170,7 @@ def test_the_database_clock_when_none_is_passed(conn, tick_conn) -> None:  # typ
 
     summary, jobs = _pass(tick_conn, None)
 
-    (after,) = conn.execute("SELECT now()").fetchone()  # type: ignore[misc]
+    (after,) = fetch_one(conn, "SELECT now()")
     assert (summary.due, summary.created, summary.missed) == (4, 4, 4 * 3)
     assert len(jobs) == 4
     for hours, (scheduler_id, slot) in ids.items():

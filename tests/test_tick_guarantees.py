@@ -23,10 +23,9 @@ import psycopg
 import pytest
 from psycopg import errors as pgerrors
 
-from cli_helpers import make_due, make_org, make_scheduler
-from conftest import Result, cli_env, run_cli_subprocess
 from schedctl import db, tick
 from schedctl.config import Settings
+from tests.helpers import Result, cli_env, make_due, make_org, make_scheduler, run_cli_subprocess
 
 Cli = Callable[..., Result]
 Conn = psycopg.Connection[tuple[Any, ...]]

@@ -15,8 +15,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from conftest import cli_env, run_cli_subprocess
 from schedctl.migrate import yoyo_url
+from tests.helpers import cli_env, run_cli_subprocess
 
 FIXTURE = Path(__file__).parent / "fixtures" / "schedctl_0_1"
 

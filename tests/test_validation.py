@@ -429,7 +429,7 @@ def test_parse_when_now(raw: str) -> None:
 def test_parse_when_accepts(raw: str, expected: datetime) -> None:
     when = parse_when(raw)
     assert when == expected
-    assert when is not None and when.utcoffset() == timedelta(0)
+    assert isinstance(when, datetime) and when.utcoffset() == timedelta(0)
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,1 @@
+"""The test suite (its shared pieces are in helpers.py and conftest.py)."""
