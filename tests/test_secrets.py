@@ -153,10 +153,10 @@ def test_a_role_without_privileges(cli: Cli, target: Any) -> None:
     commands = [c for c in COMMANDS if c != ["migrate"]]
     results = _run_all(cli, {"SCHEDCTL_DATABASE_URL": uri(target)}, commands)
     results += _run_all(cli, {"SCHEDCTL_DATABASE_URL": uri(target)}, [["migrate"]], [("-v",)])
-    # Connected, then refused by the missing privileges: exit 1 with the reason.
-    assert results[0].code == 1
+    # Connected, then refused by the missing privileges: exit 5 with the reason.
+    assert results[0].code == 5
     assert "permission denied" in results[0].stderr
-    assert results[-1].code == 1
+    assert results[-1].code == 5
     assert "permission denied" in results[-1].stderr
 
 

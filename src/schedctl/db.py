@@ -102,7 +102,11 @@ def translate(exc: psycopg.Error, settings: Settings) -> SchedctlError:
         )
     if isinstance(exc, pgerrors.DataError):
         return InvalidInput(f"invalid value: {first_line(exc)}")
-    if isinstance(exc, psycopg.OperationalError):
+    # The session ended by the server (an idle-in-transaction timeout, an administrator)
+    # reports itself as a transaction-state error when it answers the next statement.
+    if isinstance(exc, psycopg.OperationalError) or (exc.sqlstate or "").startswith(
+        ("25P03", "57P")
+    ):
         return OperationFailed(
             "the database operation failed part-way (connection lost or statement cancelled); "
             f"what was not yet committed was rolled back: {first_line(exc)}"
