@@ -347,9 +347,10 @@ def scalar(conn: Conn, query: str, params: Any = None) -> Any:
     return row[0]
 
 
-def org_without(conn: Conn, *domains: str) -> tuple[str, str]:
+def org_without(conn: Conn, *domains: str, busy: bool = False) -> tuple[str, str]:
     """The id and name of an organisation of the host's that has no scheduler for any of
-    the host's rows named `domains`."""
+    the host's rows named `domains` (and, if `busy`, one whose previous crawl is still
+    active)."""
     row = conn.execute(
         """
         SELECT o.id::text, o.name FROM public.organisations o
@@ -357,9 +358,15 @@ def org_without(conn: Conn, *domains: str) -> tuple[str, str]:
             SELECT 1 FROM public.schedulers s JOIN public.domains d ON d.id = s.domain_id
             WHERE s.organisation_id = o.id AND d.name = ANY (%s)
         )
+        AND (NOT %s OR EXISTS (
+            SELECT 1 FROM public.schedulers s
+            JOIN public.jobs j
+              ON j.domain_id = s.domain_id AND j.organisation_id = s.organisation_id
+            WHERE s.organisation_id = o.id AND j.status = ANY (%s)
+        ))
         ORDER BY o.name LIMIT 1
         """,
-        [list(domains)],
+        [list(domains), busy, list(ACTIVE)],
     ).fetchone()
     assert row is not None, domains
     return str(row[0]), str(row[1])
@@ -591,7 +598,7 @@ def test_an_operator_runs_every_command_on_the_hosts_data(
             "LEFT JOIN public.schedulers s ON s.organisation_id = o.id GROUP BY o.id"
         ).fetchall()
     )
-    org_id, org_name = org_without(conn, "Mixed-Case.com", "mixed-case.com", "bücher.de")
+    org_id, org_name = org_without(conn, "Mixed-Case.com", "mixed-case.com", "bücher.de", busy=True)
     assert org_id in {o["id"] for o in orgs}
     hosts_own = {
         str(row[0])
