@@ -141,7 +141,7 @@ def server_url(pytestconfig: pytest.Config) -> Iterator[str]:
 
 
 def _unique(kind: str) -> str:
-    """A database or role name no other test, process or concurrent run will choose."""
+    """A database name no other test, process or concurrent run will choose."""
     return f"schedctl_{kind}_{uuid.uuid4().hex[:16]}"
 
 
