@@ -356,6 +356,39 @@ def job_row(conn: Conn, job_id: str) -> dict[str, Any]:
     )
 
 
+def seed_due(conn: Conn, count: int, prefix: str = "site", orgs: int = 10) -> dict[str, datetime]:
+    """`count` due schedulers over `orgs` organisations, set-based, every interval, slots from
+    one minute to a few hours ago; returns each one's slot."""
+    conn.execute(
+        """
+        WITH new_orgs AS (
+            INSERT INTO organisations (name)
+            SELECT %(prefix)s || ' org ' || g FROM generate_series(1, %(orgs)s) g
+            RETURNING id
+        ),
+        orgs AS (SELECT id, row_number() OVER (ORDER BY id) - 1 AS k FROM new_orgs),
+        new_domains AS (
+            INSERT INTO domains (name)
+            SELECT %(prefix)s || '-' || g || '.com' FROM generate_series(1, %(n)s) g
+            RETURNING id
+        ),
+        doms AS (SELECT id, row_number() OVER (ORDER BY id) AS k FROM new_domains)
+        INSERT INTO schedulers (domain_id, organisation_id, schedule_interval_hours, next_run_at)
+        SELECT doms.id, orgs.id, (ARRAY[6, 12, 24, 48])[1 + doms.k %% 4],
+               now() - interval '1 minute' - doms.k * interval '197 milliseconds'
+        FROM doms JOIN orgs ON orgs.k = doms.k %% %(orgs)s
+        """,
+        {"n": count, "orgs": orgs, "prefix": prefix},
+    )
+    return dict(
+        conn.execute(
+            "SELECT s.id::text, s.next_run_at FROM schedulers s"
+            " JOIN domains d ON d.id = s.domain_id WHERE d.name LIKE %s",
+            [f"{prefix}-%"],
+        ).fetchall()
+    )
+
+
 def fingerprint(conn: Conn) -> dict[str, tuple[int, str | None]]:
     """Row count and an md5 of the full contents of every writable table, in a stable order
     (one statement: the property tests take thousands of fingerprints)."""

@@ -29,6 +29,7 @@ from tests.helpers import (
     parse_time,
     run_cli,
     run_cli_subprocess,
+    seed_due,
 )
 from tests.servers import PgBouncer, StartPgBouncer
 
@@ -37,7 +38,6 @@ pytest_plugins = ("tests.conftest_servers",)
 Connection = psycopg.Connection[tuple[Any, ...]]
 
 POOL_SIZE = 4  # server connections per database and user: fewer than the ticks below
-ORGS = 10
 
 
 # ---------------------------------------------------------------- helpers
@@ -96,32 +96,6 @@ def finish(proc: subprocess.Popen[str], timeout: float = 300) -> Result:
         proc.communicate()
         pytest.fail(f"still running after {timeout} s: {proc.args!r}")
     return Result(proc.returncode, out, err)
-
-
-def seed_due(conn: Connection, count: int, prefix: str) -> None:
-    """`count` due schedulers over ORGS organisations, set-based: every interval, slots from
-    one minute to a few hours ago, each a different time."""
-    conn.execute(
-        """
-        WITH new_orgs AS (
-            INSERT INTO organisations (name)
-            SELECT %(prefix)s || ' org ' || g FROM generate_series(1, %(orgs)s) g
-            RETURNING id
-        ),
-        orgs AS (SELECT id, row_number() OVER (ORDER BY id) - 1 AS k FROM new_orgs),
-        new_domains AS (
-            INSERT INTO domains (name)
-            SELECT %(prefix)s || '-' || g || '.com' FROM generate_series(1, %(n)s) g
-            RETURNING id
-        ),
-        doms AS (SELECT id, row_number() OVER (ORDER BY id) AS k FROM new_domains)
-        INSERT INTO schedulers (domain_id, organisation_id, schedule_interval_hours, next_run_at)
-        SELECT doms.id, orgs.id, (ARRAY[6, 12, 24, 48])[1 + doms.k %% 4],
-               now() - interval '1 minute' - doms.k * interval '397 milliseconds'
-        FROM doms JOIN orgs ON orgs.k = doms.k %% %(orgs)s
-        """,
-        {"n": count, "orgs": ORGS, "prefix": prefix},
-    )
 
 
 def due_slots(conn: Connection) -> set[tuple[str, datetime]]:

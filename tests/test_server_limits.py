@@ -23,14 +23,21 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from tests.helpers import Result, assert_error, cli_env, fingerprint, run_cli, run_cli_subprocess
+from tests.helpers import (
+    Result,
+    assert_error,
+    cli_env,
+    fingerprint,
+    run_cli,
+    run_cli_subprocess,
+    seed_due,
+)
 from tests.servers import PostgresCluster, StartCluster, StartStandby
 
 pytest_plugins = ("tests.conftest_servers",)
 
 Connection = psycopg.Connection[tuple[Any, ...]]
 
-ORGS = 10
 DBNAME = "schedctl"
 READ_ONLY = "the database is read-only here"
 
@@ -98,39 +105,6 @@ def one(conn: Connection, query: str, params: Any = None) -> Any:
     row = conn.execute(query, params).fetchone()
     assert row is not None
     return row[0]
-
-
-def seed_due(conn: Connection, count: int, prefix: str = "site") -> dict[str, datetime]:
-    """`count` due schedulers over ORGS organisations, set-based, every interval, slots from
-    one minute to a few hours ago; returns each one's slot."""
-    conn.execute(
-        """
-        WITH new_orgs AS (
-            INSERT INTO organisations (name)
-            SELECT %(prefix)s || ' org ' || g FROM generate_series(1, %(orgs)s) g
-            RETURNING id
-        ),
-        orgs AS (SELECT id, row_number() OVER (ORDER BY id) - 1 AS k FROM new_orgs),
-        new_domains AS (
-            INSERT INTO domains (name)
-            SELECT %(prefix)s || '-' || g || '.com' FROM generate_series(1, %(n)s) g
-            RETURNING id
-        ),
-        doms AS (SELECT id, row_number() OVER (ORDER BY id) AS k FROM new_domains)
-        INSERT INTO schedulers (domain_id, organisation_id, schedule_interval_hours, next_run_at)
-        SELECT doms.id, orgs.id, (ARRAY[6, 12, 24, 48])[1 + doms.k %% 4],
-               now() - interval '1 minute' - doms.k * interval '197 milliseconds'
-        FROM doms JOIN orgs ON orgs.k = doms.k %% %(orgs)s
-        """,
-        {"n": count, "orgs": ORGS, "prefix": prefix},
-    )
-    return dict(
-        conn.execute(
-            "SELECT s.id::text, s.next_run_at FROM schedulers s"
-            " JOIN domains d ON d.id = s.domain_id WHERE d.name LIKE %s",
-            [f"{prefix}-%"],
-        ).fetchall()
-    )
 
 
 def served_once(conn: Connection, slots: dict[str, datetime]) -> int:
