@@ -734,10 +734,10 @@ def test_an_operator_runs_every_command_on_the_hosts_data(
         """
         SELECT s.id::text, j.id, s.next_run_at FROM public.schedulers s
         JOIN public.jobs j ON j.domain_id = s.domain_id AND j.organisation_id = s.organisation_id
-        WHERE s.organisation_id = %s AND j.status = ANY (%s)
+        WHERE s.organisation_id = %s AND j.status = ANY (%s) AND s.id = ANY (%s::uuid[])
         ORDER BY s.id LIMIT 1
         """,
-        [org_id, list(ACTIVE)],
+        [org_id, list(ACTIVE), sorted(hosts_own)],
     ).fetchone() or (None, None, None)
     assert busy in hosts_own, "the host's history gives this organisation an active job"
     replacing = ok("run", busy, "--org", org_id, "--json")
