@@ -58,6 +58,42 @@ WRITABLE_TABLES = (
     "schedctl.served_slots",
 )
 
+# The keys of the JSON documents of the command-line contract (SPEC §5), written out here
+# rather than taken from schedctl, so that a change to them fails a test.
+SCHEDULER_KEYS = {
+    "id",
+    "organisation_id",
+    "domain",
+    "schedule_interval_hours",
+    "next_run_at",
+    "is_enabled",
+    "pause_reason",
+    "overlap_policy",
+    "concurrency",
+    "find_links",
+    "max_pages",
+    "include_paths",
+    "exclude_paths",
+    "required_workers",
+    "created_at",
+    "updated_at",
+}
+
+JOB_KEYS = {
+    "id",
+    "scheduler_id",
+    "domain",
+    "status",
+    "progress",
+    "created_at",
+    "started_at",
+    "completed_at",
+    "total_tasks",
+    "completed_tasks",
+    "failed_tasks",
+    "skipped_tasks",
+}
+
 EXIT_CODES = frozenset({0, 1, 2, 3, 4, 5})
 
 

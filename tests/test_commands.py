@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 
 from tests.helpers import (
+    JOB_KEYS,
+    SCHEDULER_KEYS,
     Cli,
     Conn,
     assert_error,
@@ -26,38 +28,6 @@ from tests.helpers import ok_json as _json
 from tests.helpers import scheduler_row as _row
 
 UTC = timezone.utc
-SCHEDULER_KEYS = {
-    "id",
-    "organisation_id",
-    "domain",
-    "schedule_interval_hours",
-    "next_run_at",
-    "is_enabled",
-    "pause_reason",
-    "overlap_policy",
-    "concurrency",
-    "find_links",
-    "max_pages",
-    "include_paths",
-    "exclude_paths",
-    "required_workers",
-    "created_at",
-    "updated_at",
-}
-JOB_KEYS = {
-    "id",
-    "scheduler_id",
-    "domain",
-    "status",
-    "progress",
-    "created_at",
-    "started_at",
-    "completed_at",
-    "total_tasks",
-    "completed_tasks",
-    "failed_tasks",
-    "skipped_tasks",
-}
 
 
 def _insert_job(

@@ -25,7 +25,16 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
-from tests.helpers import Result, as_uri, assert_error, parse_time, run_cli, run_cli_subprocess
+from tests.helpers import (
+    JOB_KEYS,
+    SCHEDULER_KEYS,
+    Result,
+    as_uri,
+    assert_error,
+    parse_time,
+    run_cli,
+    run_cli_subprocess,
+)
 from tests.realistic_host import History, add_history, load_realistic_host
 
 Conn = psycopg.Connection[tuple[Any, ...]]
@@ -42,38 +51,6 @@ FINISHED = ("completed", "failed", "cancelled")
 # previous crawl still active.
 SCHEDULERS, JOBS_PER_SCHEDULER, DUE, ORGANISATIONS = 40, 75, 24, 4
 
-SCHEDULER_KEYS = {
-    "id",
-    "organisation_id",
-    "domain",
-    "schedule_interval_hours",
-    "next_run_at",
-    "is_enabled",
-    "pause_reason",
-    "overlap_policy",
-    "concurrency",
-    "find_links",
-    "max_pages",
-    "include_paths",
-    "exclude_paths",
-    "required_workers",
-    "created_at",
-    "updated_at",
-}
-JOB_KEYS = {
-    "id",
-    "scheduler_id",
-    "domain",
-    "status",
-    "progress",
-    "created_at",
-    "started_at",
-    "completed_at",
-    "total_tasks",
-    "completed_tasks",
-    "failed_tasks",
-    "skipped_tasks",
-}
 TICK_JOB_KEYS = {"scheduler_id", "job_id", "organisation_id", "domain", "slot", "next_run_at"}
 
 
