@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Protocol
 from unittest import mock
 from urllib.parse import quote, urlencode
@@ -28,6 +29,13 @@ import typer.main
 from psycopg import sql
 from psycopg.abc import Params
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+# Every migration schedctl ships, in the order yoyo applies them, and the newest.
+MIGRATIONS = sorted(
+    path.stem
+    for path in (Path(__file__).parent.parent / "src" / "schedctl" / "migrations").glob("*.sql")
+)
+HEAD_MIGRATION = MIGRATIONS[-1]
 
 # A connection the tests set up and check with (autocommit, rows as tuples).
 Conn = psycopg.Connection[tuple[Any, ...]]

@@ -12,7 +12,15 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.helpers import Result, assert_error, make_due, make_org, make_scheduler, run_cli
+from tests.helpers import (
+    HEAD_MIGRATION,
+    Result,
+    assert_error,
+    make_due,
+    make_org,
+    make_scheduler,
+    run_cli,
+)
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 Cli = Callable[..., Result]
@@ -318,7 +326,7 @@ def test_migrate_leaves_every_host_table_as_it_was(schedctl: Cli, host_conn: Con
 
     first = schedctl("migrate")
     assert first.code == 0, first.stderr
-    assert "applied 0004_schedctl_schema" in first.stdout.splitlines()
+    assert f"applied {HEAD_MIGRATION}" in first.stdout.splitlines()
     assert host_conn.execute("SELECT to_regclass('schedctl.served_slots')").fetchone() != (None,)
     assert catalog_snapshot(host_conn) == definitions
     assert rows_snapshot(host_conn) == rows

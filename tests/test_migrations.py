@@ -9,14 +9,8 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from tests.helpers import Cli, Conn, assert_error, cli_against, make_due
+from tests.helpers import MIGRATIONS, Cli, Conn, assert_error, cli_against, make_due
 
-MIGRATIONS = [
-    "0001_host_tables",
-    "0002_schedulers",
-    "0003_schedctl_guarantees",
-    "0004_schedctl_schema",
-]
 # What migrate --json says beside the migrations when it has nothing else to report.
 QUIET = {
     "removed_from_host_tables": [],

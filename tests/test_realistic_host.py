@@ -26,6 +26,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
 from tests.helpers import (
+    HEAD_MIGRATION,
     JOB_KEYS,
     SCHEDULER_KEYS,
     Result,
@@ -438,7 +439,7 @@ def test_migrate_as_the_owner_leaves_the_hosts_tables_as_they_were(host: Host, r
     assert result.code == 0, result.stderr
     assert result.stderr == ""  # a few thousand jobs: no advice about the opt-in index
     report = json.loads(result.stdout)
-    assert report["migrations"][-1] == "0004_schedctl_schema"
+    assert report["migrations"][-1] == HEAD_MIGRATION
     assert report["removed_from_host_tables"] == []
     assert report["active_jobs_index_created"] is False
     assert scalar(host.admin, "SELECT to_regclass('schedctl.served_slots') IS NOT NULL") is True
@@ -804,7 +805,7 @@ def test_an_operator_runs_every_command_on_the_hosts_data(
         paused_count,
         due,
     )
-    assert (status["schema_version"], status["last_tick"]) == ("0004_schedctl_schema", None)
+    assert (status["schema_version"], status["last_tick"]) == (HEAD_MIGRATION, None)
     assert due > 0 and status["worst_lag_seconds"] > 60
 
 
@@ -1038,7 +1039,7 @@ def test_the_monitor_role_reads_status_and_list(migrated: Host, roles: Roles, ru
         0,
         due,
     )
-    assert (report["schema_version"], report["last_tick"]) == ("0004_schedctl_schema", None)
+    assert (report["schema_version"], report["last_tick"]) == (HEAD_MIGRATION, None)
     assert lagging.stderr.startswith("error: a scheduler has waited"), lagging.stderr
 
     org_id, org_name = org_without(conn)

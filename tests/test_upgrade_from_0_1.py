@@ -16,7 +16,7 @@ import psycopg
 import pytest
 
 from schedctl.migrate import yoyo_url
-from tests.helpers import cli_env, run_cli_subprocess
+from tests.helpers import MIGRATIONS, cli_env, run_cli_subprocess
 
 FIXTURE = Path(__file__).parent / "fixtures" / "schedctl_0_1"
 
@@ -85,7 +85,7 @@ def test_an_upgrade_from_0_1_keeps_everything_and_gives_the_host_its_tables_back
     upgraded = run_cli_subprocess(["migrate", "--json"], env)
     assert upgraded.code == 0, upgraded.stderr
     report = json.loads(upgraded.stdout)
-    assert report["migrations"] == ["0004_schedctl_schema"]
+    assert report["migrations"] == MIGRATIONS[3:]
     assert sorted(report["removed_from_host_tables"]) == [
         "index idx_jobs_active_domain_org",
         "jobs.scheduler_slot",
@@ -107,14 +107,7 @@ def test_an_upgrade_from_0_1_keeps_everything_and_gives_the_host_its_tables_back
         ).fetchone() == (["domains", "jobs", "organisations", "schedulers"],)
         assert conn.execute(
             "SELECT array_agg(migration_id ORDER BY migration_id) FROM schedctl._yoyo_migration"
-        ).fetchone() == (
-            [
-                "0001_host_tables",
-                "0002_schedulers",
-                "0003_schedctl_guarantees",
-                "0004_schedctl_schema",
-            ],
-        )
+        ).fetchone() == (MIGRATIONS,)
         assert conn.execute(
             "SELECT scheduler_id::text, overlap_policy, pause_reason"
             " FROM schedctl.scheduler_settings ORDER BY 1"
