@@ -585,3 +585,156 @@ SELECT set_config('lock_timeout', %(lock_timeout)s, true);
 -- name: backend_pid
 -- The server process serving this session (a pooler's client sees another id at connect).
 SELECT pg_backend_pid() AS pid;
+
+-- name: apply_lock_organisations
+-- Wait for each organisation's apply lock, in id order (no deadlock between two files),
+-- held until the transaction ends: two `apply` runs on one organisation take turns.
+SELECT count(pg_advisory_xact_lock(1399022672, hashtext(id::text)))
+FROM (SELECT id FROM unnest(%(ids)s::uuid[]) AS id ORDER BY id) AS ordered;
+
+-- name: apply_lock_schedulers
+-- Lock the schedulers of the organisations an apply changes, so that no command or tick
+-- changes one between the plan and its writes (the host may still insert jobs).
+SELECT count(*) FROM (
+    SELECT 1 FROM public.schedulers
+    WHERE organisation_id = ANY (%(ids)s::uuid[])
+    FOR NO KEY UPDATE
+) AS locked;
+
+-- name: apply_current
+-- Every scheduler of the given organisations with its settings, its domain as the queries
+-- match it (lowercased, no trailing dot), and whether `apply` manages it.
+SELECT s.id, s.organisation_id, d.name AS domain, lower(rtrim(d.name, '.')) AS domain_key,
+       s.schedule_interval_hours, s.is_enabled, st.pause_reason,
+       COALESCE(st.overlap_policy, 'replace') AS overlap_policy, s.concurrency, s.find_links,
+       s.max_pages, s.include_paths, s.exclude_paths, s.required_workers, s.next_run_at,
+       st.managed_by
+FROM public.schedulers s
+JOIN public.domains d ON d.id = s.domain_id
+LEFT JOIN schedctl.scheduler_settings st ON st.scheduler_id = s.id
+WHERE s.organisation_id = ANY (%(ids)s::uuid[])
+ORDER BY s.organisation_id, d.name, s.id;
+
+-- name: apply_domains_insert
+-- Add the host's rows for the given host names that it has in no spelling (`spellings`
+-- pairs each name's position with one lowercased spelling), in one pass over domains.
+WITH spelled AS (
+    SELECT * FROM unnest(%(spelling_idx)s::int[], %(spellings)s::text[]) AS w (idx, spelling)
+),
+known AS (
+    SELECT DISTINCT w.idx
+    FROM spelled w
+    JOIN public.domains d ON lower(rtrim(d.name, '.')) = w.spelling
+)
+INSERT INTO public.domains (name)
+SELECT n.name
+FROM unnest(%(name_idx)s::int[], %(names)s::text[]) AS n (idx, name)
+WHERE n.idx NOT IN (SELECT idx FROM known)
+ORDER BY n.idx
+ON CONFLICT (name) DO NOTHING;
+
+-- name: apply_domains_find
+-- The id of the host's row for each given host name, in whatever spelling it was stored
+-- (the row spelled exactly as the normal form first, as domain_ensure chooses).
+SELECT DISTINCT ON (w.idx) w.idx, d.id
+FROM unnest(%(spelling_idx)s::int[], %(spellings)s::text[]) AS w (idx, spelling)
+JOIN unnest(%(name_idx)s::int[], %(names)s::text[]) AS n (idx, name) ON n.idx = w.idx
+JOIN public.domains d ON lower(rtrim(d.name, '.')) = w.spelling
+ORDER BY w.idx, d.name = n.name DESC, d.id;
+
+-- name: apply_schedulers_insert
+-- Create schedulers from a file, one row per element of `rows`; each first runs after one
+-- interval, as `create` does.
+INSERT INTO public.schedulers (
+    domain_id, organisation_id, schedule_interval_hours, next_run_at, is_enabled,
+    concurrency, find_links, max_pages, include_paths, exclude_paths, required_workers
+)
+SELECT v.domain_id, v.organisation_id, v.schedule_interval_hours,
+       now() + make_interval(hours => v.schedule_interval_hours), v.is_enabled,
+       v.concurrency, v.find_links, v.max_pages, v.include_paths, v.exclude_paths,
+       v.required_workers
+FROM jsonb_to_recordset(%(rows)s::jsonb) AS v (
+    idx integer, domain_id integer, organisation_id uuid, schedule_interval_hours integer,
+    is_enabled boolean, concurrency integer, find_links boolean, max_pages integer,
+    include_paths text, exclude_paths text, required_workers integer
+)
+ORDER BY v.idx
+RETURNING id, domain_id, organisation_id, next_run_at;
+
+-- name: apply_schedulers_update
+-- Store the seed columns of schedulers changed by a file, one row per element of `rows`; a
+-- new interval keeps the grid's anchor, as `update --every` does.
+UPDATE public.schedulers s SET
+    schedule_interval_hours = v.schedule_interval_hours,
+    next_run_at = CASE
+        WHEN v.schedule_interval_hours = s.schedule_interval_hours THEN s.next_run_at
+        ELSE s.next_run_at - make_interval(hours => s.schedule_interval_hours)
+             + make_interval(hours => v.schedule_interval_hours)
+    END,
+    is_enabled = v.is_enabled,
+    concurrency = v.concurrency,
+    find_links = v.find_links,
+    max_pages = v.max_pages,
+    include_paths = v.include_paths,
+    exclude_paths = v.exclude_paths,
+    required_workers = v.required_workers,
+    updated_at = now()
+FROM jsonb_to_recordset(%(rows)s::jsonb) AS v (
+    id uuid, schedule_interval_hours integer, is_enabled boolean, concurrency integer,
+    find_links boolean, max_pages integer, include_paths text, exclude_paths text,
+    required_workers integer
+)
+WHERE s.id = v.id
+RETURNING s.id, s.next_run_at;
+
+-- name: apply_settings_write
+-- Store what schedctl keeps beside schedulers created, changed or adopted by a file, and
+-- mark them as managed by `apply`.
+INSERT INTO schedctl.scheduler_settings (scheduler_id, overlap_policy, pause_reason, managed_by)
+SELECT v.id, v.overlap_policy, v.pause_reason, 'apply'
+FROM jsonb_to_recordset(%(rows)s::jsonb) AS v (id uuid, overlap_policy text, pause_reason text)
+ORDER BY v.id
+ON CONFLICT (scheduler_id) DO UPDATE
+SET overlap_policy = EXCLUDED.overlap_policy, pause_reason = EXCLUDED.pause_reason,
+    managed_by = EXCLUDED.managed_by;
+
+-- name: apply_schedulers_delete
+-- Delete schedulers a file no longer lists, and what schedctl kept beside them; their jobs
+-- stay, detached first (source_detail still names them), as scheduler_delete does.
+WITH detached AS (
+    UPDATE public.jobs SET scheduler_id = NULL WHERE scheduler_id = ANY (%(ids)s::uuid[])
+),
+settings AS (
+    DELETE FROM schedctl.scheduler_settings WHERE scheduler_id = ANY (%(ids)s::uuid[])
+),
+slots AS (
+    DELETE FROM schedctl.served_slots WHERE scheduler_id = ANY (%(ids)s::uuid[])
+)
+DELETE FROM public.schedulers WHERE id = ANY (%(ids)s::uuid[]);
+
+-- name: apply_audit_insert
+-- Append the audit entries of one apply, in order, with `apply` as their source.
+INSERT INTO schedctl.audit (
+    actor, action, scheduler_id, organisation_id, domain, changes, reason, source
+)
+SELECT %(actor)s, v.action, v.scheduler_id, v.organisation_id, v.domain, v.changes, v.reason,
+       'apply'
+FROM jsonb_to_recordset(%(rows)s::jsonb) AS v (
+    ord integer, action text, scheduler_id uuid, organisation_id uuid, domain text,
+    changes jsonb, reason text
+)
+ORDER BY v.ord;
+
+-- name: export_schedulers
+-- The schedulers of one organisation (or of all), optionally only those `apply` manages,
+-- with their organisation's name.
+SELECT s.organisation_id, o.name AS organisation_name, d.name AS domain,
+       s.schedule_interval_hours, s.is_enabled, st.pause_reason,
+       COALESCE(st.overlap_policy, 'replace') AS overlap_policy, s.concurrency, s.find_links,
+       s.max_pages, s.include_paths, s.exclude_paths, s.required_workers
+FROM public.schedulers s
+JOIN public.domains d ON d.id = s.domain_id
+JOIN public.organisations o ON o.id = s.organisation_id
+LEFT JOIN schedctl.scheduler_settings st ON st.scheduler_id = s.id
+WHERE (%(organisation_id)s::uuid IS NULL OR s.organisation_id = %(organisation_id)s::uuid)
+  AND (NOT %(managed_only)s OR st.managed_by IS NOT NULL);

@@ -1,0 +1,461 @@
+"""Schedules as code: bring the database to a file (`apply`) and write the database as a file
+(`export`). A plan is worked out in memory from one read of the organisations' schedulers;
+its writes are one set-based statement per kind of change, all in one transaction."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from psycopg import errors as pgerrors
+from psycopg.types.json import Jsonb
+
+from schedctl import db, organisations
+from schedctl.errors import Conflict, InvalidInput
+from schedctl.manifest import FIELDS, Entry, ExportedScheduler, Manifest, dump
+from schedctl.models import Organisation, paths_from_db, paths_to_db
+from schedctl.schedulers import CHANGEABLE
+
+# The constraint of the seed's schedulers table that makes (domain, organisation) unique.
+_UNIQUE_DOMAIN_ORG = "unique_domain_org"
+# The fields a pause or resume changes; a change of the others is an update.
+_PAUSE_FIELDS = ("is_enabled", "pause_reason")
+MANAGED_BY = "apply"
+
+
+@dataclass(frozen=True)
+class Item:
+    """One scheduler in a plan: what is done to it, and how its fields change (file keys
+    and file forms: {key: [old, new]}; for a new one, {key: value})."""
+
+    organisation_id: uuid.UUID
+    domain: str
+    id: uuid.UUID | None = None
+    changes: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Plan:
+    """What an apply does (or, dry, would do)."""
+
+    source: str
+    organisations: list[Organisation]
+    prune: bool
+    written: bool = False
+    created: list[Item] = field(default_factory=list)
+    changed: list[Item] = field(default_factory=list)
+    adopted: list[Item] = field(default_factory=list)
+    deleted: list[Item] = field(default_factory=list)
+    kept: list[Item] = field(default_factory=list)  # managed, not listed, no --prune
+    unmanaged: list[Item] = field(default_factory=list)  # not managed, not listed: left alone
+    unchanged: int = 0
+
+    @property
+    def in_sync(self) -> bool:
+        """Whether the database already is as the file says (nothing to do)."""
+        return not (self.created or self.changed or self.adopted or self.deleted)
+
+    def doc(self) -> dict[str, Any]:
+        """The plan as one JSON document."""
+
+        def items(found: Sequence[Item], key: str | None) -> list[dict[str, Any]]:
+            return [
+                {
+                    "organisation_id": str(item.organisation_id),
+                    "domain": item.domain,
+                    "id": str(item.id) if item.id else None,
+                }
+                | ({key: item.changes} if key else {})
+                for item in found
+            ]
+
+        return {
+            "source": self.source,
+            "organisations": [{"id": str(o.id), "name": o.name} for o in self.organisations],
+            "prune": self.prune,
+            "written": self.written,
+            "in_sync": self.in_sync,
+            "created": items(self.created, "fields"),
+            "changed": items(self.changed, "changes"),
+            "adopted": items(self.adopted, "changes"),
+            "deleted": items(self.deleted, None),
+            "kept": items(self.kept, None),
+            "unmanaged": items(self.unmanaged, None),
+            "unchanged": self.unchanged,
+        }
+
+
+# ---------------------------------------------------------------- organisations
+
+
+@dataclass(frozen=True)
+class _Scope:
+    """The organisation of each entry, and every organisation the file covers."""
+
+    entry_orgs: list[uuid.UUID]
+    organisations: list[Organisation]
+
+
+def _resolve_scope(
+    conn: db.Connection, manifest: Manifest, org_option: str | None, default_org: str | None
+) -> _Scope:
+    cache: dict[str | None, Organisation] = {}
+
+    def resolve(ref: str | None) -> Organisation:
+        if ref not in cache:
+            cache[ref] = organisations.resolve(conn, ref)
+        return cache[ref]
+
+    pinned = resolve(org_option) if org_option else None
+    file_org = resolve(manifest.organisation) if manifest.organisation else None
+    if pinned and file_org and pinned.id != file_org.id:
+        raise InvalidInput(
+            f"{manifest.source} is for organisation {manifest.organisation!r}, "
+            f"but --org names {org_option!r}"
+        )
+    top = file_org or pinned
+    scope: dict[uuid.UUID, Organisation] = {}
+    if top is not None:
+        scope[top.id] = top
+    entry_orgs: list[uuid.UUID] = []
+    for entry in manifest.entries:
+        if entry.organisation is not None:
+            org = resolve(entry.organisation)
+            if pinned and org.id != pinned.id:
+                raise InvalidInput(
+                    f"{entry.where(manifest.source)} is for organisation "
+                    f"{entry.organisation!r}, outside --org {org_option!r}"
+                )
+        else:
+            org = top or resolve(default_org)
+        scope[org.id] = org
+        entry_orgs.append(org.id)
+    if not scope:  # no entry, no organisation named: the default one
+        org = resolve(default_org)
+        scope[org.id] = org
+    _refuse_duplicates(manifest, entry_orgs)
+    return _Scope(entry_orgs, sorted(scope.values(), key=lambda o: (o.name, str(o.id))))
+
+
+def _refuse_duplicates(manifest: Manifest, entry_orgs: Sequence[uuid.UUID]) -> None:
+    first: dict[tuple[uuid.UUID, str], Entry] = {}
+    problems = []
+    for entry, org_id in zip(manifest.entries, entry_orgs, strict=True):
+        key = (org_id, entry.domain)
+        if key in first:
+            problems.append(
+                f"{manifest.source}:{entry.line}: {entry.domain} is listed twice for one "
+                f"organisation (also at line {first[key].line})"
+            )
+        else:
+            first[key] = entry
+    if problems:
+        raise InvalidInput("; ".join(problems))
+
+
+# ---------------------------------------------------------------- reading the database
+
+
+def _current_values(row: dict[str, Any]) -> dict[str, Any]:
+    values = {f.attr: row[f.attr] for f in FIELDS}
+    values["include_paths"] = paths_from_db(row["include_paths"])
+    values["exclude_paths"] = paths_from_db(row["exclude_paths"])
+    return values
+
+
+def _field_changes(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """{file key: [old, new]} in file forms, for the fields that differ."""
+    return {
+        f.key: [f.export(old[f.attr]), f.export(new[f.attr])]
+        for f in FIELDS
+        if old[f.attr] != new[f.attr]
+    }
+
+
+@dataclass
+class _Work:
+    """The plan's rows, as the statements that carry it out need them."""
+
+    creates: list[tuple[Entry, uuid.UUID]] = field(default_factory=list)
+    # (entry, its organisation, the current row) of each changed or adopted scheduler
+    updates: list[tuple[Entry, dict[str, Any]]] = field(default_factory=list)
+    adoptions: list[tuple[Entry, dict[str, Any]]] = field(default_factory=list)
+    deletes: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _plan(
+    manifest: Manifest, scope: _Scope, current: list[dict[str, Any]], prune: bool
+) -> tuple[Plan, _Work]:
+    plan = Plan(source=manifest.source, organisations=scope.organisations, prune=prune)
+    work = _Work()
+    # Each entry under every spelling the host may have stored its domain in.
+    wanted: dict[tuple[uuid.UUID, str], int] = {}
+    for index, (entry, org_id) in enumerate(zip(manifest.entries, scope.entry_orgs, strict=True)):
+        for spelling in entry.spellings:
+            wanted.setdefault((org_id, spelling), index)
+    matched: dict[int, dict[str, Any]] = {}
+    for row in current:
+        index_ = wanted.get((row["organisation_id"], row["domain_key"]))
+        if index_ is not None and index_ not in matched:
+            matched[index_] = row
+            continue
+        item = Item(row["organisation_id"], row["domain"], row["id"])
+        if row["managed_by"] is None:
+            plan.unmanaged.append(item)
+        elif prune:
+            plan.deleted.append(item)
+            work.deletes.append(row)
+        else:
+            plan.kept.append(item)
+    for index, (entry, org_id) in enumerate(zip(manifest.entries, scope.entry_orgs, strict=True)):
+        found = matched.get(index)
+        if found is None:
+            plan.created.append(
+                Item(
+                    org_id,
+                    entry.domain,
+                    None,
+                    {f.key: f.export(entry.values[f.attr]) for f in FIELDS},
+                )
+            )
+            work.creates.append((entry, org_id))
+            continue
+        row = found
+        changes = _field_changes(_current_values(row), entry.values)
+        item = Item(org_id, row["domain"], row["id"], changes)
+        if row["managed_by"] is None:
+            plan.adopted.append(item)
+            work.adoptions.append((entry, row))
+        elif changes:
+            plan.changed.append(item)
+        else:
+            plan.unchanged += 1
+            continue
+        if changes:
+            work.updates.append((entry, row))
+    return plan, work
+
+
+# ---------------------------------------------------------------- writing
+
+
+def _audit_value(attr: str, value: Any) -> Any:
+    from schedctl.render import plain
+
+    return plain(value)
+
+
+def _seed_columns(values: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "schedule_interval_hours": values["schedule_interval_hours"],
+        "is_enabled": values["is_enabled"],
+        "concurrency": values["concurrency"],
+        "find_links": values["find_links"],
+        "max_pages": values["max_pages"],
+        "include_paths": paths_to_db(values["include_paths"]),
+        "exclude_paths": paths_to_db(values["exclude_paths"]),
+        "required_workers": values["required_workers"],
+    }
+
+
+def _settings(scheduler_id: uuid.UUID, values: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": str(scheduler_id),
+        "overlap_policy": values["overlap_policy"],
+        "pause_reason": values["pause_reason"],
+    }
+
+
+class _Audit:
+    """The audit entries of one apply, in order, as `create`, `update`, `pause`, `resume` and
+    `delete` write them: {column: [old, new]}, times in RFC 3339 UTC."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+
+    def add(
+        self,
+        action: str,
+        scheduler_id: uuid.UUID,
+        org_id: uuid.UUID,
+        domain: str,
+        changes: dict[str, Any],
+        reason: str | None = None,
+    ) -> None:
+        self.rows.append(
+            {
+                "ord": len(self.rows),
+                "action": action,
+                "scheduler_id": str(scheduler_id),
+                "organisation_id": str(org_id),
+                "domain": domain,
+                "changes": changes,
+                "reason": reason,
+            }
+        )
+
+    def created(
+        self, scheduler_id: uuid.UUID, org_id: uuid.UUID, entry: Entry, at: datetime
+    ) -> None:
+        values = {**entry.values, "next_run_at": at}
+        changes = {
+            name: [None, _audit_value(name, values[name])]
+            for name in CHANGEABLE
+            if values.get(name) is not None and values.get(name) != []
+        }
+        self.add("create", scheduler_id, org_id, entry.domain, changes)
+
+    def changed(
+        self,
+        row: dict[str, Any],
+        new: dict[str, Any],
+        next_run_at: datetime,
+        adopted: bool,
+    ) -> None:
+        old = {**_current_values(row), "next_run_at": row["next_run_at"]}
+        new = {**new, "next_run_at": next_run_at}
+        diff = {
+            name: [_audit_value(name, old[name]), _audit_value(name, new[name])]
+            for name in CHANGEABLE
+            if old[name] != new[name]
+        }
+        pausing = {name: diff.pop(name) for name in _PAUSE_FIELDS if name in diff}
+        if adopted:
+            diff["managed_by"] = [None, MANAGED_BY]
+        scheduler = (row["id"], row["organisation_id"], row["domain"])
+        if diff:
+            self.add("update", *scheduler, diff)
+        if pausing:
+            if new["is_enabled"]:
+                self.add("resume", *scheduler, pausing)
+            else:
+                self.add("pause", *scheduler, pausing, new["pause_reason"])
+
+    def deleted(self, row: dict[str, Any]) -> None:
+        values = {**_current_values(row), "next_run_at": row["next_run_at"]}
+        changes = {
+            name: [_audit_value(name, values[name]), None]
+            for name in CHANGEABLE
+            if values[name] is not None and values[name] != []
+        }
+        self.add("delete", row["id"], row["organisation_id"], row["domain"], changes)
+
+
+def _domain_ids(conn: db.Connection, entries: Sequence[Entry]) -> list[int]:
+    """The host's row of each entry's domain, in any spelling, added where it has none."""
+    params = {
+        "spelling_idx": [i for i, e in enumerate(entries) for _ in e.spellings],
+        "spellings": [s for e in entries for s in e.spellings],
+        "name_idx": list(range(len(entries))),
+        "names": [e.domain for e in entries],
+    }
+    db.execute(conn, "apply_domains_insert", **params)
+    found = dict(db.fetch_tuples(conn, "apply_domains_find", **params))
+    if len(found) != len(entries):
+        raise db.NoResult("apply_domains_find")
+    return [int(found[i]) for i in range(len(entries))]
+
+
+def _write(conn: db.Connection, work: _Work, actor: str) -> None:
+    audit = _Audit()
+    touched: list[dict[str, Any]] = []
+    if work.creates:
+        entries = [entry for entry, _ in work.creates]
+        domain_ids = _domain_ids(conn, entries)
+        rows = [
+            {"idx": i, "domain_id": domain_id, "organisation_id": str(org_id)}
+            | _seed_columns(entry.values)
+            for i, ((entry, org_id), domain_id) in enumerate(
+                zip(work.creates, domain_ids, strict=True)
+            )
+        ]
+        try:
+            inserted = db.fetch_tuples(conn, "apply_schedulers_insert", rows=Jsonb(rows))
+        except pgerrors.UniqueViolation as exc:
+            if exc.diag.constraint_name != _UNIQUE_DOMAIN_ORG:
+                raise
+            raise Conflict(
+                "a scheduler the file creates was created meanwhile by another command; "
+                "nothing was applied: run apply again"
+            ) from None
+        made = {(domain_id, org_id): (sid, at) for sid, domain_id, org_id, at in inserted}
+        for (entry, org_id), domain_id in zip(work.creates, domain_ids, strict=True):
+            sid, at = made[(domain_id, org_id)]
+            touched.append(_settings(sid, entry.values))
+            audit.created(sid, org_id, entry, at)
+    if work.updates:
+        rows = [{"id": str(row["id"])} | _seed_columns(entry.values) for entry, row in work.updates]
+        moved = dict(db.fetch_tuples(conn, "apply_schedulers_update", rows=Jsonb(rows)))
+    else:
+        moved = {}
+    adopted = {row["id"] for _, row in work.adoptions}
+    for entry, row in [*work.updates, *[a for a in work.adoptions if a[1]["id"] not in moved]]:
+        touched.append(_settings(row["id"], entry.values))
+        audit.changed(
+            row, entry.values, moved.get(row["id"], row["next_run_at"]), row["id"] in adopted
+        )
+    if touched:
+        db.execute(conn, "apply_settings_write", rows=Jsonb(touched))
+    if work.deletes:
+        db.execute(conn, "apply_schedulers_delete", ids=[row["id"] for row in work.deletes])
+        for row in work.deletes:
+            audit.deleted(row)
+    if audit.rows:
+        db.execute(conn, "apply_audit_insert", actor=actor, rows=Jsonb(audit.rows))
+
+
+# ---------------------------------------------------------------- apply and export
+
+
+def apply(
+    conn: db.Connection,
+    manifest: Manifest,
+    *,
+    org_option: str | None,
+    default_org: str | None,
+    prune: bool,
+    write: bool,
+    actor: str,
+) -> Plan:
+    """Bring the organisations' schedulers to the file (write=False: only plan), in one
+    transaction that holds each organisation's apply lock."""
+    scope = _resolve_scope(conn, manifest, org_option, default_org)
+    ids = [org.id for org in scope.organisations]
+    try:
+        with conn.work():
+            if write:
+                db.execute(conn, "apply_lock_organisations", ids=ids)
+                db.execute(conn, "apply_lock_schedulers", ids=ids)
+            current = db.fetch_all(conn, "apply_current", ids=ids)
+            plan, work = _plan(manifest, scope, [dict(row) for row in current], prune)
+            if write and not plan.in_sync:
+                _write(conn, work, actor)
+                plan.written = True
+    except pgerrors.LockNotAvailable:
+        names = ", ".join(org.name for org in scope.organisations)
+        raise Conflict(
+            f"another apply or command holds the schedulers of {names} and did not finish "
+            f"within {conn.lock_timeout:g} s (SCHEDCTL_LOCK_TIMEOUT); nothing was applied"
+        ) from None
+    return plan
+
+
+def export(conn: db.Connection, org_id: uuid.UUID | None, *, managed_only: bool) -> str:
+    """The schedulers of one organisation (None: of all) as a file `apply` takes back."""
+    rows = db.fetch_all(
+        conn, "export_schedulers", organisation_id=org_id, managed_only=managed_only
+    )
+    names: dict[str, str] = {}
+    found: list[tuple[tuple[str, str, str], ExportedScheduler]] = []
+    for row in rows:
+        org = str(row["organisation_id"])
+        names[org] = row["organisation_name"]
+        scheduler = ExportedScheduler(org, row["domain"], _current_values(dict(row)))
+        found.append(((row["organisation_name"], org, row["domain"]), scheduler))
+    if org_id is not None and not names:
+        names[str(org_id)] = organisations.resolve(conn, str(org_id)).name
+    ordered = [scheduler for _, scheduler in sorted(found, key=lambda pair: pair[0])]
+    return dump(ordered, names, per_entry_organisation=org_id is None)

@@ -1,0 +1,429 @@
+"""The file `schedctl apply` reads and `schedctl export` writes: schedulers as YAML, one entry
+per domain. Every scheduler field the file carries is one row of FIELDS (file key, check,
+stored value, file form), so a new field is one more row there and its column in the apply
+queries.
+
+The file is read with PyYAML: its C parser (libyaml) reads a file of 10,000 entries in a
+fraction of a second, and `compose` keeps the line of every node, which names the line of
+each problem. The node tree is walked here, not loaded as Python objects, so that a
+duplicate key is an error instead of a silent overwrite and only plain scalars, lists and
+mappings are accepted (no tags, no anchors turning into huge structures).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from schedctl import validation
+from schedctl.errors import InvalidInput
+from schedctl.models import Overlap
+
+# The keys of the file's top level and of an entry besides its fields.
+ORGANISATION = "organisation"
+SCHEDULERS = "schedulers"
+DOMAIN = "domain"
+
+
+# ---------------------------------------------------------------- the fields
+
+
+def _text(key: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise InvalidInput(f"{key} must be text, got {_kind(value)}")
+    return value
+
+
+def _integer(key: str, value: Any) -> int:
+    # bool is an int in Python; `concurrency: yes` is not a number.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInput(f"{key} must be a whole number, got {_kind(value)}")
+    return value
+
+
+def _boolean(key: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidInput(f"{key} must be true or false, got {_kind(value)}")
+    return value
+
+
+def _text_list(key: str, value: Any) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise InvalidInput(f"{key} must be a list of paths, got {_kind(value)}")
+    return value
+
+
+def _every(key: str, value: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)  # `every: 6` as create takes `--every 6`
+    return validation.parse_interval(_text(key, value))
+
+
+def _overlap(key: str, value: Any) -> str:
+    text = _text(key, value).strip().lower()
+    try:
+        return Overlap(text).value
+    except ValueError:
+        raise InvalidInput(f"{key} must be one of replace, skip or allow, got {value!r}") from None
+
+
+def _ranged(bounds: tuple[int, int]) -> Callable[[str, Any], int]:
+    def check(key: str, value: Any) -> int:
+        return validation.check_range(key, _integer(key, value), *bounds)
+
+    return check
+
+
+def _paths(key: str, value: Any) -> list[str]:
+    return validation.normalize_paths(key, _text_list(key, value))
+
+
+def _reason(key: str, value: Any) -> str | None:
+    return None if value is None else validation.parse_reason(_text(key, value))
+
+
+def _hours(hours: int) -> str:
+    return f"{hours}h"
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+@dataclass(frozen=True)
+class Field:
+    """One scheduler field as the file carries it."""
+
+    key: str  # the key in the file: the option of `create` without its dashes
+    attr: str  # the Scheduler attribute and audit name (the column it is stored in)
+    parse: Callable[[str, Any], Any]  # (key, YAML value) -> stored value; InvalidInput if bad
+    default: Any  # the value of a key left out (create's default); None: required
+    export: Callable[[Any], Any] = _same  # stored value -> YAML value
+    required: bool = False
+
+
+FIELDS: tuple[Field, ...] = (
+    Field("every", "schedule_interval_hours", _every, None, _hours, required=True),
+    Field("overlap", "overlap_policy", _overlap, Overlap.REPLACE.value),
+    Field("concurrency", "concurrency", _ranged(validation.CONCURRENCY), 20),
+    Field("find-links", "find_links", lambda k, v: _boolean(k, v), True),
+    Field("max-pages", "max_pages", _ranged(validation.MAX_PAGES), 0),
+    Field("include", "include_paths", _paths, []),
+    Field("exclude", "exclude_paths", _paths, []),
+    Field("required-workers", "required_workers", _ranged(validation.REQUIRED_WORKERS), 1),
+    Field("enabled", "is_enabled", lambda k, v: _boolean(k, v), True),
+    Field("pause-reason", "pause_reason", _reason, None),
+)
+FIELDS_BY_KEY = {f.key: f for f in FIELDS}
+ENTRY_KEYS = (DOMAIN, ORGANISATION, *FIELDS_BY_KEY)
+
+
+def file_form(field_: Field, value: Any) -> Any:
+    """A stored value as the file writes it (for the plan and for export)."""
+    return field_.export(value)
+
+
+def _check_entry(values: dict[str, Any]) -> None:
+    """Rules that bind several fields of one entry."""
+    if values["pause_reason"] is not None and values["is_enabled"]:
+        raise InvalidInput("pause-reason is only for a paused scheduler (enabled: false)")
+
+
+# ---------------------------------------------------------------- reading a file
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One scheduler the file asks for: its domain normalised, its fields checked and
+    complete (defaults filled in), by Scheduler attribute."""
+
+    line: int  # 1-based line of the entry in the file
+    index: int  # 0-based position in the list
+    domain: str  # A-label
+    spellings: tuple[str, ...]
+    organisation: str | None  # as written in the entry (an id or a name), if it names one
+    values: dict[str, Any]
+
+    def where(self, source: str) -> str:
+        return f"{source}:{self.line} (entry {self.index + 1}, {self.domain})"
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A file read and checked, before any database is consulted."""
+
+    source: str  # the file's name as given, or "<stdin>"
+    organisation: str | None  # the top-level organisation, if the file names one
+    entries: list[Entry] = field(default_factory=list)
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, str):
+        return f"the text {value[:60]!r}"
+    return f"{type(value).__name__} {str(value)[:60]}"
+
+
+# Scalar tags a file may use; anything else (a timestamp, binary, a Python object) is refused.
+_SCALAR_TAGS = {
+    "tag:yaml.org,2002:str",
+    "tag:yaml.org,2002:int",
+    "tag:yaml.org,2002:bool",
+    "tag:yaml.org,2002:null",
+    "tag:yaml.org,2002:float",
+}
+_constructor = yaml.constructor.SafeConstructor()
+
+
+class _Problems:
+    """Every problem found in a file, each with its line."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.found: list[tuple[int, str]] = []
+
+    def add(self, node: yaml.Node | int, message: str) -> None:
+        line = node if isinstance(node, int) else node.start_mark.line + 1
+        self.found.append((line, f"{self.source}:{line}: {message}"))
+
+    def raise_any(self) -> None:
+        if self.found:
+            count = len(self.found)
+            summary = "1 problem" if count == 1 else f"{count} problems"
+            ordered = [text for _, text in sorted(self.found, key=lambda found: found[0])]
+            raise InvalidInput(f"{self.source}: {summary}, nothing applied: " + "; ".join(ordered))
+
+
+def _plain(node: yaml.Node) -> Any:
+    """A node's value: a scalar, or a list of scalars (for paths); InvalidInput otherwise."""
+    if isinstance(node, yaml.ScalarNode):
+        if node.tag not in _SCALAR_TAGS:
+            raise InvalidInput(f"values tagged {node.tag} are not accepted")
+        try:
+            return _constructor.construct_object(node)
+        except (yaml.YAMLError, ValueError, OverflowError) as error:
+            raise InvalidInput(f"unreadable value: {error}") from None
+    if isinstance(node, yaml.SequenceNode):
+        items = []
+        for item in node.value:
+            if not isinstance(item, yaml.ScalarNode):
+                raise InvalidInput("a list here holds only plain values")
+            items.append(_plain(item))
+        return items
+    raise InvalidInput("a mapping is not accepted here")
+
+
+def _pairs(node: yaml.MappingNode, problems: _Problems) -> list[tuple[str, yaml.Node]]:
+    """A mapping's keys and value nodes; a key that is not text, or given twice, is a problem."""
+    pairs: list[tuple[str, yaml.Node]] = []
+    seen: set[str] = set()
+    for key_node, value_node in node.value:
+        if not isinstance(key_node, yaml.ScalarNode) or key_node.tag != "tag:yaml.org,2002:str":
+            problems.add(key_node, "a key must be text")
+            continue
+        key = key_node.value
+        if key in seen:
+            problems.add(key_node, f"{key!r} is given twice")
+            continue
+        seen.add(key)
+        pairs.append((key, value_node))
+    return pairs
+
+
+def _unknown(key: str, known: Iterable[str]) -> str:
+    return f"unknown key {key[:60]!r} (known keys: {', '.join(known)})"
+
+
+def _organisation(node: yaml.Node, problems: _Problems) -> str | None:
+    try:
+        value = _plain(node)
+        text = _text(ORGANISATION, value).strip()
+    except InvalidInput as error:
+        problems.add(node, error.message)
+        return None
+    if not text:
+        problems.add(node, "organisation must not be empty")
+        return None
+    return text
+
+
+def _entry(node: yaml.Node, index: int, problems: _Problems) -> Entry | None:
+    line = node.start_mark.line + 1
+    if not isinstance(node, yaml.MappingNode):
+        problems.add(node, f"entry {index + 1} must be a mapping with a domain and its fields")
+        return None
+    before = len(problems.found)
+    domain: str | None = None
+    organisation: str | None = None
+    values: dict[str, Any] = {}
+    given: set[str] = set()
+    label = f"entry {index + 1}"
+    for key, value_node in _pairs(node, problems):
+        if key == DOMAIN:
+            try:
+                domain = validation.normalize_domain(_text(DOMAIN, _plain(value_node)))
+                label = f"{label} ({domain})"
+            except InvalidInput as error:
+                problems.add(value_node, f"{label}: {error.message}")
+        elif key == ORGANISATION:
+            organisation = _organisation(value_node, problems)
+        elif key in FIELDS_BY_KEY:
+            field_ = FIELDS_BY_KEY[key]
+            given.add(key)
+            try:
+                values[field_.attr] = field_.parse(key, _plain(value_node))
+            except InvalidInput as error:
+                message = error.message
+                if not message.startswith((key, f"--{key}")):
+                    message = f"{key}: {message}"
+                problems.add(value_node, f"{label}: {message}")
+        else:
+            problems.add(value_node, f"{label}: {_unknown(key, ENTRY_KEYS)}")
+    if domain is None and len(problems.found) == before:
+        problems.add(node, f"{label}: domain is required")
+    for field_ in FIELDS:
+        if field_.key not in given:
+            if field_.required:
+                problems.add(node, f"{label}: {field_.key} is required")
+            else:
+                values[field_.attr] = field_.default
+    if len(problems.found) > before or domain is None:
+        return None
+    try:
+        _check_entry(values)
+    except InvalidInput as error:
+        problems.add(node, f"{label}: {error.message}")
+        return None
+    return Entry(
+        line=line,
+        index=index,
+        domain=domain,
+        spellings=validation.domain_spellings(domain),
+        organisation=organisation,
+        values=values,
+    )
+
+
+def parse(text: str, source: str) -> Manifest:
+    """Read and check a whole file; InvalidInput naming every problem (file and line)."""
+    problems = _Problems(source)
+    try:
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        root = yaml.compose(text, Loader=loader)
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        line = mark.line + 1 if mark is not None else 1
+        problems.add(line, f"not valid YAML: {error.problem or error.context or 'unreadable'}")
+        problems.raise_any()
+        raise AssertionError("unreachable") from None
+    except (yaml.YAMLError, ValueError, RecursionError) as error:
+        raise InvalidInput(f"{source}: not valid YAML: {error}") from None
+    if not isinstance(root, yaml.MappingNode):
+        raise InvalidInput(
+            f"{source}: the file must be a mapping with '{SCHEDULERS}:' (a list of schedulers) "
+            f"and optionally '{ORGANISATION}:'"
+        )
+    organisation: str | None = None
+    entries_node: yaml.Node | None = None
+    for key, value_node in _pairs(root, problems):
+        if key == ORGANISATION:
+            organisation = _organisation(value_node, problems)
+        elif key == SCHEDULERS:
+            entries_node = value_node
+        else:
+            problems.add(value_node, _unknown(key, (ORGANISATION, SCHEDULERS)))
+    entries: list[Entry] = []
+    if entries_node is None:
+        problems.add(root, f"'{SCHEDULERS}:' is missing (write '{SCHEDULERS}: []' for none)")
+    elif isinstance(entries_node, yaml.SequenceNode):
+        for index, item in enumerate(entries_node.value):
+            entry = _entry(item, index, problems)
+            if entry is not None:
+                entries.append(entry)
+    elif not (isinstance(entries_node, yaml.ScalarNode) and entries_node.tag.endswith(":null")):
+        problems.add(entries_node, f"'{SCHEDULERS}:' must be a list")
+    _duplicates(entries, organisation, problems)
+    problems.raise_any()
+    return Manifest(source=source, organisation=organisation, entries=entries)
+
+
+def _duplicates(entries: Sequence[Entry], organisation: str | None, problems: _Problems) -> None:
+    """Two entries for one domain of one organisation (as written; apply checks again once
+    names are resolved to ids)."""
+    first: dict[tuple[str | None, str], Entry] = {}
+    for entry in entries:
+        key = (entry.organisation or organisation, entry.domain)
+        if key in first:
+            problems.add(
+                entry.line, f"{entry.domain} is listed twice (also at line {first[key].line})"
+            )
+        else:
+            first[key] = entry
+
+
+# ---------------------------------------------------------------- writing a file
+
+
+@dataclass(frozen=True)
+class ExportedScheduler:
+    """What export writes of one scheduler."""
+
+    organisation_id: str
+    domain: str
+    values: dict[str, Any]  # by Scheduler attribute
+
+
+def _scalar(value: Any) -> str:
+    """One value in YAML flow form, quoted only where YAML needs it."""
+    if isinstance(value, list):
+        return "[" + ", ".join(_scalar(item) for item in value) + "]"
+    dumped = yaml.safe_dump(value, default_flow_style=True, allow_unicode=True, width=1 << 30)
+    return dumped.removesuffix("\n...\n").removesuffix("\n")
+
+
+def dump(
+    schedulers: Sequence[ExportedScheduler],
+    organisations: dict[str, str],
+    *,
+    per_entry_organisation: bool,
+) -> str:
+    """A file `apply` takes back unchanged: schedulers in the given order (the caller sorts
+    them), each field left out where it has create's default (so a field added later does
+    not change every entry)."""
+    lines = ["# schedctl: schedules as code; apply with `schedctl apply -f FILE`."]
+    for org_id, name in sorted(organisations.items(), key=lambda item: (item[1], item[0])):
+        lines.append(f"# organisation {org_id}: {_comment(name)}")
+    if not per_entry_organisation and organisations:
+        (org_id,) = organisations
+        lines.append(f"{ORGANISATION}: {org_id}")
+    if not schedulers:
+        lines.append(f"{SCHEDULERS}: []")
+        return "\n".join(lines) + "\n"
+    lines.append(f"{SCHEDULERS}:")
+    for scheduler in schedulers:
+        shown = validation.display_domain(scheduler.domain)
+        note = f"  # {_comment(shown)}" if shown != scheduler.domain else ""
+        lines.append(f"  - {DOMAIN}: {_scalar(scheduler.domain)}{note}")
+        if per_entry_organisation:
+            lines.append(f"    {ORGANISATION}: {scheduler.organisation_id}")
+        for field_ in FIELDS:
+            value = scheduler.values[field_.attr]
+            if field_.required or value != field_.default:
+                lines.append(f"    {field_.key}: {_scalar(field_.export(value))}")
+    return "\n".join(lines) + "\n"
+
+
+def _comment(text: str) -> str:
+    """Text safe on one comment line."""
+    return json.dumps(text, ensure_ascii=False)[1:-1]
