@@ -13,6 +13,7 @@ mappings are accepted (no tags, no anchors turning into huge structures).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -327,8 +328,14 @@ def parse(text: str, source: str) -> Manifest:
         problems.add(line, f"not valid YAML: {error.problem or error.context or 'unreadable'}")
         problems.raise_any()
         raise AssertionError("unreachable") from None
+    except yaml.reader.ReaderError as error:  # a character YAML does not allow
+        line = text[: error.position].count("\n") + 1
+        problems.add(line, f"not valid YAML: character {error.character!r} is not allowed")
+        problems.raise_any()
+        raise AssertionError("unreachable") from None
     except (yaml.YAMLError, ValueError, RecursionError) as error:
-        raise InvalidInput(f"{source}: not valid YAML: {error}") from None
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else "unreadable"
+        raise InvalidInput(f"{source}: not valid YAML: {first_line}") from None
     if not isinstance(root, yaml.MappingNode):
         raise InvalidInput(
             f"{source}: the file must be a mapping with '{SCHEDULERS}:' (a list of schedulers) "
@@ -384,10 +391,30 @@ class ExportedScheduler:
     values: dict[str, Any]  # by Scheduler attribute
 
 
+_PLAIN = re.compile(r"^[A-Za-z0-9/][A-Za-z0-9/._-]*$")
+_resolver = yaml.resolver.Resolver()
+
+
+def _is_plain(value: Any) -> bool:
+    """Whether a text reads back as itself unquoted, in a block or a flow list (not a number,
+    boolean or null, no character YAML gives a meaning)."""
+    return (
+        isinstance(value, str)
+        and _PLAIN.match(value) is not None
+        and _resolver.resolve(yaml.ScalarNode, value, (True, False)) == "tag:yaml.org,2002:str"  # type: ignore[no-untyped-call]
+    )
+
+
 def _scalar(value: Any) -> str:
     """One value in YAML flow form, quoted only where YAML needs it."""
-    if isinstance(value, list):
-        return "[" + ", ".join(_scalar(item) for item in value) + "]"
+    if isinstance(value, list) and all(_is_plain(item) for item in value):
+        return "[" + ", ".join(value) + "]"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if _is_plain(value):
+        return str(value)
     dumped = yaml.safe_dump(value, default_flow_style=True, allow_unicode=True, width=1 << 30)
     return dumped.removesuffix("\n...\n").removesuffix("\n")
 

@@ -1,0 +1,796 @@
+"""Schedules as code: `apply -f FILE` brings the database to the file in one transaction and
+`export` writes a file apply takes back unchanged; ownership marks keep --prune to what a
+file made; invalid files write nothing; concurrent applies take turns."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import yaml
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from schedctl import manifest
+from schedctl.errors import InvalidInput
+from tests.helpers import (
+    Cli,
+    Conn,
+    assert_error,
+    fetch_one,
+    fingerprint,
+    finish_cli_process,
+    make_org,
+    make_scheduler,
+    ok_json,
+    run_cli_subprocess,
+    start_cli_process,
+)
+
+BASE = """\
+schedulers:
+  - domain: alpha.com
+    every: 6h
+  - domain: beta.org
+    every: 12h
+    include: [/blog]
+"""
+
+# The key the organisation lock of apply uses (queries.sql, apply_lock_organisations).
+APPLY_LOCK_KEY = 1399022672
+
+
+def write(tmp_path: Path, text: str, name: str = "schedules.yaml") -> str:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def apply(cli: Cli, tmp_path: Path, text: str, *options: str) -> dict[str, Any]:
+    """Apply `text` as a file with --json; the plan it printed."""
+    plan: dict[str, Any] = ok_json(cli("apply", "-f", write(tmp_path, text), "--json", *options))
+    return plan
+
+
+def audit_count(conn: Conn) -> int:
+    return int(fetch_one(conn, "SELECT count(*) FROM schedctl.audit")[0])
+
+
+def managed(conn: Conn) -> dict[str, str | None]:
+    """Each scheduler's domain and its managed-by mark."""
+    rows = conn.execute(
+        "SELECT d.name, st.managed_by FROM schedulers s JOIN domains d ON d.id = s.domain_id"
+        " LEFT JOIN schedctl.scheduler_settings st ON st.scheduler_id = s.id"
+    ).fetchall()
+    return dict(rows)
+
+
+def counts(plan: dict[str, Any]) -> dict[str, int]:
+    return {
+        key: len(plan[key]) if isinstance(plan[key], list) else plan[key]
+        for key in ("created", "changed", "adopted", "deleted", "kept", "unmanaged", "unchanged")
+    }
+
+
+def host_scheduler(conn: Conn, org_id: str, domain: str) -> str:
+    """A scheduler the host's own code inserted (seed columns only, no settings row)."""
+    row = fetch_one(
+        conn,
+        """
+        WITH d AS (INSERT INTO domains (name) VALUES (%s)
+                   ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name RETURNING id)
+        INSERT INTO schedulers (domain_id, organisation_id, schedule_interval_hours, next_run_at)
+        SELECT d.id, %s, 24, now() + interval '1 hour' FROM d RETURNING id::text
+        """,
+        [domain, org_id],
+    )
+    return str(row[0])
+
+
+# ---------------------------------------------------------------- apply, plan, audit
+
+
+def test_apply_creates_and_a_second_apply_changes_nothing(
+    cli: Cli, conn: Conn, tmp_path: Path
+) -> None:
+    org = make_org(cli, "Acme")
+    plan = apply(cli, tmp_path, BASE)
+    assert counts(plan) == dict(
+        created=2, changed=0, adopted=0, deleted=0, kept=0, unmanaged=0, unchanged=0
+    )
+    assert plan["written"] and not plan["in_sync"]
+    assert plan["organisations"] == [{"id": org, "name": "Acme"}]
+    assert plan["created"][1]["domain"] == "beta.org"
+    assert plan["created"][1]["fields"]["include"] == ["/blog"]
+    assert managed(conn) == {"alpha.com": "apply", "beta.org": "apply"}
+    audit = conn.execute(
+        "SELECT action, source, actor, domain, changes FROM schedctl.audit ORDER BY id"
+    ).fetchall()
+    assert [(a, s, d) for a, s, _, d, _ in audit] == [
+        ("create", "apply", "alpha.com"),
+        ("create", "apply", "beta.org"),
+    ]
+    assert audit[1][4]["include_paths"] == [None, ["/blog"]]
+    assert audit[0][2]  # the actor
+    listed = ok_json(cli("list", "--json"))
+    assert {s["domain"]: s["schedule_interval_hours"] for s in listed} == {
+        "alpha.com": 6,
+        "beta.org": 12,
+    }
+
+    before, entries = fingerprint(conn), audit_count(conn)
+    again = apply(cli, tmp_path, BASE)
+    assert again["in_sync"] and not again["written"]
+    assert counts(again)["unchanged"] == 2
+    assert fingerprint(conn) == before
+    assert audit_count(conn) == entries
+
+
+def test_text_plan_shows_each_change(cli: Cli, tmp_path: Path) -> None:
+    make_org(cli, "Acme")
+    apply(cli, tmp_path, BASE + "  - domain: gone.com\n    every: 6h\n")
+    changed = BASE.replace("every: 6h", "every: 12h\n    concurrency: 5")
+    result = cli("apply", "-f", write(tmp_path, changed), "--prune")
+    assert result.code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "~ change alpha.com" in lines
+    assert "    every: 6h → 12h" in lines
+    assert "    concurrency: 20 → 5" in lines
+    assert "- delete gone.com (no longer in the file)" in lines
+    assert lines[-1].startswith("0 created, 1 changed, 0 adopted, 1 deleted, 1 unchanged")
+
+
+def test_dry_run_plans_and_writes_nothing(cli: Cli, conn: Conn, tmp_path: Path) -> None:
+    make_org(cli, "Acme")
+    before = fingerprint(conn)
+    plan = apply(cli, tmp_path, BASE, "--dry-run")
+    assert counts(plan)["created"] == 2
+    assert plan["dry_run"] and not plan["written"]
+    assert fingerprint(conn) == before
+
+
+def test_check_exits_1_on_drift_and_0_in_sync(cli: Cli, conn: Conn, tmp_path: Path) -> None:
+    make_org(cli, "Acme")
+    path = write(tmp_path, BASE)
+    before = fingerprint(conn)
+    drift = cli("apply", "-f", path, "--check", "--json")
+    assert drift.code == 1
+    assert json.loads(drift.stdout)["in_sync"] is False
+    assert drift.stderr.startswith("error: the database differs from")
+    assert fingerprint(conn) == before
+    assert cli("apply", "-f", path).code == 0
+    assert cli("apply", "-f", path, "--check").code == 0
+    cli("update", "alpha.com", "--concurrency", "7")  # a change outside the file
+    drifted = cli("apply", "-f", path, "--check", "--json")
+    assert drifted.code == 1
+    assert json.loads(drifted.stdout)["changed"][0]["changes"] == {"concurrency": [7, 20]}
+
+
+# One change of each field of the file: (key, first value, second value, the column and
+# the value it holds after the change, the audit action).
+FIELD_CHANGES = [
+    ("every", "6h", "24h", "schedule_interval_hours", 24, "update"),
+    ("overlap", "replace", "skip", "overlap_policy", "skip", "update"),
+    ("concurrency", "20", "55", "concurrency", 55, "update"),
+    ("find-links", "true", "false", "find_links", False, "update"),
+    ("max-pages", "0", "1000", "max_pages", 1000, "update"),
+    ("include", "[/a]", "[/a, /b]", "include_paths", '["/a", "/b"]', "update"),
+    ("exclude", "[]", "[/private]", "exclude_paths", '["/private"]', "update"),
+    ("required-workers", "1", "4", "required_workers", 4, "update"),
+    ("enabled", "true", "false", "is_enabled", False, "pause"),
+]
+
+
+@pytest.mark.parametrize(("key", "old", "new", "column", "stored", "action"), FIELD_CHANGES)
+def test_a_change_of_each_field(
+    cli: Cli,
+    conn: Conn,
+    tmp_path: Path,
+    key: str,
+    old: str,
+    new: str,
+    column: str,
+    stored: Any,
+    action: str,
+) -> None:
+    make_org(cli, "Acme")
+    template = "schedulers:\n  - domain: alpha.com\n    every: 6h\n    {key}: {value}\n"
+    if key == "every":
+        template = "schedulers:\n  - domain: alpha.com\n    {key}: {value}\n"
+    apply(cli, tmp_path, template.format(key=key, value=old))
+    row_before = fetch_one(conn, "SELECT next_run_at, schedule_interval_hours FROM schedulers")
+    entries = audit_count(conn)
+    plan = apply(cli, tmp_path, template.format(key=key, value=new))
+    assert counts(plan)["changed"] == 1
+    change = plan["changed"][0]["changes"]
+    assert list(change) == [key]
+    assert change[key][1] == yaml.safe_load(new) if key != "every" else change[key][1] == new
+    value = fetch_one(
+        conn,
+        f"SELECT {column} FROM schedulers s LEFT JOIN schedctl.scheduler_settings st"
+        " ON st.scheduler_id = s.id",
+    )[0]
+    assert value == stored
+    audit = conn.execute(
+        "SELECT action, source FROM schedctl.audit ORDER BY id OFFSET %s", [entries]
+    ).fetchall()
+    assert audit == [(action, "apply")]
+    if key == "every":  # the grid keeps its anchor, as update --every does
+        next_run_at = fetch_one(conn, "SELECT next_run_at FROM schedulers")[0]
+        assert (next_run_at - row_before[0]).total_seconds() == (24 - 6) * 3600
+
+
+def test_pause_reason_and_resume(cli: Cli, conn: Conn, tmp_path: Path) -> None:
+    make_org(cli, "Acme")
+    paused = "schedulers:\n  - domain: alpha.com\n    every: 6h\n    enabled: false\n"
+    apply(cli, tmp_path, BASE)
+    plan = apply(cli, tmp_path, paused + "    pause-reason: site migration\n")
+    assert plan["changed"][0]["changes"] == {
+        "enabled": [True, False],
+        "pause-reason": [None, "site migration"],
+    }
+    shown = ok_json(cli("show", "alpha.com", "--json"))
+    assert (shown["is_enabled"], shown["pause_reason"]) == (False, "site migration")
+    plan = apply(cli, tmp_path, paused + "    pause-reason: still migrating\n")
+    assert plan["changed"][0]["changes"] == {"pause-reason": ["site migration", "still migrating"]}
+    apply(cli, tmp_path, BASE)
+    shown = ok_json(cli("show", "alpha.com", "--json"))
+    assert (shown["is_enabled"], shown["pause_reason"]) == (True, None)
+    actions = conn.execute(
+        "SELECT action, reason FROM schedctl.audit WHERE domain = 'alpha.com' ORDER BY id"
+    ).fetchall()
+    assert actions == [
+        ("create", None),
+        ("pause", "site migration"),
+        ("pause", "still migrating"),
+        ("resume", None),
+    ]
+
+
+# ---------------------------------------------------------------- ownership
+
+
+def test_prune_deletes_only_managed_schedulers(cli: Cli, conn: Conn, tmp_path: Path) -> None:
+    org = make_org(cli, "Acme")
+    apply(cli, tmp_path, BASE + "  - domain: gone.com\n    every: 6h\n")
+    by_hand = make_scheduler(cli, "manual.com")["id"]
+    by_host = host_scheduler(conn, org, "host.net")
+    gone = fetch_one(
+        conn,
+        "SELECT s.id::text FROM schedulers s JOIN domains d ON d.id = s.domain_id"
+        " WHERE d.name = 'gone.com'",
+    )[0]
+    ok_json(cli("run", "gone.com", "--json"))  # a job, which must outlive its scheduler
+
+    kept = apply(cli, tmp_path, BASE)  # without --prune: listed as kept, not deleted
+    assert counts(kept) == dict(
+        created=0, changed=0, adopted=0, deleted=0, kept=1, unmanaged=2, unchanged=2
+    )
+    assert kept["in_sync"]
+    assert "gone.com" in managed(conn)
+
+    plan = apply(cli, tmp_path, BASE, "--prune")
+    assert [d["domain"] for d in plan["deleted"]] == ["gone.com"]
+    assert {u["id"] for u in plan["unmanaged"]} == {by_hand, by_host}
+    assert managed(conn) == {
+        "alpha.com": "apply",
+        "beta.org": "apply",
+        "manual.com": None,
+        "host.net": None,
+    }
+    job = fetch_one(conn, "SELECT scheduler_id, source_detail FROM jobs")
+    assert job == (None, gone)
+    audit = fetch_one(
+        conn,
+        "SELECT action, source FROM schedctl.audit WHERE scheduler_id = %s"
+        " ORDER BY id DESC LIMIT 1",
+        [gone],
+    )
+    assert audit == ("delete", "apply")
+    text = cli("apply", "-f", write(tmp_path, BASE), "--prune")
+    assert "  leave manual.com: not in the file, not managed by apply" in text.stdout
+
+
+def test_an_entry_adopts_an_unmanaged_scheduler(cli: Cli, conn: Conn, tmp_path: Path) -> None:
+    org = make_org(cli, "Acme")
+    by_hand = make_scheduler(cli, "alpha.com", "--concurrency", "9")["id"]
+    by_host = host_scheduler(conn, org, "Beta.ORG")  # as the host stored it
+    plan = apply(cli, tmp_path, BASE.replace("alpha.com", "https://www.Alpha.com/"))
+    assert counts(plan) == dict(
+        created=0, changed=0, adopted=2, deleted=0, kept=0, unmanaged=0, unchanged=0
+    )
+    adopted = {a["id"]: a["changes"] for a in plan["adopted"]}
+    assert adopted == {
+        by_hand: {"concurrency": [9, 20]},
+        by_host: {"every": ["24h", "12h"], "include": [[], ["/blog"]]},
+    }
+    assert managed(conn) == {"alpha.com": "apply", "Beta.ORG": "apply"}
+    assert fetch_one(conn, "SELECT count(*) FROM domains")[0] == 2  # no new spelling added
+    changes = fetch_one(
+        conn,
+        "SELECT changes FROM schedctl.audit WHERE scheduler_id = %s AND source = 'apply'",
+        [by_hand],
+    )[0]
+    assert changes == {"concurrency": [9, 20], "managed_by": [None, "apply"]}
+    text = cli("apply", "-f", write(tmp_path, BASE.replace("12h", "24h")))
+    assert "~ change beta.org" not in text.stdout  # now managed: an ordinary change
+    assert "~ change Beta.ORG" in text.stdout
+
+
+# ---------------------------------------------------------------- export
+
+
+def test_export_round_trip_changes_nothing(cli: Cli, conn: Conn, tmp_path: Path) -> None:
+    org = make_org(cli, "Acme")
+    make_scheduler(
+        cli,
+        "alpha.com",
+        "--every",
+        "12h",
+        "--concurrency",
+        "3",
+        "--no-find-links",
+        "--max-pages",
+        "2147483647",
+        "--include",
+        "/a,b",
+        "--include",
+        "/[x]",
+        "--exclude",
+        "/p#q",
+        "--required-workers",
+        "100",
+        "--overlap",
+        "allow",
+    )
+    make_scheduler(cli, "bücher.de", "--disabled")
+    cli("pause", "bücher.de", "--reason", "yes: it's 'quoted' # not a comment")
+    host_scheduler(conn, org, "Mixed-Case.com")
+    exported = cli("export")
+    assert exported.code == 0, exported.stderr
+    assert exported.stdout == cli("export").stdout  # stable
+    first = apply(cli, tmp_path, exported.stdout)
+    assert counts(first)["adopted"] == 3
+    assert all(a["changes"] == {} for a in first["adopted"])  # nothing but the mark
+
+    before, entries = fingerprint(conn), audit_count(conn)
+    managed_export = cli("export", "--managed").stdout
+    assert managed_export == exported.stdout
+    again = apply(cli, tmp_path, managed_export, "--prune")
+    assert again["in_sync"] and counts(again)["unchanged"] == 3
+    assert fingerprint(conn) == before and audit_count(conn) == entries
+    assert "  - domain: xn--bcher-kva.de  # bücher.de" in exported.stdout.splitlines()
+
+
+def test_export_is_sorted_and_managed_filters(cli: Cli, tmp_path: Path) -> None:
+    acme = make_org(cli, "Acme")
+    other = make_org(cli, "Other")
+    for domain in ("zeta.com", "alpha.com"):
+        cli("create", domain, "--every", "6h", "--org", "Acme")
+    apply(cli, tmp_path, "organisation: Other\nschedulers:\n  - domain: mid.com\n    every: 6h\n")
+    text = cli("export", "--all-orgs").stdout
+    assert text.index("alpha.com") < text.index("zeta.com") < text.index("mid.com")
+    plan = yaml.safe_load(text)
+    assert [(e["organisation"], e["domain"]) for e in plan["schedulers"]] == [
+        (acme, "alpha.com"),
+        (acme, "zeta.com"),
+        (other, "mid.com"),
+    ]
+    assert yaml.safe_load(cli("export", "--all-orgs", "--managed").stdout)["schedulers"] == [
+        {"domain": "mid.com", "organisation": other, "every": "6h"}
+    ]
+    empty = cli("export", "--org", "Other", "--managed").stdout
+    assert yaml.safe_load(empty)["organisation"] == other
+    nothing = cli("export", "--org", "Acme", "--managed").stdout
+    assert yaml.safe_load(nothing) == {"organisation": acme, "schedulers": []}
+    assert assert_error(cli("export", "--org", "Acme", "--all-orgs"), 2)
+
+
+@settings(
+    max_examples=30,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    reason=st.text(
+        st.characters(blacklist_categories=("Cc", "Cf", "Cs", "Zl", "Zp")),
+        min_size=1,
+        max_size=40,
+    ).filter(lambda text: text.strip() == text and text.strip() != ""),
+    paths=st.lists(
+        st.text(
+            st.characters(blacklist_categories=("Cc", "Cf", "Cs", "Zl", "Zp", "Zs")),
+            max_size=12,
+        )
+        .map(lambda text: "/" + text)
+        .filter(lambda text: not any(c.isspace() for c in text)),
+        max_size=3,
+        unique=True,
+    ),
+)
+def test_export_writes_any_value_so_it_reads_back(reason: str, paths: list[str]) -> None:
+    scheduler = manifest.ExportedScheduler(
+        "00000000-0000-4000-8000-000000000001",
+        "alpha.com",
+        {f.attr: f.default for f in manifest.FIELDS}
+        | {
+            "schedule_interval_hours": 6,
+            "is_enabled": False,
+            "pause_reason": reason,
+            "include_paths": paths,
+        },
+    )
+    text = manifest.dump(
+        [scheduler], {scheduler.organisation_id: "A # name"}, per_entry_organisation=False
+    )
+    (entry,) = manifest.parse(text, "x").entries
+    assert entry.values == scheduler.values
+
+
+# ---------------------------------------------------------------- invalid files
+
+
+INVALID_FILES = {
+    "not yaml": ("schedulers: [\n", 2),
+    "tab indent": ("schedulers:\n\t- domain: a.com\n", 2),
+    "two documents": ("schedulers: []\n---\nschedulers: []\n", 2),
+    "a list at the top": ("- domain: alpha.com\n  every: 6h\n", None),
+    "no schedulers key": ("organisation: Acme\n", 1),
+    "schedulers not a list": ("schedulers: alpha.com\n", 1),
+    "unknown top key": ("schedulers: []\nschedule: []\n", 2),
+    "entry not a mapping": ("schedulers:\n  - alpha.com\n", 2),
+    "no domain": ("schedulers:\n  - every: 6h\n", 2),
+    "no every": ("schedulers:\n  - domain: alpha.com\n", 2),
+    "bad domain": ("schedulers:\n  - domain: localhost\n    every: 6h\n", 2),
+    "bad every": ("schedulers:\n  - domain: alpha.com\n    every: 5h\n", 3),
+    "every a boolean": ("schedulers:\n  - domain: alpha.com\n    every: yes\n", 3),
+    "concurrency out of range": (
+        "schedulers:\n  - domain: a.com\n    every: 6h\n    concurrency: 101\n",
+        4,
+    ),
+    "concurrency as text": (
+        "schedulers:\n  - domain: a.com\n    every: 6h\n    concurrency: '5'\n",
+        4,
+    ),
+    "max-pages overflow": (
+        "schedulers:\n  - domain: a.com\n    every: 6h\n    max-pages: 2147483648\n",
+        4,
+    ),
+    "workers zero": ("schedulers:\n  - domain: a.com\n    every: 6h\n    required-workers: 0\n", 4),
+    "find-links text": (
+        "schedulers:\n  - domain: a.com\n    every: 6h\n    find-links: maybe\n",
+        4,
+    ),
+    "path without slash": (
+        "schedulers:\n  - domain: a.com\n    every: 6h\n    include: [blog]\n",
+        4,
+    ),
+    "path with space": (
+        "schedulers:\n  - domain: a.com\n    every: 6h\n    exclude: ['/a b']\n",
+        4,
+    ),
+    "paths not a list": ("schedulers:\n  - domain: a.com\n    every: 6h\n    include: /blog\n", 4),
+    "bad overlap": ("schedulers:\n  - domain: a.com\n    every: 6h\n    overlap: queue\n", 4),
+    "reason while enabled": (
+        "schedulers:\n  - domain: a.com\n    every: 6h\n    pause-reason: why\n",
+        2,
+    ),
+    "reason too long": (
+        "schedulers:\n  - domain: a.com\n    every: 6h\n    enabled: false\n"
+        f"    pause-reason: {'x' * 501}\n",
+        5,
+    ),
+    "unknown field": ("schedulers:\n  - domain: a.com\n    every: 6h\n    colour: red\n", 4),
+    "duplicate key": ("schedulers:\n  - domain: a.com\n    every: 6h\n    every: 12h\n", 4),
+    "duplicate domain": (
+        "schedulers:\n  - domain: a.com\n    every: 6h\n  - domain: WWW.A.com\n    every: 6h\n",
+        4,
+    ),
+    "a python tag": ("schedulers:\n  - domain: !!python/name:os.system a.com\n    every: 6h\n", 2),
+    "a timestamp": (
+        "schedulers:\n  - domain: a.com\n    every: 6h\n    pause-reason: 2024-01-01\n",
+        4,
+    ),
+    "nested mapping": ("schedulers:\n  - domain: {name: a.com}\n    every: 6h\n", 2),
+    "empty organisation": ("organisation: ''\nschedulers: []\n", 1),
+    "empty file": ("", None),
+}
+
+
+@pytest.mark.parametrize("name", sorted(INVALID_FILES))
+def test_invalid_files_write_nothing(cli: Cli, conn: Conn, tmp_path: Path, name: str) -> None:
+    make_org(cli, "Acme")
+    apply(cli, tmp_path, BASE)
+    make_scheduler(cli, "manual.com")
+    text, line = INVALID_FILES[name]
+    before = fingerprint(conn)
+    for extra in ([], ["--prune"], ["--dry-run"], ["--check"]):
+        message = assert_error(cli("apply", "-f", write(tmp_path, text, "bad.yaml"), *extra), 2)
+        assert "bad.yaml" in message
+        if line is not None:
+            assert f"bad.yaml:{line}:" in message, message
+    assert fingerprint(conn) == before
+
+
+def test_every_problem_is_named_with_its_line(cli: Cli, conn: Conn, tmp_path: Path) -> None:
+    make_org(cli, "Acme")
+    text = (
+        "schedulers:\n"  # 1
+        "  - domain: alpha.com\n"  # 2
+        "    every: 6h\n"  # 3
+        "  - domain: localhost\n"  # 4
+        "    every: 7h\n"  # 5
+        "  - domain: beta.org\n"  # 6
+        "    every: 6h\n"  # 7
+        "    concurrency: 0\n"  # 8
+        "    bogus: 1\n"  # 9
+    )
+    before = fingerprint(conn)
+    message = assert_error(cli("apply", "-f", write(tmp_path, text)), 2)
+    assert message.startswith(f"{tmp_path / 'schedules.yaml'}: 4 problems, nothing applied")
+    for line, words in [(4, "localhost"), (5, "--every"), (8, "concurrency"), (9, "bogus")]:
+        assert f"schedules.yaml:{line}: " in message and words in message, (line, message)
+    assert "schedules.yaml:2" not in message
+    assert fingerprint(conn) == before
+
+
+def test_files_that_cannot_be_read(cli: Cli, conn: Conn, tmp_path: Path) -> None:
+    make_org(cli, "Acme")
+    before = fingerprint(conn)
+    assert "cannot read" in assert_error(cli("apply", "-f", str(tmp_path / "nope.yaml")), 2)
+    binary = tmp_path / "binary.yaml"
+    binary.write_bytes(b"schedulers: [\xff\xfe]\n")
+    assert "not UTF-8" in assert_error(cli("apply", "-f", str(binary)), 2)
+    assert_error(cli("apply"), 2)  # -f is required
+    assert fingerprint(conn) == before
+
+
+YAML_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=10), children, max_size=3)
+    ),
+    max_leaves=8,
+)
+HYPOTHESIS = settings(
+    max_examples=25,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+
+def _refused(text: str) -> bool:
+    try:
+        manifest.parse(text, "x")
+    except InvalidInput:
+        return True
+    return False
+
+
+def _check_refused(cli: Cli, conn: Conn, tmp_path: Path, text: str) -> None:
+    before = fingerprint(conn)
+    message = assert_error(cli("apply", "-f", write(tmp_path, text, "h.yaml"), "--prune"), 2)
+    assert "h.yaml" in message
+    assert fingerprint(conn) == before
+
+
+@pytest.fixture
+def acme_with_schedulers(cli: Cli, tmp_path: Path) -> None:
+    make_org(cli, "Acme")
+    apply(cli, tmp_path, BASE)
+
+
+@HYPOTHESIS
+@given(text=st.text(max_size=200))
+def test_arbitrary_text_is_refused_or_read(
+    cli: Cli, conn: Conn, tmp_path: Path, acme_with_schedulers: None, text: str
+) -> None:
+    assume(_refused(text))  # parse raised nothing but InvalidInput
+    _check_refused(cli, conn, tmp_path, text)
+
+
+@HYPOTHESIS
+@given(
+    document=YAML_VALUES,
+    field=st.sampled_from([*manifest.ENTRY_KEYS, "other"]),
+    value=YAML_VALUES,
+)
+def test_generated_yaml_with_a_wrong_value_is_refused(
+    cli: Cli,
+    conn: Conn,
+    tmp_path: Path,
+    acme_with_schedulers: None,
+    document: Any,
+    field: str,
+    value: Any,
+) -> None:
+    # A whole generated document, and a valid file with one key set to a generated value.
+    for text in (
+        yaml.safe_dump(document, allow_unicode=True),
+        yaml.safe_dump(
+            {"schedulers": [{"domain": "alpha.com", "every": "6h"} | {field: value}]},
+            allow_unicode=True,
+        ),
+    ):
+        if _refused(text):
+            _check_refused(cli, conn, tmp_path, text)
+
+
+# ---------------------------------------------------------------- organisations
+
+
+def test_a_file_for_one_organisation_cannot_touch_another(
+    cli: Cli, conn: Conn, tmp_path: Path
+) -> None:
+    acme = make_org(cli, "Acme")
+    other = make_org(cli, "Other")
+    apply(cli, tmp_path, "organisation: Other\n" + BASE)
+    theirs = conn.execute(
+        "SELECT s.*, st.* FROM schedulers s JOIN schedctl.scheduler_settings st"
+        " ON st.scheduler_id = s.id WHERE s.organisation_id = %s ORDER BY s.id",
+        [other],
+    ).fetchall()
+    plan = apply(cli, tmp_path, BASE.replace("6h", "48h"), "--org", "Acme", "--prune")
+    assert counts(plan)["created"] == 2  # the same domains, Acme's own schedulers
+    assert plan["organisations"] == [{"id": acme, "name": "Acme"}]
+    pruned = apply(cli, tmp_path, "schedulers: []\n", "--org", "Acme", "--prune")
+    assert counts(pruned)["deleted"] == 2
+    assert (
+        conn.execute(
+            "SELECT s.*, st.* FROM schedulers s JOIN schedctl.scheduler_settings st"
+            " ON st.scheduler_id = s.id WHERE s.organisation_id = %s ORDER BY s.id",
+            [other],
+        ).fetchall()
+        == theirs
+    )
+    before = fingerprint(conn)
+    # --org pins the organisation: a file or an entry naming another one is refused.
+    for text in (
+        "organisation: Other\nschedulers: []\n",
+        "schedulers:\n  - domain: a.com\n    organisation: Other\n    every: 6h\n",
+        f"schedulers:\n  - domain: a.com\n    organisation: {other}\n    every: 6h\n",
+    ):
+        assert "--org" in assert_error(
+            cli("apply", "-f", write(tmp_path, text), "--org", "Acme", "--prune"), 2
+        )
+    message = assert_error(
+        cli("apply", "-f", write(tmp_path, "organisation: Nobody\nschedulers: []\n")), 3
+    )
+    assert "Nobody" in message
+    assert fingerprint(conn) == before
+
+
+def test_one_file_for_several_organisations(cli: Cli, conn: Conn, tmp_path: Path) -> None:
+    acme = make_org(cli, "Acme")
+    other = make_org(cli, "Other")
+    text = (
+        "organisation: Acme\nschedulers:\n"
+        "  - domain: alpha.com\n    every: 6h\n"
+        f"  - domain: alpha.com\n    organisation: {other}\n    every: 12h\n"
+    )
+    plan = apply(cli, tmp_path, text)
+    assert {(c["organisation_id"], c["domain"]) for c in plan["created"]} == {
+        (acme, "alpha.com"),
+        (other, "alpha.com"),
+    }
+    exported = cli("export", "--all-orgs").stdout
+    assert apply(cli, tmp_path, exported, "--prune")["in_sync"]
+    duplicate = text + "  - domain: ALPHA.com\n    organisation: Acme\n    every: 6h\n"
+    assert "listed twice" in assert_error(cli("apply", "-f", write(tmp_path, duplicate)), 2)
+
+
+# ---------------------------------------------------------------- processes, size
+
+
+def test_apply_reads_stdin(database_url: str, conn: Conn) -> None:
+    env = {"SCHEDCTL_DATABASE_URL": database_url}
+    assert run_cli_subprocess(["org", "create", "Acme"], env).code == 0
+    result = run_cli_subprocess(["apply", "-f", "-", "--json"], env, stdin=BASE)
+    assert result.code == 0, result.stderr
+    assert json.loads(result.stdout)["source"] == "<stdin>"
+    assert set(managed(conn)) == {"alpha.com", "beta.org"}
+    bad = run_cli_subprocess(["apply", "-f", "-"], env, stdin="schedulers: [\n")
+    assert bad.code == 2 and bad.stderr.startswith("error: <stdin>: 1 problem")
+
+
+def _hold_apply_lock(database_url: str, org_id: str) -> psycopg.Connection[Any]:
+    holder = psycopg.connect(database_url)
+    holder.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [APPLY_LOCK_KEY, org_id])
+    return holder
+
+
+def _waiting_for_advisory_lock(conn: Conn) -> int:
+    return int(
+        fetch_one(
+            conn, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+        )[0]
+    )
+
+
+@pytest.mark.slow
+def test_concurrent_applies_take_turns(database_url: str, conn: Conn, tmp_path: Path) -> None:
+    env = {"SCHEDCTL_DATABASE_URL": database_url}
+    assert run_cli_subprocess(["org", "create", "Acme"], env).code == 0
+    org = str(fetch_one(conn, "SELECT id FROM organisations")[0])
+    files = {}
+    for name in ("a", "b"):
+        entries = "".join(f"  - domain: {name}-{i}.com\n    every: 6h\n" for i in range(200))
+        files[name] = write(tmp_path, "schedulers:\n" + entries, f"{name}.yaml")
+    # Both start while a third session holds the organisation's lock, so they overlap for
+    # certain; then they must run one after the other.
+    holder = _hold_apply_lock(database_url, org)
+    procs = [
+        start_cli_process(["apply", "-f", files[name], "--prune", "--json"], env)
+        for name in ("a", "b")
+    ]
+    for _ in range(600):
+        if _waiting_for_advisory_lock(conn) == 2:
+            break
+        time.sleep(0.05)
+    assert _waiting_for_advisory_lock(conn) == 2
+    holder.rollback()
+    holder.close()
+    results = [finish_cli_process(proc) for proc in procs]
+    assert [r.code for r in results] == [0, 0], [r.stderr for r in results]
+    plans = [json.loads(r.stdout) for r in results]
+    domains = set(managed(conn))
+    # Never a mix: the database holds exactly the file that ran second.
+    assert domains in ({f"a-{i}.com" for i in range(200)}, {f"b-{i}.com" for i in range(200)})
+    second = plans[0] if next(iter(domains)).startswith("a") else plans[1]
+    assert (len(second["created"]), len(second["deleted"])) == (200, 200)
+
+
+def test_an_apply_that_cannot_get_the_lock_exits_4(
+    database_url: str, cli: Cli, conn: Conn, tmp_path: Path
+) -> None:
+    org = make_org(cli, "Acme")
+    holder = _hold_apply_lock(database_url, org)
+    try:
+        before = fingerprint(conn)
+        result = cli("apply", "-f", write(tmp_path, BASE), env={"SCHEDCTL_LOCK_TIMEOUT": "0.2"})
+        assert "another apply" in assert_error(result, 4)
+        assert fingerprint(conn) == before
+    finally:
+        holder.rollback()
+        holder.close()
+
+
+def _big_file(n: int, changed_every: int | None = None) -> str:
+    lines = ["organisation: Acme", "schedulers:"]
+    for i in range(n):
+        lines += [f"  - domain: site-{i}.com", f"    every: {(6, 12, 24, 48)[i % 4]}h"]
+        if changed_every and i % changed_every == 0:
+            lines.append("    concurrency: 21")
+        if i % 3 == 0:
+            lines.append(f"    include: [/p{i}]")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.slow
+def test_a_file_over_ten_thousand_entries(cli: Cli, conn: Conn, tmp_path: Path) -> None:
+    make_org(cli, "Acme")
+    n = 10_050
+    plan = apply(cli, tmp_path, _big_file(n))
+    assert len(plan["created"]) == n
+    assert (
+        fetch_one(
+            conn, "SELECT count(*) FROM schedctl.scheduler_settings WHERE managed_by = 'apply'"
+        )[0]
+        == n
+    )
+    assert fetch_one(conn, "SELECT count(*) FROM schedctl.audit")[0] == n
+    entries = audit_count(conn)
+    again = apply(cli, tmp_path, _big_file(n, changed_every=100))
+    assert counts(again) == dict(
+        created=0, changed=101, adopted=0, deleted=0, kept=0, unmanaged=0, unchanged=n - 101
+    )
+    assert all(c["changes"] == {"concurrency": [20, 21]} for c in again["changed"])
+    assert audit_count(conn) == entries + 101
+    assert fetch_one(conn, "SELECT count(*) FROM schedulers WHERE concurrency = 21")[0] == 101
+    assert apply(cli, tmp_path, cli("export").stdout)["in_sync"]
