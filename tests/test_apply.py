@@ -794,3 +794,18 @@ def test_a_file_over_ten_thousand_entries(cli: Cli, conn: Conn, tmp_path: Path) 
     assert audit_count(conn) == entries + 101
     assert fetch_one(conn, "SELECT count(*) FROM schedulers WHERE concurrency = 21")[0] == 101
     assert apply(cli, tmp_path, cli("export").stdout)["in_sync"]
+
+
+def test_the_readme_example_file_applies(cli: Cli, tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    start = readme.index("```yaml\n# schedules.yaml\n") + len("```yaml\n")
+    text = readme[start : readme.index("```", start)]
+    make_org(cli, "Acme")
+    make_org(cli, "Other")
+    plan = apply(cli, tmp_path, text)
+    assert [(c["domain"], len(c["fields"])) for c in plan["created"]] == [
+        ("example.com", 10),
+        ("shop.example.org", 10),
+        ("blog.example.net", 10),
+    ]
+    assert apply(cli, tmp_path, text)["in_sync"]

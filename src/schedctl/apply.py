@@ -15,8 +15,18 @@ from psycopg.types.json import Jsonb
 
 from schedctl import db, organisations
 from schedctl.errors import Conflict, InvalidInput
-from schedctl.manifest import FIELDS, Entry, ExportedScheduler, Manifest, dump
-from schedctl.models import Organisation, paths_from_db, paths_to_db
+from schedctl.manifest import (
+    FIELDS,
+    HOST,
+    SETTINGS,
+    Entry,
+    ExportedScheduler,
+    Manifest,
+    dump,
+    from_row,
+    to_columns,
+)
+from schedctl.models import Organisation
 from schedctl.schedulers import CHANGEABLE
 
 # The constraint of the seed's schedulers table that makes (domain, organisation) unique.
@@ -160,10 +170,7 @@ def _refuse_duplicates(manifest: Manifest, entry_orgs: Sequence[uuid.UUID]) -> N
 
 
 def _current_values(row: dict[str, Any]) -> dict[str, Any]:
-    values = {f.attr: row[f.attr] for f in FIELDS}
-    values["include_paths"] = paths_from_db(row["include_paths"])
-    values["exclude_paths"] = paths_from_db(row["exclude_paths"])
-    return values
+    return from_row(row)
 
 
 def _field_changes(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
@@ -249,24 +256,16 @@ def _audit_value(attr: str, value: Any) -> Any:
 
 
 def _seed_columns(values: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "schedule_interval_hours": values["schedule_interval_hours"],
-        "is_enabled": values["is_enabled"],
-        "concurrency": values["concurrency"],
-        "find_links": values["find_links"],
-        "max_pages": values["max_pages"],
-        "include_paths": paths_to_db(values["include_paths"]),
-        "exclude_paths": paths_to_db(values["exclude_paths"]),
-        "required_workers": values["required_workers"],
-    }
+    return to_columns(values, HOST)
 
 
 def _settings(scheduler_id: uuid.UUID, values: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "id": str(scheduler_id),
-        "overlap_policy": values["overlap_policy"],
-        "pause_reason": values["pause_reason"],
-    }
+    return {"id": str(scheduler_id)} | to_columns(values, SETTINGS)
+
+
+def _audited(values: dict[str, Any]) -> list[str]:
+    """The fields an audit entry shows, in the order the commands' entries show them."""
+    return [name for name in CHANGEABLE if name in values]
 
 
 class _Audit:
@@ -303,8 +302,8 @@ class _Audit:
         values = {**entry.values, "next_run_at": at}
         changes = {
             name: [None, _audit_value(name, values[name])]
-            for name in CHANGEABLE
-            if values.get(name) is not None and values.get(name) != []
+            for name in _audited(values)
+            if values[name] is not None and values[name] != []
         }
         self.add("create", scheduler_id, org_id, entry.domain, changes)
 
@@ -319,7 +318,7 @@ class _Audit:
         new = {**new, "next_run_at": next_run_at}
         diff = {
             name: [_audit_value(name, old[name]), _audit_value(name, new[name])]
-            for name in CHANGEABLE
+            for name in _audited(new)
             if old[name] != new[name]
         }
         pausing = {name: diff.pop(name) for name in _PAUSE_FIELDS if name in diff}
@@ -338,7 +337,7 @@ class _Audit:
         values = {**_current_values(row), "next_run_at": row["next_run_at"]}
         changes = {
             name: [_audit_value(name, values[name]), None]
-            for name in CHANGEABLE
+            for name in _audited(values)
             if values[name] is not None and values[name] != []
         }
         self.add("delete", row["id"], row["organisation_id"], row["domain"], changes)

@@ -22,7 +22,7 @@ import yaml
 
 from schedctl import validation
 from schedctl.errors import InvalidInput
-from schedctl.models import Overlap
+from schedctl.models import Overlap, paths_from_db, paths_to_db
 
 # The keys of the file's top level and of an entry besides its fields.
 ORGANISATION = "organisation"
@@ -95,37 +95,53 @@ def _same(value: Any) -> Any:
     return value
 
 
+# Where a field's column lives: the host's schedulers row (the seed's columns), or
+# schedctl.scheduler_settings beside it (everything schedctl adds).
+HOST = "schedulers"
+SETTINGS = "settings"
+
+
 @dataclass(frozen=True)
 class Field:
-    """One scheduler field as the file carries it."""
+    """One scheduler field as the file carries it. Adding a field: a row of FIELDS, and its
+    column in the queries apply_current, export_schedulers and apply_settings_write (or, for
+    a seed column, apply_schedulers_insert and apply_schedulers_update)."""
 
     key: str  # the key in the file: the option of `create` without its dashes
-    attr: str  # the Scheduler attribute and audit name (the column it is stored in)
-    parse: Callable[[str, Any], Any]  # (key, YAML value) -> stored value; InvalidInput if bad
-    default: Any  # the value of a key left out (create's default); None: required
-    export: Callable[[Any], Any] = _same  # stored value -> YAML value
+    attr: str  # the column, Scheduler attribute and audit name
+    parse: Callable[[str, Any], Any]  # (key, YAML value) -> value; InvalidInput if bad
+    default: Any  # the value of a key left out (create's default)
+    export: Callable[[Any], Any] = _same  # value -> its form in the file
+    stored_in: str = HOST  # HOST or SETTINGS
+    to_db: Callable[[Any], Any] = _same  # value -> the column's value as the queries take it
+    from_db: Callable[[Any], Any] = _same  # the column's value as read -> value
     required: bool = False
 
 
 FIELDS: tuple[Field, ...] = (
     Field("every", "schedule_interval_hours", _every, None, _hours, required=True),
-    Field("overlap", "overlap_policy", _overlap, Overlap.REPLACE.value),
+    Field("overlap", "overlap_policy", _overlap, Overlap.REPLACE.value, stored_in=SETTINGS),
     Field("concurrency", "concurrency", _ranged(validation.CONCURRENCY), 20),
-    Field("find-links", "find_links", lambda k, v: _boolean(k, v), True),
+    Field("find-links", "find_links", _boolean, True),
     Field("max-pages", "max_pages", _ranged(validation.MAX_PAGES), 0),
-    Field("include", "include_paths", _paths, []),
-    Field("exclude", "exclude_paths", _paths, []),
+    Field("include", "include_paths", _paths, [], to_db=paths_to_db, from_db=paths_from_db),
+    Field("exclude", "exclude_paths", _paths, [], to_db=paths_to_db, from_db=paths_from_db),
     Field("required-workers", "required_workers", _ranged(validation.REQUIRED_WORKERS), 1),
-    Field("enabled", "is_enabled", lambda k, v: _boolean(k, v), True),
-    Field("pause-reason", "pause_reason", _reason, None),
+    Field("enabled", "is_enabled", _boolean, True),
+    Field("pause-reason", "pause_reason", _reason, None, stored_in=SETTINGS),
 )
 FIELDS_BY_KEY = {f.key: f for f in FIELDS}
 ENTRY_KEYS = (DOMAIN, ORGANISATION, *FIELDS_BY_KEY)
 
 
-def file_form(field_: Field, value: Any) -> Any:
-    """A stored value as the file writes it (for the plan and for export)."""
-    return field_.export(value)
+def from_row(row: dict[str, Any]) -> dict[str, Any]:
+    """The fields of a scheduler as a query row holds them (columns named by `attr`)."""
+    return {f.attr: f.from_db(row[f.attr]) for f in FIELDS}
+
+
+def to_columns(values: dict[str, Any], stored_in: str) -> dict[str, Any]:
+    """The columns of one table (HOST or SETTINGS) for a scheduler's fields."""
+    return {f.attr: f.to_db(values[f.attr]) for f in FIELDS if f.stored_in == stored_in}
 
 
 def _check_entry(values: dict[str, Any]) -> None:
