@@ -92,7 +92,14 @@ def main() -> None:
         made.append(name)
         return as_uri(with_database(args.database_url, name))
 
-    figures: dict[str, list[float]] = {"apply": [], "reapply": [], "unchanged": [], "export": []}
+    figures: dict[str, list[float]] = {
+        "apply": [],
+        "reapply": [],
+        "unchanged": [],
+        "export": [],
+        "check": [],
+        "start": [],
+    }
     failures: list[str] = []
     try:
         url = create(template)
@@ -102,7 +109,14 @@ def main() -> None:
             first, second = Path(folder) / "first.yaml", Path(folder) / "second.yaml"
             write_file(first, n, None)
             write_file(second, n, 100)
+            from schedctl import manifest
+
             for run in range(args.runs):
+                started = time.perf_counter()
+                manifest.parse(second.read_text(), "second.yaml")
+                figures["check"].append(time.perf_counter() - started)
+                seconds, _ = schedctl(url, "apply", "--help")
+                figures["start"].append(seconds)
                 copy = create(f"{template}_{run}", template)
                 seconds, done = schedctl(copy, "apply", "-f", str(first), "--json")
                 plan: dict[str, Any] = json.loads(done.stdout)
@@ -141,6 +155,8 @@ def main() -> None:
         "reapply": f"re-apply with {len(range(0, n, 100)):,} entries changed",
         "unchanged": "apply the same file again (nothing to do)",
         "export": f"export {n:,} schedulers",
+        "check": f"of which: reading and checking the file of {n:,} entries (in-process)",
+        "start": "of which: starting schedctl (`apply --help`)",
     }
     for key, label in labels.items():
         times = figures[key]

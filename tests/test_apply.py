@@ -809,3 +809,32 @@ def test_the_readme_example_file_applies(cli: Cli, tmp_path: Path) -> None:
         ("blog.example.net", 10),
     ]
     assert apply(cli, tmp_path, text)["in_sync"]
+
+
+def test_statements_sent_do_not_grow_with_the_file(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import schedctl.db
+    from schedctl.sql import query as real_query
+
+    make_org(cli, "Acme")
+    sent: list[str] = []
+
+    def counting(name: str) -> str:
+        sent.append(name)
+        return real_query(name)
+
+    monkeypatch.setattr(schedctl.db, "query", counting)
+    per_size: dict[int, tuple[list[str], list[str]]] = {}
+    for n in (5, 200):
+        first = "".join(f"  - domain: n{n}-{i}.com\n    every: 6h\n" for i in range(n))
+        apply(cli, tmp_path, f"schedulers:\n  - domain: old{n}.com\n    every: 6h\n", "--prune")
+        sent.clear()
+        apply(cli, tmp_path, "schedulers:\n" + first, "--prune")  # creates n, deletes one
+        created = list(sent)
+        sent.clear()
+        apply(cli, tmp_path, "schedulers:\n" + first.replace("6h", "12h"))  # changes n
+        per_size[n] = (created, list(sent))
+    assert per_size[5] == per_size[200]
+    assert "apply_schedulers_insert" in per_size[5][0]
+    assert "apply_schedulers_update" in per_size[5][1]
