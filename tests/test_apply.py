@@ -107,6 +107,9 @@ def test_apply_creates_and_a_second_apply_changes_nothing(
     assert plan["created"][1]["domain"] == "beta.org"
     assert plan["created"][1]["fields"]["include"] == ["/blog"]
     assert managed(conn) == {"alpha.com": "apply", "beta.org": "apply"}
+    assert {c["id"] for c in plan["created"]} == {
+        str(row[0]) for row in conn.execute("SELECT id FROM schedulers")
+    }
     audit = conn.execute(
         "SELECT action, source, actor, domain, changes FROM schedctl.audit ORDER BY id"
     ).fetchall()
@@ -838,3 +841,14 @@ def test_statements_sent_do_not_grow_with_the_file(
     assert per_size[5] == per_size[200]
     assert "apply_schedulers_insert" in per_size[5][0]
     assert "apply_schedulers_update" in per_size[5][1]
+
+
+def test_a_database_without_the_ownership_column_says_to_migrate(
+    cli: Cli, conn: Conn, tmp_path: Path
+) -> None:
+    make_org(cli, "Acme")
+    conn.execute("ALTER TABLE schedctl.scheduler_settings DROP COLUMN managed_by")
+    before = fingerprint(conn)
+    for args in (["apply", "-f", write(tmp_path, BASE)], ["export"]):
+        assert "schedctl migrate" in assert_error(cli(*args), 5)
+    assert fingerprint(conn) == before

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -358,8 +358,10 @@ def _domain_ids(conn: db.Connection, entries: Sequence[Entry]) -> list[int]:
     return [int(found[i]) for i in range(len(entries))]
 
 
-def _write(conn: db.Connection, work: _Work, actor: str) -> None:
+def _write(conn: db.Connection, work: _Work, actor: str) -> list[uuid.UUID]:
+    """Carry out the plan; the ids of the schedulers created, in the plan's order."""
     audit = _Audit()
+    created: list[uuid.UUID] = []
     touched: list[dict[str, Any]] = []
     if work.creates:
         entries = [entry for entry, _ in work.creates]
@@ -383,6 +385,7 @@ def _write(conn: db.Connection, work: _Work, actor: str) -> None:
         made = {(domain_id, org_id): (sid, at) for sid, domain_id, org_id, at in inserted}
         for (entry, org_id), domain_id in zip(work.creates, domain_ids, strict=True):
             sid, at = made[(domain_id, org_id)]
+            created.append(sid)
             touched.append(_settings(sid, entry.values))
             audit.created(sid, org_id, entry, at)
     if work.updates:
@@ -404,6 +407,7 @@ def _write(conn: db.Connection, work: _Work, actor: str) -> None:
             audit.deleted(row)
     if audit.rows:
         db.execute(conn, "apply_audit_insert", actor=actor, rows=Jsonb(audit.rows))
+    return created
 
 
 # ---------------------------------------------------------------- apply and export
@@ -431,7 +435,10 @@ def apply(
             current = db.fetch_all(conn, "apply_current", ids=ids)
             plan, work = _plan(manifest, scope, [dict(row) for row in current], prune)
             if write and not plan.in_sync:
-                _write(conn, work, actor)
+                ids = _write(conn, work, actor)
+                plan.created = [
+                    replace(item, id=sid) for item, sid in zip(plan.created, ids, strict=True)
+                ]
                 plan.written = True
     except pgerrors.LockNotAvailable:
         names = ", ".join(org.name for org in scope.organisations)
