@@ -550,8 +550,9 @@ def tick(
         if settings.tick_connections > 1 and settings.database_url is not None
         else None
     )
-    # --quiet is for cron, which mails whatever is printed: not even the embedded notice.
-    url = db.database_url(settings, announce=not quiet)
+    # Even with --quiet: a tick that falls back to the embedded server is misconfigured
+    # (the URL variable is missing or misspelt), and cron mailing the notice says so.
+    url = db.database_url(settings)
     summary = tick_pass.Summary()
     try:
         with db.connect(settings, url) as conn:
