@@ -14,7 +14,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.helpers import run_cli_subprocess
+from tests.helpers import messages, run_cli_subprocess
 
 
 def _servers_for(data_dir: Path) -> list[psutil.Process]:
@@ -61,7 +61,7 @@ def test_embedded_default_runs_keeps_data_and_stops(data_dir: Path) -> None:
     for args in commands:
         result = run_cli_subprocess(args, env)
         assert result.code == 0, (args, result.stdout, result.stderr)
-        notice = result.stderr.splitlines()
+        notice = messages(result.stderr).splitlines()
         assert len(notice) == 1, (args, result.stderr)
         assert "embedded PostgreSQL server" in notice[0]
         assert str(data_dir) in notice[0]

@@ -159,7 +159,9 @@ def migrate(
     from schedctl import render
 
     outcome = migration.migrate(
-        load_settings(), dry_run=dry_run, active_jobs_index=active_jobs_index
+        load_settings(),
+        dry_run=dry_run,
+        active_jobs_index=active_jobs_index,
     )
     if as_json:
         render.print_json(
@@ -169,6 +171,7 @@ def migrate(
                 "removed_from_host_tables": outcome.released,
                 "active_jobs_index_created": outcome.index_created,
                 "active_jobs_index_advised": outcome.index_advised,
+                "connection": outcome.connection,
             }
         )
     else:
@@ -181,6 +184,12 @@ def migrate(
             print("built index schedctl_jobs_active_idx on jobs")
         if not outcome.migrations and not outcome.released and not outcome.index_created:
             print("schema is up to date")
+    if not as_json:  # (JSON has it as "connection")
+        from schedctl.db import describe
+
+        # Which database it acted on, beside the other messages: a misspelt URL variable
+        # shows here as the wrong database (or the embedded server's).
+        print(f"schedctl: database {describe(outcome.connection)}", file=sys.stderr)
     if outcome.index_advised:
         print(
             "hint: jobs is large and has no index of active jobs by domain and organisation; "
@@ -599,7 +608,9 @@ def status(
     else:
         render.fields(render.status_lines(report))
     if not report["ok"]:
-        print(f"error: {'; '.join(report['problems'])}", file=sys.stderr)
+        from schedctl import journal
+
+        journal.error("; ".join(report["problems"]))
         raise typer.Exit(1)
 
 
@@ -607,8 +618,44 @@ def status(
 
 
 def _fail(message: str, code: int) -> NoReturn:
-    print(f"error: {message}", file=sys.stderr)
+    from schedctl import journal
+
+    journal.error(message)
     raise SystemExit(code)
+
+
+# Interrupted (Ctrl-C, SIGINT): 128 + the signal's number, as shells report it.
+INTERRUPTED = 130
+_COMPLETION_SHELLS = ("bash", "zsh", "fish", "powershell", "pwsh")
+
+
+def _check_completion_shell(args: list[str]) -> None:
+    """--install-completion and --show-completion in a shell Typer has no script for:
+    one error line (Typer prints its own words and exits 1)."""
+    if not {"--install-completion", "--show-completion"} & set(args):
+        return
+    import shellingham
+
+    try:
+        shell, _ = shellingham.detect_shell()
+    except shellingham.ShellDetectionFailure:
+        shell = None
+    if shell not in _COMPLETION_SHELLS:
+        _fail(
+            f"shell completion is available for bash, zsh, fish and PowerShell, not for "
+            f"{shell or 'this shell (not detected)'}: run the command from one of them",
+            2,
+        )
+
+
+def _warn_about_unknown_settings() -> None:
+    import os
+
+    from schedctl import journal
+    from schedctl.config import unknown_settings
+
+    for message in unknown_settings(dict(os.environ)):
+        journal.warning(message)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -616,6 +663,8 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     _Verbosity.requested = False
     try:
+        _warn_about_unknown_settings()
+        _check_completion_shell(args)
         result = app(args=args, prog_name="schedctl", standalone_mode=False)
     except SchedctlError as exc:
         if _Verbosity.requested and exc.__cause__ is not None:
@@ -624,7 +673,7 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Abort:
         _fail("aborted", 1)
     except KeyboardInterrupt:
-        _fail("interrupted; the current transaction was rolled back", 1)
+        _fail("interrupted; what was not yet committed was rolled back", INTERRUPTED)
     except typer.TyperException as exc:  # usage errors, with the context they arose in
         ctx = getattr(exc, "ctx", None)
         path = ctx.command_path if ctx is not None else "schedctl"
@@ -638,6 +687,8 @@ def main(argv: list[str] | None = None) -> None:
         if _Verbosity.requested:
             _print_traceback(exc)
         _fail(f"unexpected {type(exc).__name__}: {_safe(str(exc))}", 1)
+    if result == INTERRUPTED:  # Typer turns KeyboardInterrupt into this exit code
+        _fail("interrupted; what was not yet committed was rolled back", INTERRUPTED)
     raise SystemExit(result if isinstance(result, int) else 0)
 
 

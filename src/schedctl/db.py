@@ -41,6 +41,31 @@ def database_url(settings: Settings, *, announce: bool = True) -> str:
     return embedded.server_uri(settings.data_dir, announce=announce)
 
 
+def target(url: str) -> dict[str, Any]:
+    """What a URL connects to, for people to check: host (or socket folder), port, database
+    and user, as libpq would choose them; never the password."""
+    import getpass
+
+    params = conninfo_to_dict(url)
+    host = str(params.get("host") or params.get("hostaddr") or "local socket")
+    user = str(params.get("user") or "")
+    if not user:
+        with suppress(Exception):
+            user = getpass.getuser()
+    port = str(params.get("port") or "5432")
+    return {
+        "host": host,
+        "port": int(port) if port.isdigit() else port,
+        "database": str(params.get("dbname") or user),
+        "user": user,
+    }
+
+
+def describe(found: dict[str, Any]) -> str:
+    """A target in one line: `crawler on db.internal:5432 as schedctl`."""
+    return f"{found['database']} on {found['host']}:{found['port']} as {found['user']}"
+
+
 def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
     """Remove user info from any URI in `text`, and every given secret (longest first)."""
     text = _USERINFO.sub(r"\g<scheme>***@", text)
@@ -134,6 +159,8 @@ class Connection(psycopg.Connection[DictRow]):
     behind a transaction-mode pooler, where session settings do not)."""
 
     lock_timeout: float = 30.0
+    # What it is connected to (db.target), for commands that name it.
+    target: dict[str, Any] | None = None
     # Why the server ended the session, when it said so (a FATAL message arrives as a
     # notice when it follows a result): kept for the error line.
     server_reason: str | None = None
@@ -185,6 +212,7 @@ def connect(settings: Settings, url: str | None = None) -> Iterator[Connection]:
             f"cannot connect to the database: {redact(first_line(exc), secrets)}"
         ) from None
     conn.lock_timeout = settings.lock_timeout
+    conn.target = target(url)
     conn.add_notice_handler(conn.remember_fatal)
     conn.adapters.register_loader("timestamptz", _UtcTimestamptzLoader)
     try:

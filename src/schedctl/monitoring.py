@@ -33,6 +33,7 @@ def status(conn: db.Connection, org_id: Any, max_lag: timedelta) -> dict[str, An
         "ok": not problems,
         "problems": problems,
         "database": "reachable",
+        "connection": conn.target,
         "schema_version": version,
         "enabled": counts["enabled"],
         "paused": counts["paused"],
