@@ -585,3 +585,18 @@ SELECT set_config('lock_timeout', %(lock_timeout)s, true);
 -- name: backend_pid
 -- The server process serving this session (a pooler's client sees another id at connect).
 SELECT pg_backend_pid() AS pid;
+
+-- name: privileges_missing
+-- The table privileges the current role lacks on a table of the host's or schedctl's schema,
+-- named as a "permission denied for table" message names it (without its schema).
+SELECT format('%%I.%%I', n.nspname, c.relname) AS name, current_user AS role,
+       ARRAY(
+           SELECT p FROM unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE']) AS p
+           WHERE NOT CASE WHEN p = 'DELETE' THEN has_table_privilege(c.oid, p)
+                          ELSE has_any_column_privilege(c.oid, p) END
+       ) AS missing
+FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relname = %(name)s AND n.nspname IN ('schedctl', 'public')
+ORDER BY n.nspname = 'schedctl' DESC
+LIMIT 1;
