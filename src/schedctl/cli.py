@@ -6,6 +6,7 @@ import sys
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
@@ -540,6 +541,14 @@ def tick(
     ] = False,
     limit: Annotated[int | None, typer.Option(help="Attempt at most N due schedulers.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only failures.")] = False,
+    metrics_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--metrics-file",
+            help="Write the pass's Prometheus gauges to this file (node_exporter textfile "
+            "collector), atomically.",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
@@ -547,10 +556,23 @@ def tick(
     from schedctl import db, render
     from schedctl import tick as tick_pass
     from schedctl.validation import TICK_LIMIT, check_range
+    from schedctl.watch import TickWatch, check_ping_url
 
     if limit is not None:
         check_range("--limit", limit, *TICK_LIMIT)
     settings = load_settings()
+    watch = None
+    if not dry_run:  # a dry run writes nothing and tells monitoring nothing
+        from schedctl.metrics import check_target
+
+        ping_url = check_ping_url(
+            settings.ping_url.get_secret_value() if settings.ping_url is not None else None
+        )
+        watch = TickWatch(
+            metrics_file=check_target(metrics_file) if metrics_file is not None else None,
+            ping_url=ping_url,
+        )
+        watch.start()
     report = render.TickReport(as_json=as_json, quiet=quiet, dry_run=dry_run)
     # A large pass may open a second connection when the operator asks for it; never to
     # the embedded server, which each connection would start (or join) again.
@@ -561,9 +583,10 @@ def tick(
     )
     # Even with --quiet: a tick that falls back to the embedded server is misconfigured
     # (the URL variable is missing or misspelt), and cron mailing the notice says so.
-    url = db.database_url(settings)
     summary = tick_pass.Summary()
+    schedulers = None
     try:
+        url = db.database_url(settings)
         with db.connect(settings, url) as conn:
             db.preflight(conn)
             tick_pass.run(
@@ -574,12 +597,20 @@ def tick(
                 connect=second,
                 summary=summary,
             )
+            if watch is not None and watch.metrics_file is not None:
+                from schedctl.monitoring import scheduler_counts
+
+                schedulers = scheduler_counts(conn)
     except SchedctlError as exc:
         if summary.due and not dry_run:  # batches committed before the pass broke off
             summary.errors.append({"scheduler_id": None, "message": exc.message})
             report.finish(summary)
+        if watch is not None:
+            watch.finish(summary, None, exc.message)
         raise
     report.finish(summary)
+    if watch is not None:
+        watch.finish(summary, schedulers, None)
     if not summary.ok:
         raise typer.Exit(1)
 
@@ -592,6 +623,13 @@ def status(
     all_orgs: Annotated[
         bool, typer.Option("--all-orgs", help="Count every organisation's schedulers.")
     ] = False,
+    prometheus: Annotated[
+        bool,
+        typer.Option(
+            "--prometheus",
+            help="Print Prometheus gauges for the whole database (exit 0 when it answered).",
+        ),
+    ] = False,
     org: OrgOpt = None,
     as_json: JsonOpt = False,
     verbose: VerboseOpt = False,
@@ -601,8 +639,16 @@ def status(
     from schedctl.validation import parse_duration
 
     lag_limit = parse_duration(max_lag)
-    with _session(org, all_orgs=all_orgs) as (conn, org_id):
+    if prometheus and (org is not None or as_json):
+        raise InvalidInput("--prometheus covers the whole database: it takes no --org or --json")
+    with _session(org, all_orgs=all_orgs or prometheus) as (conn, org_id):
         report = monitoring.status(conn, org_id, lag_limit)
+    if prometheus:
+        from schedctl.metrics import status_text
+
+        # The gauges carry lag and failures; alerting on them is Prometheus's part.
+        sys.stdout.write(status_text(report))
+        return
     if as_json:
         render.print_json(report)
     else:

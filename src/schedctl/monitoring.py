@@ -48,3 +48,8 @@ def status(conn: db.Connection, org_id: Any, max_lag: timedelta) -> dict[str, An
         ),
         "now": rfc3339(counts["now"]),
     }
+
+
+def scheduler_counts(conn: db.Connection) -> dict[str, Any]:
+    """Enabled, paused and due schedulers of every organisation, and the worst lag."""
+    return dict(db.fetch_one(conn, "status_schedulers", organisation_id=None))
