@@ -376,3 +376,20 @@ def test_a_missing_privilege_names_the_privilege_and_the_object(
         "UPDATE, DELETE privilege on table schedctl._yoyo_migration (contrib/grants.sql "
         "grants role schedctl_monitor what status and list need"
     ), message
+
+
+def test_the_systemd_unit_adds_the_cheap_hardening_and_a_drop_in_for_the_database() -> None:
+    service = (CONTRIB / "systemd" / "schedctl-tick.service").read_text()
+    settings = dict(
+        line.split("=", 1) for line in service.splitlines() if re.match(r"^[A-Z]\w*=", line)
+    )
+    assert settings["SystemCallFilter"] == "@system-service"
+    assert settings["ProtectProc"] == "invisible"
+    assert settings["ProcSubset"] == "pid"
+    assert settings["IPAddressDeny"] == "any"
+    drop_in = (CONTRIB / "systemd" / "schedctl-tick.service.d" / "database.conf").read_text()
+    assert re.search(r"^\[Service\]$", drop_in, re.M)
+    assert re.search(r"^IPAddressAllow=\S+$", drop_in, re.M)
+    timer = (CONTRIB / "systemd" / "schedctl-tick.timer").read_text()
+    assert re.search(r"^RandomizedDelaySec=\d+s$", timer, re.M)
+    assert re.search(r"^FixedRandomDelay=true$", timer, re.M)
