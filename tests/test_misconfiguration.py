@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -62,12 +64,20 @@ def test_an_unknown_name_in_dotenv_is_warned_about_too(cli: Cli, tmp_path: Path)
     ]
 
 
+@pytest.fixture
+def scratch_dir() -> Iterator[Path]:
+    """A folder outside pytest's own (the embedded server may run as another user)."""
+    path = Path(tempfile.mkdtemp(prefix="schedctl-test-dotenv-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
 def test_dotenv_of_another_application_does_not_choose_the_database(
-    database_url: str, tmp_path: Path
+    database_url: str, tmp_path: Path, scratch_dir: Path
 ) -> None:
     """A .env with DATABASE_URL (another application's) is not read; its SCHEDCTL_* names
     are. DATABASE_URL in the real environment still counts."""
-    data_dir = Path(tempfile.mkdtemp(prefix="schedctl-test-dotenv-"))
+    data_dir = scratch_dir
     (tmp_path / ".env").write_text(
         f"DATABASE_URL={database_url}\nSCHEDCTL_DATA_DIR={data_dir}\nSCHEDCTL_CONNECT_TIMEOUT=1\n"
     )
