@@ -253,6 +253,15 @@ def finish_cli_process(proc: subprocess.Popen[str], timeout: float = 120) -> Res
     return Result(proc.returncode, out, err)
 
 
+def messages(stderr: str) -> str:
+    """stderr without the line `migrate` prints to name the database it acted on."""
+    return "".join(
+        line
+        for line in stderr.splitlines(keepends=True)
+        if not line.startswith("schedctl: database ")
+    )
+
+
 def ok_json(result: Result) -> Any:
     """The JSON document a command that succeeded printed."""
     assert result.code == 0, (result.code, result.stdout, result.stderr)

@@ -21,10 +21,13 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
 from tests.helpers import (
+    MIGRATIONS,
     Cli,
     Conn,
     as_uri,
+    assert_error,
     fetch_one,
+    fingerprint,
     make_due,
     make_org,
     make_scheduler,
@@ -291,3 +294,102 @@ def test_the_crontab_command_ticks_quietly_as_the_role(
     assert conn.execute("SELECT count(*) FROM jobs WHERE source_type = 'scheduler'").fetchone() == (
         2,
     )
+
+
+# ---------------------------------------------------------------- schedctl_monitor
+
+
+@pytest.fixture
+def monitor_url(database_url: str) -> Iterator[str]:
+    """grants.sql applied with its monitoring role under a name of this test's own, and a
+    login role that is a member of it (and of nothing else)."""
+    suffix = uuid.uuid4().hex[:10]
+    tick, group = f"schedctl_tick_{suffix}", f"schedctl_monitor_{suffix}"
+    login, password = f"schedctl_nagios_{suffix}", uuid.uuid4().hex
+    script = GRANTS.read_text().replace("schedctl_tick", tick).replace("schedctl_monitor", group)
+    with psycopg.connect(database_url, autocommit=True) as admin:
+        admin.execute(script)
+        admin.execute(
+            sql.SQL("CREATE ROLE {} LOGIN PASSWORD {} IN ROLE {}").format(
+                sql.Identifier(login), sql.Literal(password), sql.Identifier(group)
+            )
+        )
+    params = conninfo_to_dict(database_url) | {"user": login, "password": password}
+    try:
+        yield as_uri(" ".join(f"{k}={v}" for k, v in params.items()))
+    finally:
+        with psycopg.connect(database_url, autocommit=True) as admin:
+            for role in (login, group, tick):
+                admin.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+                admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
+
+def test_status_and_list_run_as_the_monitoring_role(cli: Cli, conn: Conn, monitor_url: str) -> None:
+    _every_path_of_tick(cli, conn)
+    assert cli("tick", "--json").code == 0
+    env = {"SCHEDCTL_DATABASE_URL": monitor_url}
+    status = run_cli_subprocess(["status", "--all-orgs", "--json"], env)
+    assert status.code == 0, status.stderr
+    report = json.loads(status.stdout)
+    assert (report["enabled"], report["schema_version"]) == (4, MIGRATIONS[-1])
+    assert report["last_tick"]["created"] == 2
+    org = run_cli_subprocess(["status", "--org", "Acme", "--json"], env)
+    assert org.code == 0, org.stderr
+    listed = run_cli_subprocess(["list", "--org", "Acme", "--json"], env)
+    assert listed.code == 0, listed.stderr
+    assert len(json.loads(listed.stdout)) == 4
+
+
+def test_the_monitoring_role_writes_nothing(cli: Cli, conn: Conn, monitor_url: str) -> None:
+    """A command that writes fails as the monitoring role with exit 5, naming what was denied."""
+    _every_path_of_tick(cli, conn)
+    before = fingerprint(conn)
+    env = {"SCHEDCTL_DATABASE_URL": monitor_url}
+    for args in (
+        ["pause", "plain.com", "--org", "Acme"],
+        ["tick"],
+        ["org", "create", "Mallory"],
+    ):
+        message = assert_error(run_cli_subprocess(args, env), 5)
+        assert "permission denied for " in message, message
+        assert "contrib/grants.sql" in message, message
+    assert fingerprint(conn) == before
+
+
+def test_a_missing_privilege_names_the_privilege_and_the_object(
+    cli: Cli, conn: Conn, monitor_url: str, database_url: str
+) -> None:
+    """status without SELECT on yoyo's table (as before the monitoring role had it)."""
+    make_org(cli, "Acme")
+    group = conninfo_to_dict(monitor_url)["user"]
+    assert isinstance(group, str)
+    with psycopg.connect(database_url, autocommit=True) as admin:
+        admin.execute(
+            sql.SQL("REVOKE SELECT ON schedctl._yoyo_migration FROM {}").format(
+                sql.Identifier(group.replace("schedctl_nagios_", "schedctl_monitor_"))
+            )
+        )
+    result = run_cli_subprocess(["status", "--all-orgs"], {"SCHEDCTL_DATABASE_URL": monitor_url})
+    message = assert_error(result, 5)
+    assert message.startswith(
+        f"permission denied for table _yoyo_migration: role {group} has no SELECT, INSERT, "
+        "UPDATE, DELETE privilege on table schedctl._yoyo_migration (contrib/grants.sql "
+        "grants role schedctl_monitor what status and list need"
+    ), message
+
+
+def test_the_systemd_unit_adds_the_cheap_hardening_and_a_drop_in_for_the_database() -> None:
+    service = (CONTRIB / "systemd" / "schedctl-tick.service").read_text()
+    settings = dict(
+        line.split("=", 1) for line in service.splitlines() if re.match(r"^[A-Z]\w*=", line)
+    )
+    assert settings["SystemCallFilter"] == "@system-service"
+    assert settings["ProtectProc"] == "invisible"
+    assert settings["ProcSubset"] == "pid"
+    assert settings["IPAddressDeny"] == "any"
+    drop_in = (CONTRIB / "systemd" / "schedctl-tick.service.d" / "database.conf").read_text()
+    assert re.search(r"^\[Service\]$", drop_in, re.M)
+    assert re.search(r"^IPAddressAllow=\S+$", drop_in, re.M)
+    timer = (CONTRIB / "systemd" / "schedctl-tick.timer").read_text()
+    assert re.search(r"^RandomizedDelaySec=\d+s$", timer, re.M)
+    assert re.search(r"^FixedRandomDelay=true$", timer, re.M)

@@ -6,6 +6,7 @@ import sys
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
@@ -159,7 +160,9 @@ def migrate(
     from schedctl import render
 
     outcome = migration.migrate(
-        load_settings(), dry_run=dry_run, active_jobs_index=active_jobs_index
+        load_settings(),
+        dry_run=dry_run,
+        active_jobs_index=active_jobs_index,
     )
     if as_json:
         render.print_json(
@@ -169,6 +172,7 @@ def migrate(
                 "removed_from_host_tables": outcome.released,
                 "active_jobs_index_created": outcome.index_created,
                 "active_jobs_index_advised": outcome.index_advised,
+                "connection": outcome.connection,
             }
         )
     else:
@@ -181,6 +185,12 @@ def migrate(
             print("built index schedctl_jobs_active_idx on jobs")
         if not outcome.migrations and not outcome.released and not outcome.index_created:
             print("schema is up to date")
+    if not as_json:  # (JSON has it as "connection")
+        from schedctl.db import describe
+
+        # Which database it acted on, beside the other messages: a misspelt URL variable
+        # shows here as the wrong database (or the embedded server's).
+        print(f"schedctl: database {describe(outcome.connection)}", file=sys.stderr)
     if outcome.index_advised:
         print(
             "hint: jobs is large and has no index of active jobs by domain and organisation; "
@@ -531,6 +541,14 @@ def tick(
     ] = False,
     limit: Annotated[int | None, typer.Option(help="Attempt at most N due schedulers.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only failures.")] = False,
+    metrics_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--metrics-file",
+            help="Write the pass's Prometheus gauges to this file (node_exporter textfile "
+            "collector), atomically.",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
@@ -538,10 +556,23 @@ def tick(
     from schedctl import db, render
     from schedctl import tick as tick_pass
     from schedctl.validation import TICK_LIMIT, check_range
+    from schedctl.watch import TickWatch, check_ping_url
 
     if limit is not None:
         check_range("--limit", limit, *TICK_LIMIT)
     settings = load_settings()
+    watch = None
+    if not dry_run:  # a dry run writes nothing and tells monitoring nothing
+        from schedctl.metrics import check_target
+
+        ping_url = check_ping_url(
+            settings.ping_url.get_secret_value() if settings.ping_url is not None else None
+        )
+        watch = TickWatch(
+            metrics_file=check_target(metrics_file) if metrics_file is not None else None,
+            ping_url=ping_url,
+        )
+        watch.start()
     report = render.TickReport(as_json=as_json, quiet=quiet, dry_run=dry_run)
     # A large pass may open a second connection when the operator asks for it; never to
     # the embedded server, which each connection would start (or join) again.
@@ -550,10 +581,12 @@ def tick(
         if settings.tick_connections > 1 and settings.database_url is not None
         else None
     )
-    # --quiet is for cron, which mails whatever is printed: not even the embedded notice.
-    url = db.database_url(settings, announce=not quiet)
+    # Even with --quiet: a tick that falls back to the embedded server is misconfigured
+    # (the URL variable is missing or misspelt), and cron mailing the notice says so.
     summary = tick_pass.Summary()
+    schedulers = None
     try:
+        url = db.database_url(settings)
         with db.connect(settings, url) as conn:
             db.preflight(conn)
             tick_pass.run(
@@ -564,12 +597,20 @@ def tick(
                 connect=second,
                 summary=summary,
             )
+            if watch is not None and watch.metrics_file is not None:
+                from schedctl.monitoring import scheduler_counts
+
+                schedulers = scheduler_counts(conn)
     except SchedctlError as exc:
         if summary.due and not dry_run:  # batches committed before the pass broke off
             summary.errors.append({"scheduler_id": None, "message": exc.message})
             report.finish(summary)
+        if watch is not None:
+            watch.finish(summary, None, exc.message)
         raise
     report.finish(summary)
+    if watch is not None:
+        watch.finish(summary, schedulers, None)
     if not summary.ok:
         raise typer.Exit(1)
 
@@ -582,6 +623,13 @@ def status(
     all_orgs: Annotated[
         bool, typer.Option("--all-orgs", help="Count every organisation's schedulers.")
     ] = False,
+    prometheus: Annotated[
+        bool,
+        typer.Option(
+            "--prometheus",
+            help="Print Prometheus gauges for the whole database (exit 0 when it answered).",
+        ),
+    ] = False,
     org: OrgOpt = None,
     as_json: JsonOpt = False,
     verbose: VerboseOpt = False,
@@ -591,14 +639,24 @@ def status(
     from schedctl.validation import parse_duration
 
     lag_limit = parse_duration(max_lag)
-    with _session(org, all_orgs=all_orgs) as (conn, org_id):
+    if prometheus and (org is not None or as_json):
+        raise InvalidInput("--prometheus covers the whole database: it takes no --org or --json")
+    with _session(org, all_orgs=all_orgs or prometheus) as (conn, org_id):
         report = monitoring.status(conn, org_id, lag_limit)
+    if prometheus:
+        from schedctl.metrics import status_text
+
+        # The gauges carry lag and failures; alerting on them is Prometheus's part.
+        sys.stdout.write(status_text(report))
+        return
     if as_json:
         render.print_json(report)
     else:
         render.fields(render.status_lines(report))
     if not report["ok"]:
-        print(f"error: {'; '.join(report['problems'])}", file=sys.stderr)
+        from schedctl import journal
+
+        journal.error("; ".join(report["problems"]))
         raise typer.Exit(1)
 
 
@@ -697,8 +755,44 @@ def export(
 
 
 def _fail(message: str, code: int) -> NoReturn:
-    print(f"error: {message}", file=sys.stderr)
+    from schedctl import journal
+
+    journal.error(message)
     raise SystemExit(code)
+
+
+# Interrupted (Ctrl-C, SIGINT): 128 + the signal's number, as shells report it.
+INTERRUPTED = 130
+_COMPLETION_SHELLS = ("bash", "zsh", "fish", "powershell", "pwsh")
+
+
+def _check_completion_shell(args: list[str]) -> None:
+    """--install-completion and --show-completion in a shell Typer has no script for:
+    one error line (Typer prints its own words and exits 1)."""
+    if not {"--install-completion", "--show-completion"} & set(args):
+        return
+    import shellingham
+
+    try:
+        shell, _ = shellingham.detect_shell()
+    except shellingham.ShellDetectionFailure:
+        shell = None
+    if shell not in _COMPLETION_SHELLS:
+        _fail(
+            f"shell completion is available for bash, zsh, fish and PowerShell, not for "
+            f"{shell or 'this shell (not detected)'}: run the command from one of them",
+            2,
+        )
+
+
+def _warn_about_unknown_settings() -> None:
+    import os
+
+    from schedctl import journal
+    from schedctl.config import unknown_settings
+
+    for message in unknown_settings(dict(os.environ)):
+        journal.warning(message)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -706,6 +800,8 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     _Verbosity.requested = False
     try:
+        _warn_about_unknown_settings()
+        _check_completion_shell(args)
         result = app(args=args, prog_name="schedctl", standalone_mode=False)
     except SchedctlError as exc:
         if _Verbosity.requested and exc.__cause__ is not None:
@@ -714,7 +810,7 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Abort:
         _fail("aborted", 1)
     except KeyboardInterrupt:
-        _fail("interrupted; the current transaction was rolled back", 1)
+        _fail("interrupted; what was not yet committed was rolled back", INTERRUPTED)
     except typer.TyperException as exc:  # usage errors, with the context they arose in
         ctx = getattr(exc, "ctx", None)
         path = ctx.command_path if ctx is not None else "schedctl"
@@ -728,6 +824,8 @@ def main(argv: list[str] | None = None) -> None:
         if _Verbosity.requested:
             _print_traceback(exc)
         _fail(f"unexpected {type(exc).__name__}: {_safe(str(exc))}", 1)
+    if result == INTERRUPTED:  # Typer turns KeyboardInterrupt into this exit code
+        _fail("interrupted; what was not yet committed was rolled back", INTERRUPTED)
     raise SystemExit(result if isinstance(result, int) else 0)
 
 

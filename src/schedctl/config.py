@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    DotEnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from schedctl.errors import InvalidInput
+
+PREFIX = "SCHEDCTL_"
+
+# SCHEDCTL_* names schedctl itself does not read, but that belong to it.
+_ALSO_KNOWN = frozenset({"SCHEDCTL_TEST_DATABASE_URL"})  # the test suite's server
 
 
 class Settings(BaseSettings):
@@ -36,6 +47,29 @@ class Settings(BaseSettings):
         default=1, ge=1, le=2, validation_alias="SCHEDCTL_TICK_CONNECTIONS"
     )
 
+    # A healthchecks.io-style URL pinged around each tick pass (see ping.py). Never a flag:
+    # the URL is the secret.
+    ping_url: SecretStr | None = Field(default=None, validation_alias="SCHEDCTL_PING_URL")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """A .env file is read for SCHEDCTL_* names only: the .env of another application in
+        the working directory (its DATABASE_URL) must not point schedctl at its database."""
+        if isinstance(dotenv_settings, DotEnvSettingsSource):
+            dotenv_settings.env_vars = {
+                name: value
+                for name, value in dotenv_settings.env_vars.items()
+                if name.upper().startswith(PREFIX)
+            }
+        return init_settings, env_settings, dotenv_settings, file_secret_settings
+
     def actor_name(self) -> str:
         """Who is making a change, for the audit trail: SCHEDCTL_ACTOR, else the
         operating-system user."""
@@ -61,3 +95,34 @@ def load_settings() -> Settings:
             f"{'.'.join(str(part) for part in err['loc'])}: {err['msg']}" for err in exc.errors()
         )
         raise InvalidInput(f"invalid configuration: {problems}") from None
+
+
+def known_names() -> frozenset[str]:
+    """Every SCHEDCTL_* variable schedctl knows."""
+    names: set[str] = set(_ALSO_KNOWN)
+    for info in Settings.model_fields.values():
+        alias = info.validation_alias
+        choices = alias.choices if isinstance(alias, AliasChoices) else [alias]
+        names.update(str(choice) for choice in choices if str(choice).startswith(PREFIX))
+    return frozenset(names)
+
+
+def unknown_settings(environ: dict[str, str], env_file: Path = Path(".env")) -> list[str]:
+    """One warning for each SCHEDCTL_* name in the environment or .env that schedctl does
+    not read (a misspelt SCHEDCTL_DATABASE_URL silently falls back to another database)."""
+    import difflib
+
+    names = {name for name in environ if name.startswith(PREFIX)}
+    if env_file.is_file():
+        from dotenv import dotenv_values
+
+        # A .env that cannot be read is pydantic-settings' to report.
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            names |= {name for name in dotenv_values(env_file) if name.upper().startswith(PREFIX)}
+    known = known_names()
+    warnings = []
+    for name in sorted(names - known):
+        close = difflib.get_close_matches(name.upper(), sorted(known), n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        warnings.append(f"{name} is not a schedctl setting and is ignored{hint}")
+    return warnings

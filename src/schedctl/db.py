@@ -41,6 +41,31 @@ def database_url(settings: Settings, *, announce: bool = True) -> str:
     return embedded.server_uri(settings.data_dir, announce=announce)
 
 
+def target(url: str) -> dict[str, Any]:
+    """What a URL connects to, for people to check: host (or socket folder), port, database
+    and user, as libpq would choose them; never the password."""
+    import getpass
+
+    params = conninfo_to_dict(url)
+    host = str(params.get("host") or params.get("hostaddr") or "local socket")
+    user = str(params.get("user") or "")
+    if not user:
+        with suppress(Exception):
+            user = getpass.getuser()
+    port = str(params.get("port") or "5432")
+    return {
+        "host": host,
+        "port": int(port) if port.isdigit() else port,
+        "database": str(params.get("dbname") or user),
+        "user": user,
+    }
+
+
+def describe(found: dict[str, Any]) -> str:
+    """A target in one line: `crawler on db.internal:5432 as schedctl`."""
+    return f"{found['database']} on {found['host']}:{found['port']} as {found['user']}"
+
+
 def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
     """Remove user info from any URI in `text`, and every given secret (longest first)."""
     text = _USERINFO.sub(r"\g<scheme>***@", text)
@@ -92,7 +117,7 @@ def translate(exc: psycopg.Error, settings: Settings) -> SchedctlError:
     if isinstance(exc, pgerrors.InsufficientPrivilege):
         return DatabaseUnavailable(
             f"{first_line(exc)}: this role lacks a privilege schedctl needs "
-            "(see contrib/grants.sql); nothing was changed"
+            f"({_GRANTS_HINT}); nothing was changed"
         )
     if isinstance(exc, pgerrors.LockNotAvailable):
         return OperationFailed(
@@ -112,6 +137,45 @@ def translate(exc: psycopg.Error, settings: Settings) -> SchedctlError:
             f"what was not yet committed was rolled back: {first_line(exc)}"
         )
     return OperationFailed(f"database error: {first_line(exc)}")
+
+
+_GRANTS_HINT = (
+    "contrib/grants.sql grants role schedctl_monitor what status and list need, "
+    "and schedctl_tick what tick needs"
+)
+# The object of a "permission denied for <kind> <name>" message, and the privilege each
+# kind of object other than a table asks for.
+_DENIED = re.compile(r"permission denied for (?P<kind>[a-z ]+?) (?P<name>\S+)$")
+_PRIVILEGE_OF_KIND = {
+    "schema": "USAGE",
+    "database": "CONNECT",
+    "sequence": "USAGE",
+    "function": "EXECUTE",
+    "procedure": "EXECUTE",
+}
+
+
+def privilege_denied(conn: psycopg.Connection[Any], exc: pgerrors.InsufficientPrivilege) -> str:
+    """The message for a permission error, naming the privilege and the object: for a table,
+    the privileges this role lacks on it, asked of the server."""
+    message = first_line(exc)
+    found = _DENIED.search(message)
+    if found is None:
+        return f"{message}: this role lacks a privilege schedctl needs ({_GRANTS_HINT})"
+    kind, name = found["kind"], found["name"]
+    missing: list[str] = []
+    role = conn.info.user
+    if kind in ("table", "view", "materialized view"):
+        with suppress(psycopg.Error):
+            row = fetch_optional(conn, "privileges_missing", name=name)
+            if row is not None:
+                name, role, missing = row["name"], row["role"], list(row["missing"])
+    elif kind in _PRIVILEGE_OF_KIND:
+        missing = [_PRIVILEGE_OF_KIND[kind]]
+    held = f"no {', '.join(missing)} privilege" if missing else "not every column's privilege"
+    return (
+        f"{message}: role {role} has {held} on {kind} {name} ({_GRANTS_HINT}); nothing was changed"
+    )
 
 
 def first_line(exc: BaseException) -> str:
@@ -134,6 +198,8 @@ class Connection(psycopg.Connection[DictRow]):
     behind a transaction-mode pooler, where session settings do not)."""
 
     lock_timeout: float = 30.0
+    # What it is connected to (db.target), for commands that name it.
+    target: dict[str, Any] | None = None
     # Why the server ended the session, when it said so (a FATAL message arrives as a
     # notice when it follows a result): kept for the error line.
     server_reason: str | None = None
@@ -185,13 +251,21 @@ def connect(settings: Settings, url: str | None = None) -> Iterator[Connection]:
             f"cannot connect to the database: {redact(first_line(exc), secrets)}"
         ) from None
     conn.lock_timeout = settings.lock_timeout
+    conn.target = target(url)
     conn.add_notice_handler(conn.remember_fatal)
     conn.adapters.register_loader("timestamptz", _UtcTimestamptzLoader)
+    denied: str | None = None
     try:
         with conn:
-            yield conn
+            try:
+                yield conn
+            except pgerrors.InsufficientPrivilege as exc:
+                denied = privilege_denied(conn, exc)  # asked while the connection is open
+                raise
     except psycopg.Error as exc:
         error = translate(exc, settings)
+        if denied is not None:
+            error.message = denied
         if conn.server_reason and conn.server_reason not in error.message:
             error.message += f" (the server said: {conn.server_reason})"
         error.message = redact(error.message, secrets)

@@ -56,6 +56,8 @@ class Outcome:
     released: list[str] = field(default_factory=list)
     index_created: bool = False
     index_advised: bool = False
+    # The database it acted on (db.target): host, port, database and user.
+    connection: dict[str, Any] = field(default_factory=dict)
 
 
 def migrations_dir() -> Path:
@@ -104,6 +106,7 @@ def migrate(
     secrets = db.url_secrets(url)
     outcome = Outcome()
     with db.connect(settings, url) as conn:
+        outcome.connection = db.target(url)
         _refuse_a_pooler(conn)
         db.execute(conn, "migrate_lock", key=_ADVISORY_KEY)
         try:

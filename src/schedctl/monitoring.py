@@ -33,6 +33,7 @@ def status(conn: db.Connection, org_id: Any, max_lag: timedelta) -> dict[str, An
         "ok": not problems,
         "problems": problems,
         "database": "reachable",
+        "connection": conn.target,
         "schema_version": version,
         "enabled": counts["enabled"],
         "paused": counts["paused"],
@@ -47,3 +48,8 @@ def status(conn: db.Connection, org_id: Any, max_lag: timedelta) -> dict[str, An
         ),
         "now": rfc3339(counts["now"]),
     }
+
+
+def scheduler_counts(conn: db.Connection) -> dict[str, Any]:
+    """Enabled, paused and due schedulers of every organisation, and the worst lag."""
+    return dict(db.fetch_one(conn, "status_schedulers", organisation_id=None))

@@ -738,3 +738,17 @@ JOIN public.organisations o ON o.id = s.organisation_id
 LEFT JOIN schedctl.scheduler_settings st ON st.scheduler_id = s.id
 WHERE (%(organisation_id)s::uuid IS NULL OR s.organisation_id = %(organisation_id)s::uuid)
   AND (NOT %(managed_only)s OR st.managed_by IS NOT NULL);
+-- name: privileges_missing
+-- The table privileges the current role lacks on a table of the host's or schedctl's schema,
+-- named as a "permission denied for table" message names it (without its schema).
+SELECT format('%%I.%%I', n.nspname, c.relname) AS name, current_user AS role,
+       ARRAY(
+           SELECT p FROM unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE']) AS p
+           WHERE NOT CASE WHEN p = 'DELETE' THEN has_table_privilege(c.oid, p)
+                          ELSE has_any_column_privilege(c.oid, p) END
+       ) AS missing
+FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relname = %(name)s AND n.nspname IN ('schedctl', 'public')
+ORDER BY n.nspname = 'schedctl' DESC
+LIMIT 1;

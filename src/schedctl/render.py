@@ -403,10 +403,9 @@ class TickReport:
             # An error of the pass itself (no scheduler) is the command's own error line.
             for error in summary.errors:
                 if error["scheduler_id"] is not None:
-                    print(
-                        f"error: scheduler {error['scheduler_id']}: {error['message']}",
-                        file=sys.stderr,
-                    )
+                    from schedctl import journal
+
+                    journal.error(f"scheduler {error['scheduler_id']}: {error['message']}")
         out.flush()
         self._spool.close()
 
@@ -414,6 +413,12 @@ class TickReport:
 def _copy(source: IO[str], target: IO[str]) -> None:
     while chunk := source.read(1 << 16):
         target.write(chunk)
+
+
+def _db_describe(target: dict[str, Any]) -> str:
+    from schedctl.db import describe
+
+    return describe(target)
 
 
 def status_lines(report: dict[str, Any]) -> list[tuple[str, str]]:
@@ -430,7 +435,7 @@ def status_lines(report: dict[str, Any]) -> list[tuple[str, str]]:
     )
     return [
         ("status", "ok" if report["ok"] else "PROBLEM: " + "; ".join(report["problems"])),
-        ("database", report["database"]),
+        ("database", f"{report['database']}: {_db_describe(report['connection'])}"),
         ("schema", report["schema_version"]),
         ("enabled", str(report["enabled"])),
         ("paused", str(report["paused"])),

@@ -1,0 +1,101 @@
+"""Prometheus gauges in the text exposition format: one tick pass (for node_exporter's
+textfile collector, written atomically) and the whole database (`status --prometheus`)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from schedctl.errors import InvalidInput
+
+_COUNTS = ("due", "created", "skipped", "failed", "missed")
+
+
+def _gauge(name: str, help_text: str, value: float, labels: str = "") -> str:
+    return f"# HELP {name} {help_text}\n# TYPE {name} gauge\n{name}{labels} {value:g}\n"
+
+
+def _scheduler_gauges(schedulers: dict[str, Any]) -> str:
+    """Enabled and paused schedulers, due now, and the worst lag."""
+    return (
+        "# HELP schedctl_schedulers Schedulers, by state.\n"
+        "# TYPE schedctl_schedulers gauge\n"
+        f'schedctl_schedulers{{state="enabled"}} {schedulers["enabled"]}\n'
+        f'schedctl_schedulers{{state="paused"}} {schedulers["paused"]}\n'
+        + _gauge("schedctl_schedulers_due", "Enabled schedulers due now.", schedulers["due"])
+        + _gauge(
+            "schedctl_worst_lag_seconds",
+            "How long the most overdue enabled scheduler has waited (0 when none is due).",
+            float(schedulers["worst_lag_seconds"]),
+        )
+    )
+
+
+def _pass_gauges(prefix: str, what: str, counts: dict[str, Any], ok: bool, at: float) -> str:
+    text = _gauge(
+        f"{prefix}_timestamp_seconds", f"When {what} ended, in seconds since the epoch.", at
+    )
+    text += _gauge(f"{prefix}_success", f"1 when {what} succeeded, 0 when it failed.", int(ok))
+    for count in _COUNTS:
+        text += _gauge(f"{prefix}_{count}", f"Schedulers {count} in {what}.", counts[count])
+    return text
+
+
+def tick_text(
+    summary: Any, *, ended_at: float, duration: float, schedulers: dict[str, Any] | None
+) -> str:
+    """The gauges of one tick pass; `schedulers` (counted after the pass) is None when
+    the pass broke off before they could be read."""
+    counts = {count: getattr(summary, count) for count in _COUNTS}
+    text = _pass_gauges("schedctl_tick_last", "the last tick pass", counts, summary.ok, ended_at)
+    text += _gauge(
+        "schedctl_tick_last_duration_seconds", "How long the last tick pass took.", duration
+    )
+    if schedulers is not None:
+        text += _scheduler_gauges(schedulers)
+    return text
+
+
+def status_text(report: dict[str, Any]) -> str:
+    """The gauges of `status` for the whole database: schedulers, lag, and the newest tick
+    pass of any host (from its heartbeat)."""
+    text = _gauge("schedctl_up", "1: the database answered and its schema is migrated.", 1)
+    text += _scheduler_gauges(report)
+    last = report["last_tick"]
+    if last is not None:
+        from datetime import datetime
+
+        ended = datetime.fromisoformat(last["ticked_at"].replace("Z", "+00:00")).timestamp()
+        text += _pass_gauges("schedctl_tick_last", "the newest tick pass", last, last["ok"], ended)
+    return text
+
+
+def check_target(path: Path) -> Path:
+    """A metrics file's folder must exist and be writable: checked before any work."""
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise InvalidInput(f"--metrics-file {path} is a folder; give a file's path")
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise InvalidInput(f"--metrics-file: folder {folder} does not exist or is not writable")
+    return path
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write `text` to `path` through a temporary file in the same folder and a rename, so
+    that a collector reading it never sees half a file."""
+    folder = path.parent if str(path.parent) else Path(".")
+    fd, temporary = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temporary, 0o644)  # the collector runs as another user
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
