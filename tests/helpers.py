@@ -100,6 +100,8 @@ JOB_KEYS = {
     "completed_tasks",
     "failed_tasks",
     "skipped_tasks",
+    "slot",
+    "trigger",
 }
 
 EXIT_CODES = frozenset({0, 1, 2, 3, 4, 5})

@@ -486,7 +486,7 @@ def list_(
             render.scheduler_headers(terminal=terminal, organisations=organisations),
             render.scheduler_rows(found, terminal=terminal, organisations=organisations),
             terminal=terminal,
-            unbroken=(7 if organisations else 6,),
+            unbroken=(6 if organisations else 5,),
             dotted=1 if organisations else 0,
         )
 

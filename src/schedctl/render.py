@@ -194,6 +194,7 @@ def table(
             # A cell's second line (a relative time) is for people at a terminal.
             print("\t".join(_text(cell).split("\n")[0] for cell in row))
         return
+    from rich.cells import cell_len
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
@@ -206,7 +207,11 @@ def table(
     grid = Table(title=title, header_style="bold", expand=False)
     for index, header in enumerate(headers):
         if index in unbroken:
-            grid.add_column(header, no_wrap=True, overflow="ignore")
+            widest = max(
+                (cell_len(line) for row in cells for line in _text(row[index]).split("\n")),
+                default=0,
+            )
+            grid.add_column(header, no_wrap=True, min_width=widest)
         else:
             grid.add_column(header, overflow="fold")
     for row in cells:
