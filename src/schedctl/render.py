@@ -164,7 +164,8 @@ def _fold_column(
         if i != column
     )
     room = width - others - (3 * len(headers) + 1)  # padding and borders
-    room = max(room, cell_len(headers[column]), 12)
+    # Where the other columns would take it all, the domains still get a quarter.
+    room = max(room, width // 4, cell_len(headers[column]), 12)
     if widest(row[column] for row in rows) <= room:
         return rows
     folded = []
@@ -206,7 +207,14 @@ def table(
         cells = _fold_column(headers, cells, dotted, console.width)
     grid = Table(title=title, header_style="bold", expand=False)
     for index, header in enumerate(headers):
-        if index in unbroken:
+        if index == dotted:
+            # As wide as its longest folded line: rich must not fold it again mid-label.
+            widest = max(
+                (cell_len(line) for row in cells for line in _text(row[index]).split("\n")),
+                default=0,
+            )
+            grid.add_column(header, overflow="fold", min_width=min(widest, console.width // 2))
+        elif index in unbroken:
             widest = max(
                 (cell_len(line) for row in cells for line in _text(row[index]).split("\n")),
                 default=0,

@@ -444,7 +444,8 @@ def path_edits(
         both = set(checked[f"{kind}_add"] or []) & set(checked[f"{kind}_remove"] or [])
         if both:
             raise InvalidInput(
-                f"--add-{kind} and --remove-{kind} both name {_show(sorted(both)[0])}"
+                f"--add-{kind} and --remove-{kind} cannot be used together for the same "
+                f"path {_show(sorted(both)[0])}"
             )
     return checked
 
