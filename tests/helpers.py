@@ -87,6 +87,9 @@ SCHEDULER_KEYS = {
     "updated_at",
 }
 
+# `list` adds each scheduler's last run to the scheduler's keys.
+LIST_KEYS = SCHEDULER_KEYS | {"last_run"}
+
 JOB_KEYS = {
     "id",
     "scheduler_id",

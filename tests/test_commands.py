@@ -13,6 +13,7 @@ import pytest
 
 from tests.helpers import (
     JOB_KEYS,
+    LIST_KEYS,
     SCHEDULER_KEYS,
     Cli,
     Conn,
@@ -238,7 +239,7 @@ def test_list_soonest_first_and_filters(cli: Cli, conn: Conn) -> None:
 
     listed = _json(cli("list", "--json"))
     assert [d["domain"] for d in listed] == ["due.com", "paused.com", "sooner.com", "later.com"]
-    assert all(set(d) == SCHEDULER_KEYS | {"last_run"} for d in listed)
+    assert all(set(d) == LIST_KEYS for d in listed)
 
     enabled = _json(cli("list", "--enabled", "--json"))
     assert [d["id"] for d in enabled] == [due["id"], sooner["id"], later["id"]]
