@@ -13,11 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from psycopg.conninfo import conninfo_to_dict
 
 from schedctl import embedded
 from tests.helpers import (
     Cli,
     Conn,
+    as_uri,
     assert_error,
     check_result,
     cli_env,
@@ -613,3 +615,32 @@ def test_json_of_org_create_keeps_its_shape(cli: Cli) -> None:
     doc = ok_json(cli("org", "create", "Acme", "--json"))
     assert set(doc) == {"id", "name", "created_at", "schedulers"}
     assert uuid.UUID(doc["id"])
+
+
+# ------------------------------------------------------------------ list under the monitor role
+
+
+def test_list_with_its_last_run_runs_as_the_monitor_role(
+    cli: Cli, conn: Conn, database_url: str
+) -> None:
+    make_org(cli, "Acme")
+    doc = make_scheduler(cli, "example.com")
+    make_due(conn, doc["id"])
+    ok_json(cli("tick", "--json"))
+    ok_json(cli("run", "example.com", "--json"))
+    suffix = uuid.uuid4().hex[:10]
+    group, login = f"schedctl_monitor_{suffix}", f"schedctl_watch_{suffix}"
+    grants = (Path(__file__).resolve().parents[1] / "contrib" / "grants.sql").read_text()
+    # Roles are server-wide: this test's own names keep parallel runs apart.
+    grants = grants.replace("schedctl_monitor", group).replace("schedctl_tick", f"t_{suffix}")
+    conn.execute(grants)
+    conn.execute(f"CREATE ROLE {login} LOGIN PASSWORD '{suffix}' IN ROLE {group}")
+    try:
+        params = conninfo_to_dict(database_url) | {"user": login, "password": suffix}
+        url = as_uri(" ".join(f"{k}={v}" for k, v in params.items()))
+        listed = ok_json(run_cli_subprocess(["list", "--json"], {"SCHEDCTL_DATABASE_URL": url}))
+        assert listed[0]["last_run"]["status"] == "pending"
+    finally:
+        for role in (login, group, f"t_{suffix}"):
+            conn.execute(f"DROP OWNED BY {role}")
+            conn.execute(f"DROP ROLE {role}")
