@@ -107,6 +107,11 @@ GRANT SELECT ON public.schedulers TO schedctl_monitor;
 GRANT SELECT (id, name) ON public.domains TO schedctl_monitor;
 GRANT SELECT ON schedctl.scheduler_settings, schedctl.tick_heartbeats,
     schedctl._yoyo_migration TO schedctl_monitor;
+-- `list`'s last run: the newest served slot and `run` of each scheduler, and that job's
+-- status and time.
+GRANT SELECT ON schedctl.served_slots TO schedctl_monitor;
+GRANT SELECT (scheduler_id, action, at, changes) ON schedctl.audit TO schedctl_monitor;
+GRANT SELECT (id, status, created_at) ON public.jobs TO schedctl_monitor;
 
 -- ---------------------------------------------------------------- row-level security
 -- Policies that show schedctl's roles every row of the host's tables, for a host that

@@ -87,6 +87,9 @@ SCHEDULER_KEYS = {
     "updated_at",
 }
 
+# `list` adds each scheduler's last run to the scheduler's keys.
+LIST_KEYS = SCHEDULER_KEYS | {"last_run"}
+
 JOB_KEYS = {
     "id",
     "scheduler_id",
@@ -100,6 +103,8 @@ JOB_KEYS = {
     "completed_tasks",
     "failed_tasks",
     "skipped_tasks",
+    "slot",
+    "trigger",
 }
 
 EXIT_CODES = frozenset({0, 1, 2, 3, 4, 5})

@@ -630,6 +630,7 @@ def test_the_actor_is_the_operating_system_user_without_schedctl_actor(
     )
     assert named.code == 0, named.stderr
     assert conn.execute("SELECT actor FROM schedctl.audit ORDER BY id").fetchall() == [
+        ("opsuser",),  # org create
         ("opsuser",),
         ("carol (on-call)",),
     ]
@@ -668,7 +669,7 @@ def test_the_audit_trail_is_append_only(cli: Cli, conn: Conn) -> None:
     ):
         with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
             conn.execute(statement)
-    assert fetch_one(conn, "SELECT count(*), min(actor) FROM schedctl.audit")[0] == 1
+    assert fetch_one(conn, "SELECT count(*), min(actor) FROM schedctl.audit")[0] == 2
 
 
 def test_log_json_newest_first_with_limit(cli: Cli, conn: Conn) -> None:
@@ -681,6 +682,7 @@ def test_log_json_newest_first_with_limit(cli: Cli, conn: Conn) -> None:
         ("pause", "a.com"),
         ("create", "b.com"),
         ("create", "a.com"),
+        ("org_create", None),  # the organisation's own entries are in its log too
     ]
     first = entries[0]
     assert set(first) == {
@@ -715,7 +717,7 @@ def test_log_shows_only_the_organisations_own_entries(cli: Cli, conn: Conn) -> N
     make_org(cli, "Beta")
     acme = make_scheduler(cli, "a.com", "--org", "Acme")
     make_scheduler(cli, "b.com", "--org", "Beta")
-    assert [e["domain"] for e in _json(cli("log", "--org", "Beta", "--json"))] == ["b.com"]
+    assert [e["domain"] for e in _json(cli("log", "--org", "Beta", "--json"))] == ["b.com", None]
     assert "no scheduler" in assert_error(cli("log", acme["id"], "--org", "Beta", "--json"), 3)
     assert "no scheduler" in assert_error(cli("log", "a.com", "--org", "Beta", "--json"), 3)
 
@@ -727,7 +729,8 @@ def test_log_plain_output_is_readable(cli: Cli, conn: Conn) -> None:
     cli("pause", "example.com", "--reason", "billing hold")
     lines = cli("log").stdout.splitlines()
     assert lines[0] == "at\tactor\taction\tdomain\tchanges\treason"
-    pause, update, create = (line.split("\t") for line in lines[1:])
+    pause, update, create, org_create = (line.split("\t") for line in lines[1:])
+    assert org_create[2:5] == ["org_create", "-", "name Acme"]
     assert pause[1:] == [
         "alice",
         "pause",

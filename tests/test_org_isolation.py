@@ -103,7 +103,8 @@ def test_another_organisations_scheduler_is_not_found_and_untouched(
         absent = cli(command[0], missing, *command[1:], "--org", acme)
         assert absent.code == 3
         assert foreign.stderr.replace(ref.strip(), missing.strip()) == absent.stderr
-        assert foreign.stderr == f"error: no scheduler {ref.strip()!r} in this organisation\n"
+        # The message names the organisation it looked in: the caller's own.
+        assert foreign.stderr == f"error: no scheduler {ref.strip()!r} in organisation 'Acme'\n"
 
 
 def test_the_organisations_own_scheduler_of_a_shared_domain_is_the_one_changed(
@@ -187,7 +188,8 @@ def test_log_shows_only_the_organisations_audit_entries(
     entries = _ok(cli("log", "--org", acme, "--limit", "1000", "--json"))
     assert entries, "Acme's creates are in its log"
     assert {entry["organisation_id"] for entry in entries} == {acme}
-    assert {entry["domain"] for entry in entries} == {"acme-shop.com", "shared.com"}
+    # Its schedulers' entries, and its own (org_create, without a domain).
+    assert {entry["domain"] for entry in entries} == {"acme-shop.com", "shared.com", None}
     shared = _ok(cli("log", "shared.com", "--org", acme, "--json"))
     assert {entry["scheduler_id"] for entry in shared} == {orgs["ids"][(acme, "shared.com")]}
     assert all(entry.get("reason") != "globex only" for entry in shared)

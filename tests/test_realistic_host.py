@@ -28,6 +28,7 @@ from psycopg.conninfo import conninfo_to_dict
 from tests.helpers import (
     HEAD_MIGRATION,
     JOB_KEYS,
+    LIST_KEYS,
     SCHEDULER_KEYS,
     Result,
     as_uri,
@@ -641,7 +642,7 @@ def test_an_operator_runs_every_command_on_the_hosts_data(
     # list: the host's schedulers of the organisation and the two new ones, soonest first.
     listed = ok("list", "--org", org_id, "--json")
     assert {s["id"] for s in listed} == hosts_own | {mixed["id"], german["id"]}
-    assert all(set(s) == SCHEDULER_KEYS for s in listed)
+    assert all(set(s) == LIST_KEYS for s in listed)
     times = [parse_time(s["next_run_at"]) for s in listed]
     assert times == sorted(times)
     for doc in listed:  # the host's rows have nothing of schedctl's beside them: defaults

@@ -120,12 +120,15 @@ def test_list_on_a_terminal_is_a_table_that_fits_its_width(
     text = "\n".join(lines)
     assert "UTC" in text
     assert "xn--bcher-kva.de(bücher.de)" in _column(lines, 0)
+    # Ids cut to a prefix that REF accepts, never folded over lines.
     ids = _column(lines, 5)
-    assert ids == "".join(schedulers[d]["id"] for d in ("late.com", "soon.org", "bücher.de"))
+    assert ids == "".join(schedulers[d]["id"][:8] for d in ("late.com", "soon.org", "bücher.de"))
+    # The last run: soon.org's manual run, pending; the others have none.
+    assert re.search(r"pending", _column(lines, 6))
     if columns == 200:
-        assert max(widths) > 120  # rich used the width it was given, not a default 80
+        assert max(widths) > 100  # rich used the width it was given, not a default 80
         for doc in schedulers.values():
-            assert doc["id"] in text  # nothing cut or folded
+            assert f" {doc['id'][:8]} " in text  # nothing cut or folded
         assert re.search(r"│ 3h 1\dm overdue +│", text)
         assert re.search(r"│ in 11h 5\dm +│", text)
         assert "paused: site migration [/blog]" in text
@@ -139,9 +142,11 @@ def test_list_on_a_narrow_terminal_folds_instead_of_overflowing(
     assert code == 0, out
     lines = _visible(out)
     assert max(cell_len(line) for line in lines) <= 60, "\n".join(lines)
-    # Folded over lines, never truncated.
+    # Folded over lines, never truncated; ids are short and on one line.
     ids = _column(lines, 5)
-    assert ids == "".join(schedulers[d]["id"] for d in ("late.com", "soon.org", "bücher.de"))
+    assert ids == "".join(schedulers[d]["id"][:8] for d in ("late.com", "soon.org", "bücher.de"))
+    for doc in schedulers.values():
+        assert f" {doc['id'][:8]} " in "\n".join(lines)
     assert _column(lines, 0) == "late.comsoon.orgxn--bcher-kva.de(bücher.de)"
 
 
@@ -198,7 +203,7 @@ def test_output_is_plain_text_when_stdout_is_not_a_terminal(
     assert "\x1b" not in listed.stdout
     assert not BOX.search(listed.stdout)
     lines = listed.stdout.splitlines()
-    assert lines[0] == "domain\tevery\tnext_run\tstatus\toverlap\tid"
+    assert lines[0] == "domain\tevery\tnext_run\tstatus\toverlap\tid\tlast_run\tlast_status"
     rows = [line.split("\t") for line in lines[1:]]
     assert [row[0] for row in rows] == ["late.com", "soon.org", "xn--bcher-kva.de"]
     assert [row[5] for row in rows] == [
@@ -212,7 +217,10 @@ def test_output_is_plain_text_when_stdout_is_not_a_terminal(
     assert "overdue" not in listed.stdout and " ago" not in listed.stdout
 
     for args, header in (
-        (["history", "soon.org"], "job\tstatus\tprogress\tcreated\tcompleted\tdone\tfailed"),
+        (
+            ["history", "soon.org"],
+            "job\tstatus\tprogress\tcreated\tcompleted\tdone\tfailed\tslot\ttrigger",
+        ),
         (["log"], "at\tactor\taction\tdomain\tchanges\treason"),
         (["org", "list"], "name\tschedulers\tid"),
     ):

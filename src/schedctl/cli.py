@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
+from typer.core import TyperCommand
 
 from schedctl.config import Settings, load_settings
-from schedctl.errors import InvalidInput, OperationFailed, SchedctlError
+from schedctl.errors import InvalidInput, OperationFailed, SchedctlError, SchedulerNotFound
 from schedctl.models import Overlap
 
 if TYPE_CHECKING:
@@ -20,22 +21,72 @@ if TYPE_CHECKING:
     from schedctl.models import Scheduler
 
 
+_HELP = """Recurring crawl-job scheduling for the crawling service's PostgreSQL database.
+
+The database is SCHEDCTL_DATABASE_URL (a libpq URI, from the environment or a .env file in
+the working directory), else DATABASE_URL, else an embedded server for trying schedctl out.
+Every command takes --json (exactly one JSON document on stdout), -v (a traceback on error)
+and -h; see `schedctl COMMAND -h`.
+"""
+
+_EPILOG = """\b
+Exit codes:
+  0  success
+  1  failed part-way (tick with failed schedulers, a lost connection, a lock timeout;
+     status: lag or a failed tick); nothing half-written
+  2  invalid usage or input; nothing was written
+  3  not found (a scheduler, also another organisation's, or an organisation)
+  4  conflict (already exists; refused by the skip policy; an organisation in use)
+  5  database unreachable, not migrated, read-only, or a privilege missing
+"""
+
+# -h as well as --help, on every command (click passes it down to subcommands).
+_CONTEXT = {"help_option_names": ["-h", "--help"]}
+
 app = typer.Typer(
     name="schedctl",
-    help="Recurring crawl-job scheduling for the crawling service's PostgreSQL database.",
+    help=_HELP,
+    epilog=_EPILOG,
     no_args_is_help=True,
     add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
+    context_settings=_CONTEXT,
 )
-org_app = typer.Typer(help="Manage organisations.", no_args_is_help=True)
+org_app = typer.Typer(help="Manage organisations.", no_args_is_help=True, context_settings=_CONTEXT)
 app.add_typer(org_app, name="org")
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        from schedctl import __version__
+
+        print(f"schedctl {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print the version and exit.", callback=_show_version, is_eager=True
+        ),
+    ] = False,
+) -> None:
+    pass
+
 
 OrgOpt = Annotated[
     str | None,
-    typer.Option("--org", help="Organisation id or name (default: SCHEDCTL_ORG, or the only one)."),
+    typer.Option(
+        "--org",
+        metavar="ORG",
+        help="Organisation id or name (default: SCHEDCTL_ORG, or the only one).",
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+AllOrgsOpt = Annotated[bool, typer.Option("--all-orgs", help="Every organisation's.")]
 
 
 class _Verbosity:
@@ -57,7 +108,12 @@ VerboseOpt = Annotated[
     ),
 ]
 RefArg = Annotated[
-    str, typer.Argument(help="The scheduler's id, or its domain.", show_default=False)
+    str,
+    typer.Argument(
+        metavar="REF",
+        help="The scheduler's id (or its first 8+ characters), or its domain.",
+        show_default=False,
+    ),
 ]
 
 
@@ -77,14 +133,22 @@ def _connection() -> Iterator[Connection]:
 @contextmanager
 def _session(org: str | None, *, all_orgs: bool = False) -> Iterator[tuple[Connection, Any]]:
     """A checked connection, and the id of the organisation the command acts for (None
-    with `all_orgs`)."""
+    with `all_orgs`, which cannot be given with --org). A scheduler not found is reported
+    with the organisation it was looked for in."""
     from schedctl import organisations
 
+    if all_orgs and org is not None:
+        raise InvalidInput("--all-orgs and --org cannot be used together")
     with _connection() as conn:
         if all_orgs:
             yield conn, None
-        else:
-            yield conn, organisations.resolve(conn, org or load_settings().org).id
+            return
+        found = organisations.resolve(conn, org or load_settings().org)
+        try:
+            yield conn, found.id
+        except SchedulerNotFound as exc:
+            exc.message = f"no scheduler {exc.ref!r} in organisation {found.name!r}"
+            raise
 
 
 def _terminal() -> bool:
@@ -96,52 +160,81 @@ def _actor() -> str:
     return load_settings().actor_name()
 
 
-def _emit_scheduler(scheduler: Scheduler, as_json: bool) -> None:
+def _emit_scheduler(scheduler: Scheduler, as_json: bool, changed: bool | None = None) -> None:
+    """Print a scheduler as `show` does; for a change, whether anything changed (JSON:
+    "changed"; plain: a first line saying nothing did)."""
     from schedctl import render
 
     if as_json:
-        render.print_json(render.doc(scheduler))
-    else:
-        render.fields(render.scheduler_lines(scheduler, terminal=_terminal()))
+        extra = {} if changed is None else {"changed": changed}
+        render.print_json(render.doc(scheduler) | extra)
+        return
+    if changed is False:
+        print(f"nothing changed: the scheduler of {scheduler.domain} is already so")
+    render.fields(render.scheduler_lines(scheduler, terminal=_terminal()))
+
+
+def _pair(yes: bool, no: bool, yes_name: str, no_name: str) -> bool | None:
+    """The value of an on/off pair of flags: True, False, or None when neither was given
+    (both is exit 2)."""
+    if yes and no:
+        raise InvalidInput(f"{yes_name} and {no_name} cannot be used together")
+    return True if yes else False if no else None
 
 
 EveryOpt = Annotated[
-    str | None, typer.Option("--every", help="6h, 12h, 24h or 48h (also 6, 12, 24, 48, 1d, 2d).")
+    str | None,
+    typer.Option(
+        "--every", metavar="INTERVAL", help="6h, 12h, 24h or 48h (also 6, 12, 24, 48, 1d, 2d)."
+    ),
 ]
 ConcurrencyOpt = Annotated[
-    int | None, typer.Option(help="Concurrent requests per job, 1-100 (default 20).")
+    int | None,
+    typer.Option(metavar="INTEGER", help="Concurrent requests per job, 1-100 (default 20)."),
 ]
 FindLinksOpt = Annotated[
-    bool | None,
-    typer.Option("--find-links/--no-find-links", help="Follow links found on pages (default on)."),
+    bool, typer.Option("--find-links", help="Follow links found on pages (the default).")
+]
+NoFindLinksOpt = Annotated[
+    bool, typer.Option("--no-find-links", help="Do not follow links found on pages.")
 ]
 MaxPagesOpt = Annotated[
-    int | None, typer.Option(help="Page limit per job; 0 means no limit (default).")
+    int | None,
+    typer.Option(metavar="INTEGER", help="Page limit per job; 0 means no limit (default)."),
 ]
 IncludeOpt = Annotated[
-    list[str] | None, typer.Option("--include", help="Crawl only this path prefix (repeatable).")
+    list[str] | None,
+    typer.Option("--include", metavar="PATH", help="Crawl only this path prefix (repeatable)."),
 ]
 ExcludeOpt = Annotated[
-    list[str] | None, typer.Option("--exclude", help="Skip this path prefix (repeatable).")
+    list[str] | None,
+    typer.Option("--exclude", metavar="PATH", help="Skip this path prefix (repeatable)."),
 ]
-WorkersOpt = Annotated[int | None, typer.Option(help="Workers a job needs, 1-100 (default 1).")]
+WorkersOpt = Annotated[
+    int | None, typer.Option(metavar="INTEGER", help="Workers a job needs, 1-100 (default 1).")
+]
 OverlapOpt = Annotated[
     Overlap | None,
     typer.Option(
+        metavar="POLICY",
         help="When a job of the domain is still active: replace (default), skip or allow.",
         case_sensitive=False,
     ),
 ]
 StartAtOpt = Annotated[
     str | None,
-    typer.Option(help="First run: 'now' or an ISO 8601 time (UTC unless it has an offset)."),
+    typer.Option(
+        metavar="WHEN",
+        help="First run: 'now' (to the second) or an ISO 8601 time (UTC unless it has an offset).",
+    ),
 ]
+LimitOpt = Annotated[int, typer.Option(metavar="INTEGER", help="Entries to show, 1-1000.")]
 
 
 # ---------------------------------------------------------------- commands
 
 
-@app.command()
+@app.command(short_help="Apply pending database migrations.")
 def migrate(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would be applied.")] = False,
     active_jobs_index: Annotated[
@@ -200,23 +293,110 @@ def migrate(
         )
 
 
+OrgNameArg = Annotated[
+    str,
+    typer.Argument(
+        metavar="NAME",
+        help="The organisation's name (unique, ignoring letter case).",
+        show_default=False,
+    ),
+]
+OrgArg = Annotated[
+    str,
+    typer.Argument(metavar="ORG", help="The organisation's id or name.", show_default=False),
+]
+
+
 @org_app.command("create")
-def org_create(
-    name: Annotated[str, typer.Argument(help="The organisation's name.", show_default=False)],
-    as_json: JsonOpt = False,
-    verbose: VerboseOpt = False,
-) -> None:
-    """Create an organisation."""
+def org_create(name: OrgNameArg, as_json: JsonOpt = False, verbose: VerboseOpt = False) -> None:
+    """Create an organisation; a name already taken (in any letter case) is exit 4."""
     from schedctl import organisations, render
     from schedctl.validation import parse_org_name
 
     checked = parse_org_name(name)
     with _connection() as conn:
-        org = organisations.create(conn, checked)
+        org = organisations.create(conn, checked, _actor())
     if as_json:
         render.print_json(render.doc(org))
     else:
         print(f"created organisation {org.name} ({org.id})")
+
+
+@org_app.command("rename")
+def org_rename(
+    org: OrgArg, name: OrgNameArg, as_json: JsonOpt = False, verbose: VerboseOpt = False
+) -> None:
+    """Rename an organisation; a name another one has (in any letter case) is exit 4."""
+    from schedctl import organisations, render
+    from schedctl.validation import parse_org_name
+
+    checked = parse_org_name(name)
+    with _connection() as conn:
+        old, new = organisations.rename(conn, org, checked, _actor())
+    changed = old.name != new.name
+    if as_json:
+        render.print_json(render.doc(new) | {"changed": changed})
+    elif changed:
+        print(f"renamed organisation {old.name} to {new.name} ({new.id})")
+    else:
+        print(f"nothing changed: organisation {new.name} ({new.id}) already has that name")
+
+
+@org_app.command("delete")
+def org_delete(
+    org: OrgArg,
+    cascade: Annotated[
+        bool,
+        typer.Option(
+            "--cascade",
+            help="Also delete its schedulers, and (through the host's foreign keys) its jobs.",
+        ),
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    as_json: JsonOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Delete an organisation; one with schedulers or jobs only with --cascade (else exit 4)."""
+    from schedctl import organisations, render
+
+    if not yes and not sys.stdin.isatty():
+        raise InvalidInput("refusing to delete without a terminal to confirm: pass --yes")
+    with _connection() as conn:
+        # Read outside any transaction: none is held open while a person makes up their mind.
+        found, schedulers, jobs = organisations.usage(conn, org)
+        in_use = bool(schedulers or jobs)
+        # In use and no --cascade: refused below (exit 4) without asking.
+        if (
+            not yes
+            and (cascade or not in_use)
+            and not typer.confirm(
+                f"Delete organisation {found.name} ({found.id})"
+                + (f" with its {schedulers} scheduler(s) and {jobs} job(s)" if cascade else "")
+                + "?",
+                err=True,
+            )
+        ):
+            raise OperationFailed("not deleted")
+        deleted = organisations.delete(conn, found.id, cascade=cascade, actor=_actor())
+    if as_json:
+        render.print_json(
+            {
+                "id": str(deleted.organisation.id),
+                "name": deleted.organisation.name,
+                "deleted": True,
+                "schedulers_deleted": deleted.schedulers,
+                "jobs_deleted": deleted.jobs,
+            }
+        )
+    else:
+        print(
+            f"deleted organisation {deleted.organisation.name} ({deleted.organisation.id})"
+            + (
+                f" with {deleted.schedulers} scheduler(s) and {deleted.jobs} job(s)"
+                if deleted.schedulers or deleted.jobs
+                else ""
+            )
+        )
 
 
 @org_app.command("list")
@@ -229,22 +409,29 @@ def org_list(as_json: JsonOpt = False, verbose: VerboseOpt = False) -> None:
     if as_json:
         render.print_json([render.doc(org) for org in orgs])
     else:
+        terminal = _terminal()
+        shown = render.short_ids(str(org.id) for org in orgs) if terminal else {}
         render.table(
             "Organisations",
             ("Name", "Schedulers", "Id"),
-            [[org.name, str(org.schedulers), str(org.id)] for org in orgs],
-            terminal=_terminal(),
+            [[org.name, str(org.schedulers), shown.get(str(org.id), str(org.id))] for org in orgs],
+            terminal=terminal,
+            unbroken=(2,),
         )
 
 
-@app.command()
+@app.command(short_help="Create a scheduler: crawl DOMAIN every 6, 12, 24 or 48 hours.")
 def create(
     domain: Annotated[
-        str, typer.Argument(help="The domain to crawl, e.g. example.com.", show_default=False)
+        str,
+        typer.Argument(
+            metavar="DOMAIN", help="The domain to crawl, e.g. example.com.", show_default=False
+        ),
     ],
     every: EveryOpt = None,
     concurrency: ConcurrencyOpt = None,
-    find_links: FindLinksOpt = None,
+    find_links: FindLinksOpt = False,
+    no_find_links: NoFindLinksOpt = False,
     max_pages: MaxPagesOpt = None,
     include: IncludeOpt = None,
     exclude: ExcludeOpt = None,
@@ -265,7 +452,7 @@ def create(
     changes = validation.scheduler_changes(
         every=every,
         concurrency=concurrency,
-        find_links=find_links,
+        find_links=_pair(find_links, no_find_links, "--find-links", "--no-find-links"),
         max_pages=max_pages,
         include=include,
         exclude=exclude,
@@ -279,38 +466,56 @@ def create(
     _emit_scheduler(scheduler, as_json)
 
 
-@app.command("list")
+@app.command("list", short_help="List the organisation's schedulers, soonest first.")
 def list_(
-    enabled: Annotated[
-        bool | None, typer.Option("--enabled/--disabled", help="Only enabled, or only paused.")
-    ] = None,
+    enabled: Annotated[bool, typer.Option("--enabled", help="Only enabled ones.")] = False,
+    disabled: Annotated[bool, typer.Option("--disabled", help="Only paused ones.")] = False,
     due: Annotated[bool, typer.Option("--due", help="Only those due now.")] = False,
-    all_orgs: Annotated[bool, typer.Option("--all-orgs", help="Every organisation's.")] = False,
+    all_orgs: AllOrgsOpt = False,
     org: OrgOpt = None,
     as_json: JsonOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
-    """List the organisation's schedulers, soonest first."""
+    """List the organisation's schedulers, soonest first, with the last job each made."""
     from schedctl import render, schedulers
+    from schedctl.validation import exclusive
 
+    state = _pair(enabled, disabled, "--enabled", "--disabled")
+    exclusive(due=due, disabled=disabled)  # due ones are enabled
     with _session(org, all_orgs=all_orgs) as (conn, org_id):
-        found = schedulers.list_for(conn, org_id, enabled=enabled, due_only=due)
+        found = schedulers.list_for(conn, org_id, enabled=state, due_only=due)
     if as_json:
-        render.print_json([render.doc(scheduler) for scheduler in found])
+        render.print_json([render.doc(s) | {"last_run": _last_run_doc(s)} for s in found])
     else:
         terminal = _terminal()
+        # Stable columns for scripts: plain output has the organisation with --all-orgs.
+        several = len({s.organisation_id for s in found}) > 1
+        organisations = all_orgs and (several or not terminal)
         render.table(
             "Schedulers",
-            render.SCHEDULER_HEADERS,
-            render.scheduler_rows(found, terminal=terminal),
+            render.scheduler_headers(terminal=terminal, organisations=organisations),
+            render.scheduler_rows(found, terminal=terminal, organisations=organisations),
             terminal=terminal,
+            unbroken=(6 if organisations else 5,),
+            dotted=1 if organisations else 0,
         )
+
+
+def _last_run_doc(scheduler: Scheduler) -> dict[str, Any] | None:
+    from schedctl import render
+
+    last = scheduler.last_run
+    if last is None:
+        return None
+    return {"job_id": last.job_id, "status": last.status, "at": render.rfc3339(last.created_at)}
 
 
 @app.command()
 def show(
     ref: RefArg,
-    next_count: Annotated[int, typer.Option("--next", help="How many next run times to list.")] = 5,
+    next_count: Annotated[
+        int, typer.Option("--next", metavar="INTEGER", help="How many next run times to list.")
+    ] = 5,
     org: OrgOpt = None,
     as_json: JsonOpt = False,
     verbose: VerboseOpt = False,
@@ -341,15 +546,50 @@ def show(
     render.fields(lines)
 
 
-@app.command()
+@app.command(short_help="Change a scheduler; a new --every keeps its grid.")
 def update(
     ref: RefArg,
     every: EveryOpt = None,
     concurrency: ConcurrencyOpt = None,
-    find_links: FindLinksOpt = None,
+    find_links: FindLinksOpt = False,
+    no_find_links: NoFindLinksOpt = False,
     max_pages: MaxPagesOpt = None,
-    include: IncludeOpt = None,
-    exclude: ExcludeOpt = None,
+    include: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--include",
+            metavar="PATH",
+            help="Replace the include paths with these (repeatable); see --add-include.",
+        ),
+    ] = None,
+    exclude: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--exclude",
+            metavar="PATH",
+            help="Replace the exclude paths with these (repeatable); see --add-exclude.",
+        ),
+    ] = None,
+    add_include: Annotated[
+        list[str] | None,
+        typer.Option("--add-include", metavar="PATH", help="Add an include path (repeatable)."),
+    ] = None,
+    remove_include: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--remove-include", metavar="PATH", help="Remove an include path (repeatable)."
+        ),
+    ] = None,
+    add_exclude: Annotated[
+        list[str] | None,
+        typer.Option("--add-exclude", metavar="PATH", help="Add an exclude path (repeatable)."),
+    ] = None,
+    remove_exclude: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--remove-exclude", metavar="PATH", help="Remove an exclude path (repeatable)."
+        ),
+    ] = None,
     clear_include: Annotated[
         bool, typer.Option("--clear-include", help="Remove every include path.")
     ] = False,
@@ -359,22 +599,23 @@ def update(
     required_workers: WorkersOpt = None,
     overlap: OverlapOpt = None,
     start_at: Annotated[
-        str | None, typer.Option(help="Next run: 'now' or an ISO 8601 time.")
+        str | None,
+        typer.Option(metavar="WHEN", help="Next run: 'now' (to the second) or an ISO 8601 time."),
     ] = None,
-    enable: Annotated[
-        bool | None, typer.Option("--enable/--disable", help="Enable or pause.")
-    ] = None,
+    enable: Annotated[bool, typer.Option("--enable", help="Enable it.")] = False,
+    disable: Annotated[bool, typer.Option("--disable", help="Pause it.")] = False,
     org: OrgOpt = None,
     as_json: JsonOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
-    """Change a scheduler; a new --every keeps the times on its grid."""
+    """Change a scheduler; a new --every keeps the times on its grid. A change to what it
+    already is writes nothing (JSON: "changed": false)."""
     from schedctl import schedulers, validation
 
     changes = validation.scheduler_changes(
         every=every,
         concurrency=concurrency,
-        find_links=find_links,
+        find_links=_pair(find_links, no_find_links, "--find-links", "--no-find-links"),
         max_pages=max_pages,
         include=include,
         exclude=exclude,
@@ -383,14 +624,18 @@ def update(
         start_at=start_at,
         clear_include=clear_include,
         clear_exclude=clear_exclude,
-        enabled=enable,
+        enabled=_pair(enable, disable, "--enable", "--disable"),
+        include_add=add_include,
+        include_remove=remove_include,
+        exclude_add=add_exclude,
+        exclude_remove=remove_exclude,
     )
     if changes.is_empty():
         raise InvalidInput("nothing to change: give at least one option (see --help)")
     scheduler_ref = validation.parse_ref(ref)
     with _session(org) as (conn, org_id):
-        scheduler = schedulers.update(conn, org_id, scheduler_ref, changes, _actor())
-    _emit_scheduler(scheduler, as_json)
+        scheduler, changed = schedulers.update(conn, org_id, scheduler_ref, changes, _actor())
+    _emit_scheduler(scheduler, as_json, changed)
 
 
 @app.command()
@@ -423,16 +668,17 @@ def delete(
         print(f"deleted scheduler {deleted.id} ({deleted.domain}); its jobs are kept")
 
 
-@app.command()
+@app.command(short_help="The scheduler's jobs, newest first.")
 def history(
     ref: RefArg,
-    limit: Annotated[int, typer.Option(help="Jobs per page, 1-1000.")] = 20,
-    offset: Annotated[int, typer.Option(help="Jobs to skip, newest first.")] = 0,
+    limit: Annotated[int, typer.Option(metavar="INTEGER", help="Jobs per page, 1-1000.")] = 20,
+    offset: Annotated[int, typer.Option(metavar="INTEGER", help="Jobs to skip, newest first.")] = 0,
     org: OrgOpt = None,
     as_json: JsonOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
-    """The scheduler's jobs, newest first."""
+    """The scheduler's jobs, newest first, with each one's slot and whether the schedule
+    or a `run` made it."""
     from schedctl import render, schedulers
     from schedctl.validation import HISTORY_LIMIT, OFFSET, check_range, parse_ref
 
@@ -451,13 +697,16 @@ def history(
             render.JOB_HEADERS,
             render.job_rows(jobs, scheduler.db_now, terminal=terminal),
             terminal=terminal,
+            unbroken=(0,),
         )
 
 
 @app.command()
 def pause(
     ref: RefArg,
-    reason: Annotated[str | None, typer.Option(help="Why, for the next operator.")] = None,
+    reason: Annotated[
+        str | None, typer.Option(metavar="TEXT", help="Why, for the next operator.")
+    ] = None,
     org: OrgOpt = None,
     as_json: JsonOpt = False,
     verbose: VerboseOpt = False,
@@ -469,11 +718,11 @@ def pause(
     why = parse_reason(reason)
     scheduler_ref = parse_ref(ref)
     with _session(org) as (conn, org_id):
-        scheduler = schedulers.pause(conn, org_id, scheduler_ref, why, _actor())
-    _emit_scheduler(scheduler, as_json)
+        scheduler, changed = schedulers.pause(conn, org_id, scheduler_ref, why, _actor())
+    _emit_scheduler(scheduler, as_json, changed)
 
 
-@app.command()
+@app.command(short_help="Resume a paused scheduler.")
 def resume(
     ref: RefArg, org: OrgOpt = None, as_json: JsonOpt = False, verbose: VerboseOpt = False
 ) -> None:
@@ -483,11 +732,11 @@ def resume(
 
     scheduler_ref = parse_ref(ref)
     with _session(org) as (conn, org_id):
-        scheduler = schedulers.resume(conn, org_id, scheduler_ref, _actor())
-    _emit_scheduler(scheduler, as_json)
+        scheduler, changed = schedulers.resume(conn, org_id, scheduler_ref, _actor())
+    _emit_scheduler(scheduler, as_json, changed)
 
 
-@app.command()
+@app.command(short_help="Create a job now, outside the schedule.")
 def run(
     ref: RefArg, org: OrgOpt = None, as_json: JsonOpt = False, verbose: VerboseOpt = False
 ) -> None:
@@ -504,23 +753,28 @@ def run(
         print(f"created job {job.id} for {job.domain}")
 
 
-@app.command()
+@app.command(short_help="The audit trail: who changed what, when, and how.")
 def log(
     ref: Annotated[
-        str | None, typer.Argument(help="Only this scheduler's entries (id or domain).")
+        str | None,
+        typer.Argument(metavar="REF", help="Only this scheduler's entries (id or domain)."),
     ] = None,
-    limit: Annotated[int, typer.Option(help="Entries to show, 1-1000.")] = 20,
+    limit: LimitOpt = 20,
+    all_orgs: Annotated[
+        bool,
+        typer.Option("--all-orgs", help="Every organisation's entries, and those of none."),
+    ] = False,
     org: OrgOpt = None,
     as_json: JsonOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
-    """The audit trail: who changed which scheduler, when, and how."""
+    """The audit trail: who changed which scheduler or organisation, when, and how."""
     from schedctl import render, schedulers
     from schedctl.validation import HISTORY_LIMIT, check_range, parse_ref
 
     check_range("--limit", limit, *HISTORY_LIMIT)
     scheduler_ref = parse_ref(ref) if ref is not None else None
-    with _session(org) as (conn, org_id):
+    with _session(org, all_orgs=all_orgs) as (conn, org_id):
         entries = schedulers.audit_log(conn, org_id, scheduler_ref, limit=limit)
     if as_json:
         render.print_json([render.doc(entry) for entry in entries])
@@ -528,18 +782,21 @@ def log(
         terminal = _terminal()
         render.table(
             "Audit log",
-            render.AUDIT_HEADERS,
-            render.audit_rows(entries, terminal=terminal),
+            render.audit_headers(terminal=terminal, organisations=all_orgs),
+            render.audit_rows(entries, terminal=terminal, organisations=all_orgs),
             terminal=terminal,
+            dotted=4 if all_orgs else 3,
         )
 
 
-@app.command()
+@app.command(short_help="One pass over every due scheduler (run it every minute).")
 def tick(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Report what would be done; write nothing.")
     ] = False,
-    limit: Annotated[int | None, typer.Option(help="Attempt at most N due schedulers.")] = None,
+    limit: Annotated[
+        int | None, typer.Option(metavar="INTEGER", help="Attempt at most N due schedulers.")
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only failures.")] = False,
     metrics_file: Annotated[
         Path | None,
@@ -615,10 +872,13 @@ def tick(
         raise typer.Exit(1)
 
 
-@app.command()
+@app.command(short_help="Health for monitoring: exit 1 on lag or a failed tick.")
 def status(
     max_lag: Annotated[
-        str, typer.Option(help="Alert when a scheduler has waited longer (e.g. 5m).")
+        str,
+        typer.Option(
+            metavar="DURATION", help="Alert when a scheduler has waited longer (e.g. 5m)."
+        ),
     ] = "5m",
     all_orgs: Annotated[
         bool, typer.Option("--all-orgs", help="Count every organisation's schedulers.")
@@ -749,6 +1009,48 @@ def export(
     with _session(org, all_orgs=all_orgs) as (conn, org_id):
         text = applying.export(conn, org_id, managed_only=managed)
     sys.stdout.write(text)
+
+
+# ---------------------------------------------------------------- help
+
+
+class _Command(TyperCommand):
+    """Help as a reader expects it: arguments by their metavar (`REF`, `[REF]`) in the usage
+    line and in their section, without Typer's braces and `<str>` types."""
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if param.param_type_name == "argument":
+                name = _argument_name(param)
+                pieces.append(name if param.required else f"[{name}]")
+        return pieces
+
+    def format_options(self, ctx: Any, formatter: Any) -> None:
+        arguments, options = [], []
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is None:
+                continue
+            if param.param_type_name == "argument":
+                arguments.append((_argument_name(param), record[1]))
+            else:
+                options.append(record)
+        for title, rows in (("Arguments", arguments), ("Options", options)):
+            if rows:
+                with formatter.section(title):
+                    formatter.write_dl(rows)
+
+
+def _argument_name(param: Any) -> str:
+    name: str = param.metavar or (param.name or "").upper()
+    return name
+
+
+for _typer_app in (app, org_app):
+    for _info in _typer_app.registered_commands:
+        if _info.cls in (None, TyperCommand):
+            _info.cls = _Command
 
 
 # ---------------------------------------------------------------- entry point

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import warnings
@@ -40,6 +41,28 @@ def notice(pgdata: Path) -> str:
     return f"schedctl: no database configured; using the embedded PostgreSQL server in {pgdata}"
 
 
+# Remembers the terminal session that last saw the notice about the embedded server.
+NOTICE_MARKER = ".notice-session"
+
+
+def notice_due(base: Path, *, terminal: bool, session: int | None = None) -> bool:
+    """Whether to print the notice about the embedded server: always where stderr is not a
+    terminal (a log, cron's mail), and on a terminal once per terminal session (the shell's
+    session id, remembered in the data folder) rather than before every command."""
+    if not terminal or not hasattr(os, "getsid"):
+        return True
+    current = str(os.getsid(0) if session is None else session)
+    marker = base / NOTICE_MARKER
+    try:
+        if marker.read_text(encoding="ascii").strip() == current:
+            return False
+    except (OSError, UnicodeDecodeError):
+        pass
+    with contextlib.suppress(OSError):  # a read-only data folder: say it every time
+        marker.write_text(current + "\n", encoding="ascii")
+    return True
+
+
 def server_uri(configured: Path | None, *, announce: bool = True) -> str:
     """Start (or join) the embedded server and return its Unix-socket URI.
 
@@ -72,7 +95,7 @@ def server_uri(configured: Path | None, *, announce: bool = True) -> str:
             f"its log is {pgdata / 'log'}: {_WHAT_TO_DO}"
         ) from exc
     # Said once it started, so that a failure is the command's one error line.
-    if announce:
+    if announce and notice_due(base, terminal=sys.stderr.isatty()):
         print(notice(pgdata), file=sys.stderr)
     return str(server.get_uri())
 

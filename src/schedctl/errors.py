@@ -41,3 +41,11 @@ class DatabaseUnavailable(SchedctlError):
     """The database cannot be reached, or its schema is not migrated."""
 
     exit_code = 5
+
+
+class SchedulerNotFound(NotFound):
+    """No scheduler by that REF in the organisation; the CLI names the organisation."""
+
+    def __init__(self, ref: str) -> None:
+        super().__init__(f"no scheduler {ref!r} in this organisation")
+        self.ref = ref

@@ -70,13 +70,30 @@ class Scheduler:
     updated_at: datetime
     domain_id: int = field(metadata=_INTERNAL)
     db_now: datetime = field(metadata=_INTERNAL)
+    # Read by `list` only: the organisation's name and the newest job tick or `run` made.
+    organisation_name: str | None = field(default=None, metadata=_INTERNAL)
+    last_run: LastRun | None = field(default=None, metadata=_INTERNAL)
 
     @classmethod
     def from_row(cls, **row: Any) -> Scheduler:
         """A scheduler from a row of the scheduler queries (path lists as stored)."""
         row["include_paths"] = paths_from_db(row["include_paths"])
         row["exclude_paths"] = paths_from_db(row["exclude_paths"])
+        job_id = row.pop("last_job_id", None)
+        status = row.pop("last_job_status", None)
+        at = row.pop("last_job_at", None)
+        if job_id is not None:
+            row["last_run"] = LastRun(job_id=job_id, status=status, created_at=at)
         return cls(**row)
+
+
+@dataclass(frozen=True)
+class LastRun:
+    """The newest job schedctl made for a scheduler (a tick's slot or a `run`)."""
+
+    job_id: str
+    status: str
+    created_at: datetime
 
 
 @dataclass(frozen=True)
@@ -95,6 +112,10 @@ class Job:
     completed_tasks: int
     failed_tasks: int
     skipped_tasks: int
+    # The slot a tick made the job for (None when it was not made for a slot), and whether
+    # the schedule made it ("scheduled") or an operator's `run` ("manual").
+    slot: datetime | None = None
+    trigger: str = "scheduled"
 
 
 @dataclass(frozen=True)
@@ -105,12 +126,14 @@ class AuditEntry:
     at: datetime
     actor: str
     action: str
-    scheduler_id: uuid.UUID
-    organisation_id: uuid.UUID
-    domain: str
+    # None for an entry about no scheduler (an organisation's) or no organisation.
+    scheduler_id: uuid.UUID | None
+    organisation_id: uuid.UUID | None
+    domain: str | None
     changes: dict[str, Any]
     reason: str | None
     db_now: datetime = field(metadata=_INTERNAL)
+    organisation_name: str | None = field(default=None, metadata=_INTERNAL)
 
 
 @dataclass(frozen=True)
@@ -141,6 +164,8 @@ class Ref:
     text: str
     id: uuid.UUID | None = None
     spellings: tuple[str, ...] = ()
+    # The leading hex digits of an id (8 or more, hyphens left out), to be resolved first.
+    prefix: str | None = None
 
     @classmethod
     def of_id(cls, scheduler_id: uuid.UUID) -> Ref:
@@ -166,6 +191,11 @@ class SchedulerChanges:
     overlap: Overlap | None = None
     start: Start | None = None
     enabled: bool | None = None
+    # Paths added to or removed from the lists as they are (`update` only).
+    include_add: list[str] | None = None
+    include_remove: list[str] | None = None
+    exclude_add: list[str] | None = None
+    exclude_remove: list[str] | None = None
 
     def is_empty(self) -> bool:
         return self == SchedulerChanges()

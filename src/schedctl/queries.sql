@@ -14,11 +14,12 @@ FROM public.organisations o
 ORDER BY o.name, o.id;
 
 -- name: org_find
--- Organisations whose id or name is the given reference (at most 2 are needed).
+-- Organisations whose id is the given reference or whose name is, ignoring letter case: the
+-- id first, then names written exactly so (3 tell "one exact name among several" apart).
 SELECT id, name, created_at FROM public.organisations
-WHERE id = %(id)s::uuid OR name = %(name)s
-ORDER BY (id = %(id)s::uuid) DESC NULLS LAST, id
-LIMIT 2;
+WHERE id = %(id)s::uuid OR lower(name) = lower(%(name)s)
+ORDER BY (id = %(id)s::uuid) DESC NULLS LAST, (name = %(name)s) DESC, id
+LIMIT 3;
 
 -- name: org_any_two
 -- Up to two organisations, to tell "none", "exactly one" and "several" apart.
@@ -54,7 +55,7 @@ INSERT INTO public.schedulers (
     %(domain_id)s, %(organisation_id)s, %(schedule_interval_hours)s,
     CASE
         WHEN %(start_at)s::timestamptz IS NOT NULL THEN %(start_at)s::timestamptz
-        WHEN %(start_now)s THEN now()
+        WHEN %(start_now)s THEN date_trunc('second', now())
         ELSE now() + make_interval(hours => %(schedule_interval_hours)s)
     END,
     %(is_enabled)s, %(concurrency)s, %(find_links)s,
@@ -97,14 +98,35 @@ LIMIT 1
 FOR NO KEY UPDATE OF s;
 
 -- name: scheduler_list
--- Schedulers of one organisation (or of all), soonest first, optionally filtered.
+-- Schedulers of one organisation (or of all), soonest first, optionally filtered, with the
+-- organisation's name and the newest job schedctl made for each: the job of its latest
+-- served slot (the primary key of served_slots read backwards) or of its latest `run` (a
+-- partial index of the audit trail), whichever is newer. Two index probes per scheduler,
+-- whatever the years of history in jobs, whose index on scheduler_id alone would make
+-- "the newest of its jobs" read and sort every job the scheduler ever had.
 SELECT s.id, s.organisation_id, d.name AS domain, s.schedule_interval_hours, s.next_run_at,
        s.is_enabled, st.pause_reason, COALESCE(st.overlap_policy, 'replace') AS overlap_policy,
        s.concurrency, s.find_links, s.max_pages, s.include_paths, s.exclude_paths,
-       s.required_workers, s.created_at, s.updated_at, s.domain_id, now() AS db_now
+       s.required_workers, s.created_at, s.updated_at, s.domain_id, now() AS db_now,
+       o.name AS organisation_name, last_run.id AS last_job_id,
+       last_run.status AS last_job_status, last_run.created_at AS last_job_at
 FROM public.schedulers s
 JOIN public.domains d ON d.id = s.domain_id
+LEFT JOIN public.organisations o ON o.id = s.organisation_id
 LEFT JOIN schedctl.scheduler_settings st ON st.scheduler_id = s.id
+LEFT JOIN LATERAL (
+    SELECT j.id, j.status, j.created_at
+    FROM (
+        (SELECT ss.job_id FROM schedctl.served_slots ss
+         WHERE ss.scheduler_id = s.id ORDER BY ss.slot DESC LIMIT 1)
+        UNION ALL
+        (SELECT a.changes -> 'job_id' ->> 1 FROM schedctl.audit a
+         WHERE a.scheduler_id = s.id AND a.action = 'run' ORDER BY a.at DESC LIMIT 1)
+    ) AS latest (job_id)
+    JOIN public.jobs j ON j.id = latest.job_id
+    ORDER BY j.created_at DESC
+    LIMIT 1
+) AS last_run ON TRUE
 WHERE (%(organisation_id)s::uuid IS NULL OR s.organisation_id = %(organisation_id)s::uuid)
   AND (%(is_enabled)s::boolean IS NULL OR s.is_enabled = %(is_enabled)s::boolean)
   AND (NOT %(due_only)s OR (s.is_enabled AND s.next_run_at <= now()))
@@ -149,13 +171,17 @@ DELETE FROM public.schedulers WHERE id = %(id)s;
 
 -- name: scheduler_history
 -- A scheduler's jobs, newest first, one page; only those of the scheduler's organisation,
--- even where the host linked another organisation's job to it.
+-- even where the host linked another organisation's job to it. Each with the slot a tick
+-- made it for, if any, and whether an operator's `run` made it.
 SELECT j.id, j.scheduler_id, d.name AS domain, j.status, j.progress, j.created_at,
        j.started_at, j.completed_at, j.total_tasks, j.completed_tasks, j.failed_tasks,
-       j.skipped_tasks
+       j.skipped_tasks, ss.slot,
+       CASE WHEN ss.slot IS NULL AND j.source_info = 'manual run' THEN 'manual'
+            ELSE 'scheduled' END AS trigger
 FROM public.jobs j
 JOIN public.domains d ON d.id = j.domain_id
 JOIN public.schedulers s ON s.id = j.scheduler_id
+LEFT JOIN schedctl.served_slots ss ON ss.scheduler_id = j.scheduler_id AND ss.job_id = j.id
 WHERE j.scheduler_id = %(scheduler_id)s
   AND j.organisation_id = s.organisation_id
 ORDER BY j.created_at DESC, j.id DESC
@@ -165,9 +191,12 @@ LIMIT %(limit)s OFFSET %(offset)s;
 -- One job, in the history shape.
 SELECT j.id, j.scheduler_id, d.name AS domain, j.status, j.progress, j.created_at,
        j.started_at, j.completed_at, j.total_tasks, j.completed_tasks, j.failed_tasks,
-       j.skipped_tasks
+       j.skipped_tasks, ss.slot,
+       CASE WHEN ss.slot IS NULL AND j.source_info = 'manual run' THEN 'manual'
+            ELSE 'scheduled' END AS trigger
 FROM public.jobs j
 JOIN public.domains d ON d.id = j.domain_id
+LEFT JOIN schedctl.served_slots ss ON ss.scheduler_id = j.scheduler_id AND ss.job_id = j.id
 WHERE j.id = %(id)s;
 
 -- name: job_active_exists
@@ -216,19 +245,22 @@ VALUES (%(actor)s, %(action)s, %(scheduler_id)s, %(organisation_id)s, %(domain)s
         %(changes)s, %(reason)s);
 
 -- name: audit_list
--- Audit entries of an organisation, or of one scheduler in it, newest first.
-SELECT id, at, actor, action, scheduler_id, organisation_id, domain, changes, reason,
-       now() AS db_now
-FROM schedctl.audit
-WHERE organisation_id = %(organisation_id)s
-  AND (%(scheduler_id)s::uuid IS NULL OR scheduler_id = %(scheduler_id)s::uuid)
-ORDER BY at DESC, id DESC
+-- Audit entries of an organisation (or of all), or of one scheduler in it, newest first,
+-- with the organisation's name where it still exists.
+SELECT a.id, a.at, a.actor, a.action, a.scheduler_id, a.organisation_id, a.domain,
+       a.changes, a.reason, now() AS db_now, o.name AS organisation_name
+FROM schedctl.audit a
+LEFT JOIN public.organisations o ON o.id = a.organisation_id
+WHERE (%(organisation_id)s::uuid IS NULL OR a.organisation_id = %(organisation_id)s::uuid)
+  AND (%(scheduler_id)s::uuid IS NULL OR a.scheduler_id = %(scheduler_id)s::uuid)
+ORDER BY a.at DESC, a.id DESC
 LIMIT %(limit)s;
 
 -- name: audit_find_scheduler
 -- The id of a scheduler, deleted or not, that an organisation's audit trail names by id or domain.
 SELECT scheduler_id FROM schedctl.audit
-WHERE organisation_id = %(organisation_id)s
+WHERE (%(organisation_id)s::uuid IS NULL OR organisation_id = %(organisation_id)s::uuid)
+  AND scheduler_id IS NOT NULL
   AND (scheduler_id = %(id)s::uuid OR lower(rtrim(domain, '.')) = ANY (%(spellings)s::text[]))
 ORDER BY at DESC, id DESC
 LIMIT 1;
@@ -752,3 +784,84 @@ JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relname = %(name)s AND n.nspname IN ('schedctl', 'public')
 ORDER BY n.nspname = 'schedctl' DESC
 LIMIT 1;
+-- name: scheduler_find_prefix
+-- The schedulers of an organisation (or of all) whose id begins with the given hex digits.
+SELECT s.id, d.name AS domain
+FROM public.schedulers s
+JOIN public.domains d ON d.id = s.domain_id
+WHERE (%(organisation_id)s::uuid IS NULL OR s.organisation_id = %(organisation_id)s::uuid)
+  AND replace(s.id::text, '-', '') LIKE %(prefix)s || '%%'
+ORDER BY s.id
+LIMIT %(limit)s;
+
+-- name: audit_find_prefix
+-- The schedulers, deleted or not, of an organisation's audit trail (or of all of it) whose
+-- id begins with the given hex digits.
+SELECT DISTINCT ON (scheduler_id) scheduler_id AS id, domain
+FROM schedctl.audit
+WHERE (%(organisation_id)s::uuid IS NULL OR organisation_id = %(organisation_id)s::uuid)
+  AND replace(scheduler_id::text, '-', '') LIKE %(prefix)s || '%%'
+ORDER BY scheduler_id, at DESC
+LIMIT %(limit)s;
+
+-- name: org_name_lock
+-- Serialise schedctl's transactions that give an organisation this name (any letter case),
+-- until the caller's transaction ends.
+SELECT pg_advisory_xact_lock(hashtextextended('schedctl.organisation_name:' || lower(%(name)s), 0));
+
+-- name: org_name_taken
+-- An organisation other than `keep` whose name is this one, ignoring letter case.
+SELECT id, name FROM public.organisations
+WHERE lower(name) = lower(%(name)s) AND (%(keep)s::uuid IS NULL OR id <> %(keep)s::uuid)
+ORDER BY id
+LIMIT 1;
+
+-- name: org_names
+-- Every organisation's name, for a "did you mean".
+SELECT name FROM public.organisations ORDER BY name;
+
+-- name: org_lock
+-- Lock an organisation's row for a rename or a delete.
+SELECT id, name, created_at FROM public.organisations WHERE id = %(id)s FOR UPDATE;
+
+-- name: org_rename
+-- Give an organisation a new name.
+UPDATE public.organisations o SET name = %(name)s, updated_at = now()
+WHERE o.id = %(id)s
+RETURNING o.id, o.name, o.created_at,
+          (SELECT count(*) FROM public.schedulers s WHERE s.organisation_id = o.id) AS schedulers;
+
+-- name: org_usage
+-- How many schedulers and jobs an organisation has.
+SELECT (SELECT count(*) FROM public.schedulers WHERE organisation_id = %(id)s) AS schedulers,
+       (SELECT count(*) FROM public.jobs WHERE organisation_id = %(id)s) AS jobs;
+
+-- name: org_delete_schedulers
+-- Delete every scheduler of an organisation as `delete` does one (jobs detached, schedctl's
+-- rows beside it removed), each with its audit entry.
+WITH doomed AS (
+    SELECT s.id, s.organisation_id, d.name AS domain
+    FROM public.schedulers s
+    JOIN public.domains d ON d.id = s.domain_id
+    WHERE s.organisation_id = %(id)s
+),
+detached AS (
+    UPDATE public.jobs SET scheduler_id = NULL WHERE scheduler_id IN (SELECT id FROM doomed)
+),
+settings AS (
+    DELETE FROM schedctl.scheduler_settings WHERE scheduler_id IN (SELECT id FROM doomed)
+),
+slots AS (
+    DELETE FROM schedctl.served_slots WHERE scheduler_id IN (SELECT id FROM doomed)
+),
+audited AS (
+    INSERT INTO schedctl.audit (actor, action, scheduler_id, organisation_id, domain, changes, reason)
+    SELECT %(actor)s, 'delete', id, organisation_id, domain, '{}'::jsonb,
+           'its organisation was deleted'
+    FROM doomed
+)
+DELETE FROM public.schedulers WHERE id IN (SELECT id FROM doomed);
+
+-- name: org_delete
+-- Delete an organisation (the host's foreign keys decide what goes with it).
+DELETE FROM public.organisations WHERE id = %(id)s;

@@ -114,32 +114,118 @@ def _text(cell: Cell) -> str:
     return cell if isinstance(cell, str) else cell[0]
 
 
+# The fewest leading characters of an id a table shows on a terminal (REF accepts as few).
+SHORT_ID = 8
+
+
+def short_ids(ids: Iterable[str]) -> dict[str, str]:
+    """Each id cut to the shortest prefix, SHORT_ID characters or more, that still tells the
+    given ids apart (for a table on a terminal; plain and JSON output keep whole ids)."""
+    unique = sorted(set(ids))
+    length = SHORT_ID
+    while length < max((len(i) for i in unique), default=0) and len(
+        {i[:length] for i in unique}
+    ) < len(unique):
+        length += 1
+    return {i: i[:length] for i in unique}
+
+
+def fold_at_dots(name: str, width: int) -> str:
+    """A domain broken into lines of at most `width` characters after its dots (a label
+    longer than the width keeps a line of its own)."""
+    if len(name) <= width:
+        return name
+    lines: list[str] = []
+    line = ""
+    labels = name.split(".")
+    for index, label in enumerate(labels):
+        piece = label + ("." if index < len(labels) - 1 else "")
+        if line and len(line) + len(piece) > width:
+            lines.append(line)
+            line = ""
+        line += piece
+    lines.append(line)
+    return "\n".join(lines)
+
+
+def _fold_column(
+    headers: Sequence[str], rows: list[list[Cell]], column: int, width: int
+) -> list[list[Cell]]:
+    """`rows` with the cells of `column` folded at dots when the table would not fit in
+    `width` characters otherwise."""
+    from rich.cells import cell_len
+
+    def widest(cells: Iterable[Cell]) -> int:
+        return max((cell_len(line) for c in cells for line in _text(c).split("\n")), default=0)
+
+    others = sum(
+        max(widest(row[i] for row in rows), cell_len(header))
+        for i, header in enumerate(headers)
+        if i != column
+    )
+    room = width - others - (3 * len(headers) + 1)  # padding and borders
+    # Where the other columns would take it all, the domains still get a quarter.
+    room = max(room, width // 4, cell_len(headers[column]), 12)
+    if widest(row[column] for row in rows) <= room:
+        return rows
+    folded = []
+    for row in rows:
+        cell = row[column]
+        text = fold_at_dots(_text(cell), room)
+        new: Cell = text if isinstance(cell, str) else (text, cell[1])
+        folded.append([*row[:column], new, *row[column + 1 :]])
+    return folded
+
+
 def table(
     title: str | None,
     headers: Sequence[str],
     rows: Iterable[Sequence[Cell]],
     *,
     terminal: bool,
+    unbroken: Sequence[int] = (),
+    dotted: int | None = None,
 ) -> None:
-    """A rich table on a terminal (fitted to its width); tab-separated lines otherwise."""
+    """A rich table on a terminal (fitted to its width); tab-separated lines otherwise.
+    On a terminal the columns in `unbroken` (short ids) never fold, and the cells of the
+    `dotted` column (domains) fold after a dot rather than inside a label."""
     if not terminal:
         print("\t".join(h.lower().replace(" ", "_") for h in headers))
         for row in rows:
             # A cell's second line (a relative time) is for people at a terminal.
             print("\t".join(_text(cell).split("\n")[0] for cell in row))
         return
+    from rich.cells import cell_len
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
+    # rich reads the terminal's width itself (COLUMNS overrides it).
+    console = Console(no_color=bool(os.environ.get("NO_COLOR")), highlight=False)
+    cells = [list(row) for row in rows]
+    if dotted is not None and cells:
+        cells = _fold_column(headers, cells, dotted, console.width)
     grid = Table(title=title, header_style="bold", expand=False)
-    for header in headers:
-        grid.add_column(header, overflow="fold")
-    for row in rows:
+    for index, header in enumerate(headers):
+        if index == dotted:
+            # As wide as its longest folded line: rich must not fold it again mid-label.
+            widest = max(
+                (cell_len(line) for row in cells for line in _text(row[index]).split("\n")),
+                default=0,
+            )
+            grid.add_column(header, overflow="fold", min_width=min(widest, console.width // 2))
+        elif index in unbroken:
+            widest = max(
+                (cell_len(line) for row in cells for line in _text(row[index]).split("\n")),
+                default=0,
+            )
+            grid.add_column(header, no_wrap=True, min_width=widest)
+        else:
+            grid.add_column(header, overflow="fold")
+    for row in cells:
         # Text, not markup: a pause reason like "[/blog]" is shown as written.
         grid.add_row(*(Text(cell) if isinstance(cell, str) else Text(*cell) for cell in row))
-    # rich reads the terminal's width itself (COLUMNS overrides it).
-    Console(no_color=bool(os.environ.get("NO_COLOR")), highlight=False).print(grid)
+    console.print(grid)
 
 
 def fields(pairs: Sequence[tuple[str, str]]) -> None:
@@ -178,8 +264,28 @@ def scheduler_lines(scheduler: Scheduler, *, terminal: bool) -> list[tuple[str, 
     ]
 
 
-def scheduler_rows(schedulers: Sequence[Scheduler], *, terminal: bool) -> list[list[Cell]]:
-    """Table rows for `list`: relative times on a terminal, absolute ones always."""
+def scheduler_headers(*, terminal: bool, organisations: bool = False) -> tuple[str, ...]:
+    """The columns of `list`: on a terminal the organisation first (when shown); in plain
+    output the columns of earlier versions keep their places and new ones follow."""
+    if terminal:
+        head = ("Organisation",) if organisations else ()
+        return (*head, *SCHEDULER_HEADERS, "Last run")
+    tail = ("Organisation",) if organisations else ()
+    return (*SCHEDULER_HEADERS, "Last run", "Last status", *tail)
+
+
+def organisation_label(name: str | None, org_id: uuid.UUID | None) -> str:
+    """An organisation for a table: its name, or its id where it has none (deleted)."""
+    if name is not None:
+        return name
+    return str(org_id) if org_id is not None else "-"
+
+
+def scheduler_rows(
+    schedulers: Sequence[Scheduler], *, terminal: bool, organisations: bool = False
+) -> list[list[Cell]]:
+    """Table rows for `list`: relative times on a terminal, absolute ones always; the newest
+    job schedctl made (time and status); the organisation when `organisations`."""
     if not terminal:
         return [
             [
@@ -189,11 +295,22 @@ def scheduler_rows(schedulers: Sequence[Scheduler], *, terminal: bool) -> list[l
                 status_label(s),
                 s.overlap_policy,
                 str(s.id),
+                rfc3339(s.last_run.created_at) if s.last_run else "-",
+                s.last_run.status if s.last_run else "-",
+                *([organisation_label(s.organisation_name, s.organisation_id)] * organisations),
             ]
             for s in schedulers
         ]
+    shown_ids = short_ids(str(s.id) for s in schedulers)
     out: list[list[Cell]] = []
     for s in schedulers:
+        last: Cell = "-"
+        if s.last_run is not None:
+            last = (
+                f"{short_time(s.last_run.created_at)}\n"
+                f"{ago(s.last_run.created_at, s.db_now)}, {s.last_run.status}",
+                _JOB_STATUS_STYLES.get(s.last_run.status, ""),
+            )
         overdue = s.is_enabled and s.next_run_at <= s.db_now
         when: Cell = (
             f"{short_time(s.next_run_at)}\n{relative(s.next_run_at, s.db_now)}",
@@ -201,12 +318,14 @@ def scheduler_rows(schedulers: Sequence[Scheduler], *, terminal: bool) -> list[l
         )
         out.append(
             [
+                *([organisation_label(s.organisation_name, s.organisation_id)] * organisations),
                 domain_label(s.domain),
                 f"{s.schedule_interval_hours}h",
                 when,
                 _status_cell(s),
                 s.overlap_policy,
-                str(s.id),
+                shown_ids[str(s.id)],
+                last,
             ]
         )
     return out
@@ -225,7 +344,8 @@ _JOB_STATUS_STYLES = {
 
 
 def job_rows(jobs: Sequence[Job], now: datetime, *, terminal: bool) -> list[list[Cell]]:
-    """Table rows for `history`; on a terminal, times also relative to `now`."""
+    """Table rows for `history`; on a terminal, times also relative to `now` and ids cut
+    short; each job's slot and whether the schedule or an operator's `run` made it."""
     if not terminal:
         return [
             [
@@ -236,28 +356,43 @@ def job_rows(jobs: Sequence[Job], now: datetime, *, terminal: bool) -> list[list
                 rfc3339(job.completed_at) if job.completed_at else "-",
                 f"{job.completed_tasks}/{job.total_tasks}",
                 str(job.failed_tasks),
+                rfc3339(job.slot) if job.slot else "-",
+                job.trigger,
             ]
             for job in jobs
         ]
+    shown_ids = short_ids(job.id for job in jobs)
 
     def stamp(moment: datetime | None) -> str:
         return "-" if moment is None else f"{short_time(moment)}\n{ago(moment, now)}"
 
     return [
         [
-            job.id,
+            shown_ids[job.id],
             (job.status, _JOB_STATUS_STYLES.get(job.status, "")),
             f"{job.progress:g}",
             stamp(job.created_at),
             stamp(job.completed_at),
             f"{job.completed_tasks}/{job.total_tasks}",
             str(job.failed_tasks),
+            short_time(job.slot),
+            job.trigger,
         ]
         for job in jobs
     ]
 
 
-JOB_HEADERS = ("Job", "Status", "Progress", "Created", "Completed", "Done", "Failed")
+JOB_HEADERS = (
+    "Job",
+    "Status",
+    "Progress",
+    "Created",
+    "Completed",
+    "Done",
+    "Failed",
+    "Slot",
+    "Trigger",
+)
 
 # How the audit trail names a scheduler's fields for people.
 _FIELD_LABELS = {
@@ -274,6 +409,9 @@ _FIELD_LABELS = {
     "required_workers": "required workers",
     "job_id": "job",
     "slot": "slot",
+    "name": "name",
+    "schedulers": "schedulers",
+    "jobs": "jobs",
 }
 
 
@@ -313,19 +451,35 @@ def changes_text(changes: dict[str, Any]) -> str:
 AUDIT_HEADERS = ("At", "Actor", "Action", "Domain", "Changes", "Reason")
 
 
-def audit_rows(entries: Sequence[AuditEntry], *, terminal: bool) -> list[list[Cell]]:
-    """Table rows for `log`, newest first; on a terminal, times also relative to now."""
-    return [
-        [
+def audit_headers(*, terminal: bool, organisations: bool = False) -> tuple[str, ...]:
+    """The columns of `log`; with `organisations`, the organisation's (first on a terminal,
+    last in plain output, where the earlier columns keep their places)."""
+    if not organisations:
+        return AUDIT_HEADERS
+    return ("Organisation", *AUDIT_HEADERS) if terminal else (*AUDIT_HEADERS, "Organisation")
+
+
+def audit_rows(
+    entries: Sequence[AuditEntry], *, terminal: bool, organisations: bool = False
+) -> list[list[Cell]]:
+    """Table rows for `log`, newest first; on a terminal, times also relative to now. An
+    entry about no scheduler (an organisation's) has "-" for its domain."""
+    rows: list[list[Cell]] = []
+    for e in entries:
+        domain = "-" if e.domain is None else domain_label(e.domain) if terminal else e.domain
+        row: list[Cell] = [
             f"{short_time(e.at)}\n{ago(e.at, e.db_now)}" if terminal else rfc3339(e.at),
             e.actor,
             e.action,
-            domain_label(e.domain) if terminal else e.domain,
+            domain,
             changes_text(e.changes),
             e.reason or "",
         ]
-        for e in entries
-    ]
+        if organisations:
+            org = organisation_label(e.organisation_name, e.organisation_id)
+            row = [org, *row] if terminal else [*row, org]
+        rows.append(row)
+    return rows
 
 
 def last_job_text(job: Job | None, now: datetime, *, terminal: bool) -> str:

@@ -12,7 +12,7 @@ from psycopg import errors as pgerrors
 from psycopg.types.json import Jsonb
 
 from schedctl import db
-from schedctl.errors import Conflict, InvalidInput, NotFound
+from schedctl.errors import Conflict, InvalidInput, NotFound, SchedulerNotFound
 from schedctl.models import (
     START_NOW,
     AuditEntry,
@@ -44,13 +44,46 @@ CHANGEABLE = (
 )
 
 
+# How many schedulers an ambiguous id prefix lists.
+_CANDIDATES = 10
+
+
 def _not_found(ref: Ref) -> NotFound:
     # Worded the same whether the scheduler is missing or belongs to another organisation.
-    return NotFound(f"no scheduler {ref.text!r} in this organisation")
+    return SchedulerNotFound(ref.text)
+
+
+def _ambiguous(ref: Ref, rows: list[Any]) -> InvalidInput:
+    shown = ", ".join(f"{row['id']} ({row['domain']})" for row in rows[:_CANDIDATES])
+    more = "" if len(rows) <= _CANDIDATES else ", …"
+    return InvalidInput(
+        f"{ref.text!r} is the beginning of several schedulers' ids: {shown}{more}; "
+        "give more of the id"
+    )
+
+
+def resolve(conn: db.Connection, org_id: uuid.UUID | None, ref: Ref) -> Ref:
+    """`ref` as it names one scheduler: an id prefix becomes the id it begins, when exactly
+    one scheduler of the organisation has it (none: not found; several: exit 2, listed)."""
+    if ref.prefix is None:
+        return ref
+    rows = db.fetch_all(
+        conn,
+        "scheduler_find_prefix",
+        organisation_id=org_id,
+        prefix=ref.prefix,
+        limit=_CANDIDATES + 1,
+    )
+    if not rows:
+        raise _not_found(ref)
+    if len(rows) > 1:
+        raise _ambiguous(ref, rows)
+    return replace(ref, id=rows[0]["id"], prefix=None)
 
 
 def get(conn: db.Connection, org_id: uuid.UUID, ref: Ref) -> Scheduler:
-    """One scheduler of the organisation, by id or domain."""
+    """One scheduler of the organisation, by id (or a unique prefix of one) or domain."""
+    ref = resolve(conn, org_id, ref)
     found = db.optional_record(
         conn, "scheduler_get", Scheduler.from_row, organisation_id=org_id, **ref.params()
     )
@@ -61,6 +94,7 @@ def get(conn: db.Connection, org_id: uuid.UUID, ref: Ref) -> Scheduler:
 
 def _lock(conn: db.Connection, org_id: uuid.UUID, ref: Ref) -> Scheduler:
     """Lock one scheduler of the organisation for a change, and return it."""
+    ref = resolve(conn, org_id, ref)
     row = db.fetch_optional(conn, "scheduler_lock", organisation_id=org_id, **ref.params())
     if row is None:
         raise _not_found(ref)
@@ -237,6 +271,11 @@ def _changed(old: Scheduler, changes: SchedulerChanges) -> Scheduler:
         "is_enabled": changes.enabled,
     }
     new = replace(new, **{name: value for name, value in values.items() if value is not None})
+    new = replace(
+        new,
+        include_paths=_edited(new.include_paths, changes.include_add, changes.include_remove),
+        exclude_paths=_edited(new.exclude_paths, changes.exclude_add, changes.exclude_remove),
+    )
     if changes.enabled is True:
         new = replace(new, pause_reason=None)
     if changes.interval_hours is not None:
@@ -247,46 +286,64 @@ def _changed(old: Scheduler, changes: SchedulerChanges) -> Scheduler:
             raise InvalidInput("--every: the next run would fall after the year 9999") from None
         new = replace(new, schedule_interval_hours=changes.interval_hours, next_run_at=next_run_at)
     if changes.start is not None:
-        start = old.db_now if changes.start == START_NOW else changes.start
+        # `now` anchors the grid at a whole second of the database clock.
+        start = old.db_now.replace(microsecond=0) if changes.start == START_NOW else changes.start
         assert isinstance(start, datetime)
         new = replace(new, next_run_at=start)
     return new
 
 
+def _edited(paths: list[str], added: list[str] | None, removed: list[str] | None) -> list[str]:
+    """A path list with paths added (at the end, once) and removed."""
+    kept = [path for path in paths if path not in (removed or [])]
+    return kept + [path for path in added or [] if path not in kept]
+
+
 def update(
     conn: db.Connection, org_id: uuid.UUID, ref: Ref, changes: SchedulerChanges, actor: str
-) -> Scheduler:
-    """Change a scheduler."""
+) -> tuple[Scheduler, bool]:
+    """Change a scheduler; returns it and whether anything changed (a change to what it
+    already is writes nothing, not even an audit entry)."""
     if changes.is_empty():
         raise InvalidInput("nothing to change: give at least one option (see --help)")
     with conn.work():
         old = _lock(conn, org_id, ref)
-        _store(conn, _changed(old, changes))
+        new = _changed(old, changes)
+        if not _diff(old, new):
+            return old, False
+        _store(conn, new)
         scheduler = get(conn, org_id, Ref.of_id(old.id))
         _audit(conn, actor, "update", scheduler, _diff(old, scheduler))
-    return scheduler
+    return scheduler, True
 
 
 def pause(
     conn: db.Connection, org_id: uuid.UUID, ref: Ref, reason: str | None, actor: str
-) -> Scheduler:
-    """Disable a scheduler, keeping why."""
+) -> tuple[Scheduler, bool]:
+    """Disable a scheduler, keeping why; returns it and whether anything changed (pausing a
+    paused scheduler with the same reason changes nothing)."""
     with conn.work():
         old = _lock(conn, org_id, ref)
-        _store(conn, replace(old, is_enabled=False, pause_reason=reason))
+        new = replace(old, is_enabled=False, pause_reason=reason)
+        if not _diff(old, new):
+            return old, False
+        _store(conn, new)
         scheduler = get(conn, org_id, Ref.of_id(old.id))
         _audit(conn, actor, "pause", scheduler, _diff(old, scheduler), reason)
-    return scheduler
+    return scheduler, True
 
 
-def resume(conn: db.Connection, org_id: uuid.UUID, ref: Ref, actor: str) -> Scheduler:
-    """Enable a scheduler again; a slot missed while paused is due at the next tick."""
+def resume(conn: db.Connection, org_id: uuid.UUID, ref: Ref, actor: str) -> tuple[Scheduler, bool]:
+    """Enable a scheduler again; a slot missed while paused is due at the next tick.
+    Returns it and whether anything changed (an enabled one is left as it is)."""
     with conn.work():
         old = _lock(conn, org_id, ref)
+        if old.is_enabled and old.pause_reason is None:
+            return old, False
         db.execute(conn, "scheduler_resume", id=old.id)
         scheduler = get(conn, org_id, Ref.of_id(old.id))
         _audit(conn, actor, "resume", scheduler, _diff(old, scheduler))
-    return scheduler
+    return scheduler, True
 
 
 def delete(conn: db.Connection, org_id: uuid.UUID, ref: Ref, actor: str) -> Scheduler:
@@ -352,11 +409,23 @@ def next_runs(scheduler: Scheduler, count: int) -> list[datetime]:
 
 
 def audit_log(
-    conn: db.Connection, org_id: uuid.UUID, ref: Ref | None, *, limit: int
+    conn: db.Connection, org_id: uuid.UUID | None, ref: Ref | None, *, limit: int
 ) -> list[AuditEntry]:
-    """The organisation's audit entries (one scheduler's, deleted or not), newest first."""
+    """The organisation's audit entries (None: every entry), or one scheduler's (deleted or
+    not), newest first."""
     scheduler_id = None
     if ref is not None:
+        if ref.prefix is not None:
+            rows = db.fetch_all(
+                conn,
+                "audit_find_prefix",
+                organisation_id=org_id,
+                prefix=ref.prefix,
+                limit=_CANDIDATES + 1,
+            )
+            if len(rows) > 1:
+                raise _ambiguous(ref, rows)
+            ref = replace(ref, id=rows[0]["id"] if rows else None, prefix=None)
         found = db.fetch_optional(
             conn, "audit_find_scheduler", organisation_id=org_id, **ref.params()
         )

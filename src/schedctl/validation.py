@@ -191,13 +191,22 @@ def domain_spellings(a_label: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys((a_label, unicode_form, c_locale_form)))
 
 
+# A unique leading part of a scheduler id: at least 8 hex digits (hyphens where the id has them).
+MIN_ID_PREFIX = 8
+_ID_PREFIX = re.compile(r"^[0-9a-f-]+$", re.IGNORECASE)
+
+
 def parse_ref(raw: str) -> Ref:
-    """A REF argument: a scheduler id, or a domain (any form `create` accepts)."""
+    """A REF argument: a scheduler id, the first 8 or more hex digits of one, or a domain
+    (any form `create` accepts)."""
     text = raw.strip()
     try:
         return Ref(text=text, id=uuid.UUID(text))
     except ValueError:
         pass
+    digits = text.replace("-", "").lower()
+    if _ID_PREFIX.match(text) and MIN_ID_PREFIX <= len(digits) < 32:
+        return Ref(text=text, prefix=digits)
     try:
         return Ref(text=text, spellings=domain_spellings(normalize_domain(text)))
     except InvalidInput:
@@ -357,12 +366,24 @@ def scheduler_changes(
     overlap: Overlap | None = None,
     start_at: str | None = None,
     enabled: bool | None = None,
+    include_add: list[str] | None = None,
+    include_remove: list[str] | None = None,
+    exclude_add: list[str] | None = None,
+    exclude_remove: list[str] | None = None,
 ) -> SchedulerChanges:
     """The options of `create` and `update`, each checked against its rule."""
     if include and clear_include:
         raise InvalidInput("--include and --clear-include cannot be used together")
     if exclude and clear_exclude:
         raise InvalidInput("--exclude and --clear-exclude cannot be used together")
+    edits = path_edits(
+        include_add=include_add,
+        include_remove=include_remove,
+        exclude_add=exclude_add,
+        exclude_remove=exclude_remove,
+        replaced_include=bool(include) or clear_include,
+        replaced_exclude=bool(exclude) or clear_exclude,
+    )
     return SchedulerChanges(
         interval_hours=parse_interval(every) if every is not None else None,
         concurrency=_in_range("--concurrency", concurrency, CONCURRENCY),
@@ -378,7 +399,55 @@ def scheduler_changes(
         overlap=overlap,
         start=parse_when(start_at) if start_at is not None else None,
         enabled=enabled,
+        **edits,
     )
+
+
+def exclusive(**given: bool) -> None:
+    """Refuse options that contradict each other: `given` maps each option's spelling (with
+    `_` for `-`, no leading dashes) to whether it was given; at most one may be."""
+    named = [f"--{name.replace('_', '-')}" for name, present in given.items() if present]
+    if len(named) > 1:
+        raise InvalidInput(f"{' and '.join(named)} cannot be used together")
+
+
+def path_edits(
+    *,
+    include_add: list[str] | None = None,
+    include_remove: list[str] | None = None,
+    exclude_add: list[str] | None = None,
+    exclude_remove: list[str] | None = None,
+    replaced_include: bool = False,
+    replaced_exclude: bool = False,
+) -> dict[str, list[str] | None]:
+    """`update`'s --add-include/--remove-include (and exclude) options, checked: they edit
+    the list as it is, so they cannot be combined with replacing or clearing it."""
+    if (include_add or include_remove) and replaced_include:
+        raise InvalidInput(
+            "--add-include/--remove-include cannot be used with --include or --clear-include"
+        )
+    if (exclude_add or exclude_remove) and replaced_exclude:
+        raise InvalidInput(
+            "--add-exclude/--remove-exclude cannot be used with --exclude or --clear-exclude"
+        )
+    edits = {
+        "include_add": ("--add-include", include_add),
+        "include_remove": ("--remove-include", include_remove),
+        "exclude_add": ("--add-exclude", exclude_add),
+        "exclude_remove": ("--remove-exclude", exclude_remove),
+    }
+    checked = {
+        key: normalize_paths(option, values) if values else None
+        for key, (option, values) in edits.items()
+    }
+    for kind in ("include", "exclude"):
+        both = set(checked[f"{kind}_add"] or []) & set(checked[f"{kind}_remove"] or [])
+        if both:
+            raise InvalidInput(
+                f"--add-{kind} and --remove-{kind} cannot be used together for the same "
+                f"path {_show(sorted(both)[0])}"
+            )
+    return checked
 
 
 def _in_range(option: str, value: int | None, bounds: tuple[int, int]) -> int | None:
