@@ -944,6 +944,7 @@ def apply_file(
         typer.Option(
             "--file",
             "-f",
+            metavar="FILE",
             help="The YAML file of schedulers ('-' reads stdin).",
             show_default=False,
         ),
@@ -965,7 +966,7 @@ def apply_file(
     as_json: JsonOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
-    """Bring the schedulers to FILE in one transaction, and print the plan carried out."""
+    """Make the schedulers as FILE says, in one transaction."""
     from schedctl import apply as applying
     from schedctl import manifest, render, render_plan
 
