@@ -169,7 +169,12 @@ def _start_worker(
     assert ready.strip() == f"listening on {channel}", ready
     lines: queue.Queue[str] = queue.Queue()
     stdout = proc.stdout
-    threading.Thread(target=lambda: [lines.put(line) for line in stdout], daemon=True).start()
+
+    def forward() -> None:
+        for line in stdout:
+            lines.put(line)
+
+    threading.Thread(target=forward, daemon=True).start()
     return proc, lines
 
 
@@ -203,11 +208,15 @@ def test_the_example_worker_is_woken_and_claims_every_job(
 
         seed_due(conn, 600, prefix="late")
         committed: dict[str, float] = {}  # job id -> when its batch's commit was seen
+
+        def on_job(job: dict[str, Any]) -> None:
+            committed[str(job["job_id"])] = time.time()
+
         monkeypatch.setenv("SCHEDCTL_DATABASE_URL", database_url)
         with db.connect(Settings()) as tick_conn:
             summary = tick.run(
                 tick_conn,
-                on_job=lambda job: committed.setdefault(str(job["job_id"]), time.time()),
+                on_job=on_job,
                 batch_size=100,
                 max_batch_size=200,
             )
