@@ -344,7 +344,16 @@ def test_a_declined_slot_is_skipped_audited_and_not_served_again(example: Cli, c
     assert shown["next_run_at"] > changes["slot"]
 
 
-def test_a_hook_that_raises_fails_its_scheduler_only(example: Cli, conn: Conn) -> None:
+@pytest.mark.parametrize(
+    "errcode",
+    [
+        "P0001",  # RAISE EXCEPTION's own
+        "42P01",  # undefined_table: a class that, outside a hook, ends the whole pass
+    ],
+)
+def test_a_hook_that_raises_fails_its_scheduler_only(
+    example: Cli, conn: Conn, errcode: str
+) -> None:
     conn.execute(
         """
         CREATE FUNCTION public.refuse_one(scheduler_id uuid, slot timestamptz) RETURNS text
@@ -352,12 +361,13 @@ def test_a_hook_that_raises_fails_its_scheduler_only(example: Cli, conn: Conn) -
         BEGIN
             IF (SELECT d.name FROM schedulers s JOIN domains d ON d.id = s.domain_id
                 WHERE s.id = scheduler_id) = 'broken.com' THEN
-                RAISE EXCEPTION 'the host cannot make a job for broken.com';
+                RAISE EXCEPTION 'the host cannot make a job for broken.com'
+                    USING ERRCODE = '%s';
             END IF;
             RETURN public.schedctl_create_job(scheduler_id, slot);
         END
         $$;
-        """
+        """.replace("%s", errcode)
     )
     ok_json(example("hooks", "set", "--create-job", "public.refuse_one", "--json"))
     make_org(example, "Acme")
@@ -384,6 +394,27 @@ def test_a_hook_that_raises_fails_its_scheduler_only(example: Cli, conn: Conn) -
     ok_json(example("hooks", "set", "--create-job", CREATE, "--json"))
     again = ok_json(example("tick", "--json"))
     assert (again["due"], again["created"]) == (1, 1)
+
+
+def test_a_dropped_hook_function_stops_the_pass_and_writes_nothing(
+    example: Cli, conn: Conn
+) -> None:
+    make_org(example, "Acme")
+    make_due(conn, make_scheduler(example, "gone.com")["id"])
+    conn.execute("DROP FUNCTION public.schedctl_create_job(uuid, timestamptz)")
+    before = fingerprint(conn)
+
+    result = example("tick", "--json")
+
+    assert result.code == 1
+    assert "function public.schedctl_create_job(uuid, timestamp with time zone) does not exist" in (
+        result.stderr
+    )
+    after = fingerprint(conn)
+    # Only the failed pass's heartbeat is left.
+    assert {k: v for k, v in after.items() if k != "schedctl.tick_heartbeats"} == {
+        k: v for k, v in before.items() if k != "schedctl.tick_heartbeats"
+    }
 
 
 def test_replace_calls_the_cancel_hook_which_skips_the_queued_tasks(

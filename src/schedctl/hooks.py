@@ -82,8 +82,10 @@ class Hooks:
         }
 
     def names(self) -> tuple[str, ...]:
-        """The functions set, as an error's context names them."""
-        return tuple(str(f) for f in (self.create_job, self.cancel_job) if f is not None)
+        """The functions set, as an error's context may name them (schema-qualified, or not
+        where the schema is on the search path)."""
+        functions = [f for f in (self.create_job, self.cancel_job) if f is not None]
+        return tuple(str(f) for f in functions) + tuple(_quote(f.name) for f in functions)
 
 
 @dataclass(frozen=True)
