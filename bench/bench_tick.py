@@ -29,7 +29,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
-PARTS = ("speed", "idle", "memory")
+PARTS = ("speed", "idle", "memory", "hooks")
 SEED_BATCH = 50  # the seed loop takes 50 due schedulers per tick ...
 SEED_TICK_SECONDS = 30  # ... every 30 seconds
 
@@ -66,6 +66,20 @@ SET next_run_at = due.next_run_at + make_interval(hours => due.schedule_interval
 FROM due
 WHERE s.id = due.id
 """
+
+# The floor of the hooks part: the same statement, also inserting each job's first task (the
+# root URL of its domain) as the example create-job hook of contrib/hooks does.
+HOOK_FLOOR_SQL = FLOOR_SQL.replace(
+    "slots AS (",
+    """tasks AS (
+    INSERT INTO tasks (job_id, url)
+    SELECT due.job_id, 'https://' || d.name || '/' FROM due JOIN domains d ON d.id = due.domain_id
+),
+slots AS (""",
+)
+EXAMPLE_HOOKS = os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "..", "contrib", "hooks", "first-task.sql"
+)
 
 # The seed plan's loop, one round trip per step (each its own autocommit statement).
 SEED_SELECT_DUE = """
@@ -300,10 +314,10 @@ def baseline(url: str) -> Run:
     return run_process([sys.executable, "-c", BASELINE_CODE], schedctl_env(url))
 
 
-def floor(url: str, expect: int) -> float:
+def floor(url: str, expect: int, statement: str = FLOOR_SQL) -> float:
     """Seconds the one-statement floor takes, as psql's \\timing reports it."""
     done = subprocess.run(
-        ["psql", "-X", "-v", "ON_ERROR_STOP=1", "-c", "\\timing on", "-c", FLOOR_SQL],
+        ["psql", "-X", "-v", "ON_ERROR_STOP=1", "-c", "\\timing on", "-c", statement],
         env=psql_env(url),
         capture_output=True,
         text=True,
@@ -456,6 +470,83 @@ def bench_speed(server: Server, report: Report, n: int, runs: int, seed_runs: in
             )
 
 
+def install_example_hooks(url: str) -> None:
+    """contrib/hooks/first-task.sql, and its create-job function set as the hook."""
+    with open(EXAMPLE_HOOKS, encoding="utf-8") as script, psycopg.connect(url) as conn:
+        conn.execute(script.read())
+    run_process(
+        [
+            sys.executable,
+            "-m",
+            "schedctl",
+            "hooks",
+            "set",
+            "--create-job",
+            "public.schedctl_create_job",
+        ],
+        schedctl_env(url),
+    )
+
+
+def add_finished_jobs(url: str) -> None:
+    """A finished job with its task per scheduler, as a host that has been running has. On an
+    empty jobs table, the foreign key check from tasks to jobs is planned once per session
+    (when jobs is empty, as a sequential scan) and then kept while jobs grows: a pass over
+    N jobs would cost N squared, an artefact of a fresh database that no host has."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            """
+            WITH made AS (
+                INSERT INTO jobs (id, domain_id, organisation_id, status, progress, created_at,
+                                  completed_at, concurrency, find_links, max_pages, source_type)
+                SELECT gen_random_uuid()::text, domain_id, organisation_id, 'completed', 1,
+                       now() - interval '2 days', now() - interval '2 days', 20, TRUE, 0,
+                       'dashboard'
+                FROM schedulers
+                RETURNING id
+            )
+            INSERT INTO tasks (job_id, url, status) SELECT id, 'https://example.com/', 'completed'
+            FROM made
+            """
+        )
+        conn.execute("VACUUM ANALYZE jobs")
+        conn.execute("VACUUM ANALYZE tasks")
+        conn.execute("ALTER TABLE tasks SET (autovacuum_enabled = off)")
+
+
+def bench_hooks(server: Server, report: Report, n: int, runs: int) -> None:
+    with section(f"hooks: {n:,} due, a create-job hook making the job and its first task"):
+        template = server.name("hooks_tpl")
+        url = populate(server, template, due=n, total=n)
+        install_example_hooks(url)
+        add_finished_jobs(url)
+        scratch = server.name("hooks")
+        ticks, idles, floors = [], [], []
+        for run in range(runs + 1):  # the first round warms the caches and is not counted
+            url = server.create(scratch, template)
+            tick_seconds = tick(url, n).seconds
+            with psycopg.connect(url) as conn:
+                made = conn.execute(
+                    "SELECT count(*) FROM tasks WHERE status = 'pending'"
+                ).fetchone()
+            if made != (n,):
+                sys.exit(f"the hook made {made} tasks, expected {n}")
+            idle_seconds = tick(url, 0).seconds
+            url = server.create(scratch, template)
+            floor_seconds = floor(url, n, HOOK_FLOOR_SQL)
+            if run:
+                ticks.append(tick_seconds)
+                idles.append(idle_seconds)
+                floors.append(floor_seconds)
+        whole, idle, bare = median(ticks), median(idles), median(floors)
+        own = whole - idle
+        report.figure("tick with the hook, whole process", ms(whole, ticks))
+        report.figure("tick with nothing due, whole process", ms(idle, idles))
+        report.figure("tick's own work (the difference)", ms(own))
+        report.figure("floor: jobs and tasks in one statement (psql)", ms(bare, floors))
+        report.target("tick's own work with the hook / floor", own / bare, 2)
+
+
 def bench_idle(server: Server, report: Report, rounds: int, big: int) -> None:
     with section(f"idle: nothing due (median of {rounds} interleaved rounds)"):
         small = populate(server, server.name("idle_small"), due=0, total=10)
@@ -529,7 +620,7 @@ def main() -> None:
         "--only",
         choices=PARTS,
         action="append",
-        help="run only this part (repeatable): speed, idle, memory",
+        help="run only this part (repeatable): speed, idle, memory, hooks",
     )
     args = parser.parse_args()
     parts = args.only or list(PARTS)
@@ -546,6 +637,7 @@ def main() -> None:
         "speed": lambda: bench_speed(server, report, args.n, args.runs, args.seed_runs),
         "idle": lambda: bench_idle(server, report, args.idle_rounds, args.idle_large),
         "memory": lambda: bench_memory(server, report, *args.memory),
+        "hooks": lambda: bench_hooks(server, report, args.n, args.runs),
     }
     try:
         for part in parts:

@@ -58,7 +58,7 @@ GRANT USAGE ON SCHEMA public, schedctl TO schedctl_tick, schedctl_monitor;
 -- Start from nothing on every table they touch (column grants are revoked with them).
 REVOKE ALL ON public.schedulers, public.jobs, public.domains, public.organisations,
     schedctl.scheduler_settings, schedctl.served_slots, schedctl.audit,
-    schedctl.tick_heartbeats, schedctl._yoyo_migration
+    schedctl.tick_heartbeats, schedctl._yoyo_migration, schedctl.hooks
     FROM schedctl_tick, schedctl_monitor;
 
 -- ---------------------------------------------------------------- schedctl_tick
@@ -94,6 +94,13 @@ GRANT SELECT, INSERT ON schedctl.served_slots TO schedctl_tick;
 GRANT INSERT (actor, action, scheduler_id, organisation_id, domain, changes, reason)
     ON schedctl.audit TO schedctl_tick;
 
+-- The database's hooks (which functions make and cancel jobs, which channel to notify):
+-- read at the start of each pass. Changing them is for operators (`schedctl hooks set`).
+-- The hook functions are the host's: grant this role EXECUTE on them (contrib/hooks/
+-- first-task.sql does for its example), and what they write, unless they are SECURITY
+-- DEFINER.
+GRANT SELECT ON schedctl.hooks TO schedctl_tick;
+
 -- Heartbeat: one row per host, inserted or overwritten by each pass (INSERT ... ON
 -- CONFLICT DO UPDATE also needs SELECT).
 GRANT SELECT, INSERT, UPDATE ON schedctl.tick_heartbeats TO schedctl_tick;
@@ -112,6 +119,8 @@ GRANT SELECT ON schedctl.scheduler_settings, schedctl.tick_heartbeats,
 GRANT SELECT ON schedctl.served_slots TO schedctl_monitor;
 GRANT SELECT (scheduler_id, action, at, changes) ON schedctl.audit TO schedctl_monitor;
 GRANT SELECT (id, status, created_at) ON public.jobs TO schedctl_monitor;
+-- `hooks show`.
+GRANT SELECT ON schedctl.hooks TO schedctl_monitor;
 
 -- ---------------------------------------------------------------- row-level security
 -- Policies that show schedctl's roles every row of the host's tables, for a host that

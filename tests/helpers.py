@@ -64,6 +64,7 @@ WRITABLE_TABLES = (
     "schedctl.tick_heartbeats",
     "schedctl.scheduler_settings",
     "schedctl.served_slots",
+    "schedctl.hooks",
 )
 
 # The keys of the JSON documents of the command-line contract (SPEC §5), written out here

@@ -63,6 +63,7 @@ def test_migrate_applies_everything_then_is_a_no_op(empty_cli: Cli, empty_conn: 
     assert {"organisations", "domains", "jobs", "schedulers"} == _tables(empty_conn)
     assert _tables(empty_conn, "schedctl") == {
         "audit",
+        "hooks",
         "legacy_host_objects",
         "scheduler_settings",
         "served_slots",

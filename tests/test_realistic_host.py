@@ -158,6 +158,7 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON schedctl.scheduler_settings TO {role};
 GRANT SELECT, DELETE ON schedctl.served_slots TO {role};
 GRANT SELECT, INSERT ON schedctl.audit TO {role};
 GRANT SELECT ON schedctl.tick_heartbeats, schedctl._yoyo_migration TO {role};
+GRANT SELECT ON schedctl.hooks TO {role};
 ALTER ROLE {role} BYPASSRLS;
 """
 

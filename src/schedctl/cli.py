@@ -55,6 +55,11 @@ app = typer.Typer(
 )
 org_app = typer.Typer(help="Manage organisations.", no_args_is_help=True, context_settings=_CONTEXT)
 app.add_typer(org_app, name="org")
+hooks_app = typer.Typer(
+    help="The database's hooks: how the host makes and cancels jobs, and who is woken.",
+    no_args_is_help=True,
+)
+app.add_typer(hooks_app, name="hooks")
 
 
 def _show_version(value: bool) -> None:
@@ -1048,10 +1053,101 @@ def _argument_name(param: Any) -> str:
     return name
 
 
-for _typer_app in (app, org_app):
+for _typer_app in (app, org_app, hooks_app):
     for _info in _typer_app.registered_commands:
         if _info.cls in (None, TyperCommand):
             _info.cls = _Command
+
+
+@hooks_app.command("show")
+def hooks_show(as_json: JsonOpt = False, verbose: VerboseOpt = False) -> None:
+    """What the database's hooks are (and what happens where none is set)."""
+    from schedctl import hooks
+
+    with _connection() as conn:
+        found = hooks.read(conn)
+    _emit_hooks(found, as_json)
+
+
+def _emit_hooks(found: Any, as_json: bool) -> None:
+    from schedctl import hooks, render
+
+    if as_json:
+        render.print_json(render.hooks_doc(found))
+    else:
+        render.fields(render.hooks_lines(found, hooks.DEFAULTS))
+
+
+@hooks_app.command("set")
+def hooks_set(
+    create_job: Annotated[
+        str | None,
+        typer.Option(
+            "--create-job",
+            metavar="FUNCTION",
+            help="SCHEMA.FUNCTION(scheduler_id uuid, slot timestamptz) RETURNS text: "
+            "makes the job for a slot and returns its id (NULL declines the slot).",
+        ),
+    ] = None,
+    cancel_job: Annotated[
+        str | None,
+        typer.Option(
+            "--cancel-job",
+            metavar="FUNCTION",
+            help="SCHEMA.FUNCTION(job_id text) RETURNS void: cancels an active job that "
+            "the replace policy replaces.",
+        ),
+    ] = None,
+    notify: Annotated[
+        str | None,
+        typer.Option(
+            "--notify",
+            metavar="CHANNEL",
+            help="NOTIFY this channel after each committed batch that made jobs.",
+        ),
+    ] = None,
+    as_json: JsonOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Set hooks; each function is checked (form, privilege) before anything is stored."""
+    from schedctl import hooks
+
+    changes = hooks.HookChanges(
+        create_job=hooks.parse_function(create_job, "--create-job") if create_job else None,
+        cancel_job=hooks.parse_function(cancel_job, "--cancel-job") if cancel_job else None,
+        notify=hooks.parse_channel(notify) if notify is not None else None,
+    )
+    if changes.is_empty():
+        raise InvalidInput("nothing to set: give --create-job, --cancel-job or --notify")
+    with _connection() as conn:
+        found = hooks.change(conn, changes, _actor())
+    _emit_hooks(found, as_json)
+
+
+@hooks_app.command("clear")
+def hooks_clear(
+    create_job: Annotated[
+        bool, typer.Option("--create-job", help="Back to schedctl's own insert.")
+    ] = False,
+    cancel_job: Annotated[
+        bool, typer.Option("--cancel-job", help="Back to schedctl's own status update.")
+    ] = False,
+    notify: Annotated[bool, typer.Option("--notify", help="Send no notification.")] = False,
+    as_json: JsonOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Clear hooks (every one when no option is given)."""
+    from schedctl import hooks
+
+    every = not (create_job or cancel_job or notify)
+    changes = hooks.HookChanges(
+        create_job=True if create_job or every else None,
+        cancel_job=True if cancel_job or every else None,
+        notify=True if notify or every else None,
+    )
+    with _connection() as conn:
+        found = hooks.change(conn, changes, _actor())
+    _emit_hooks(found, as_json)
 
 
 # ---------------------------------------------------------------- entry point

@@ -209,7 +209,7 @@ SELECT EXISTS (
 
 -- name: job_insert_manual
 -- A job made now by `run`, outside the schedule: same template as the scheduler, no slot.
--- The replace policy first cancels the active jobs of the domain and organisation
+-- The replace policy first cancels (unless `cancel_active` is false: a cancel-job hook did) the active jobs of the domain and organisation
 -- (a data-modifying CTE always runs to completion, referenced or not).
 WITH sched AS (
     SELECT s.id, s.domain_id, s.organisation_id, s.concurrency, s.find_links, s.max_pages,
@@ -222,7 +222,7 @@ WITH sched AS (
 cancelled AS (
     UPDATE public.jobs j SET status = 'cancelled', completed_at = now()
     FROM sched
-    WHERE sched.overlap_policy = 'replace'
+    WHERE %(cancel_active)s AND sched.overlap_policy = 'replace'
       AND j.domain_id = sched.domain_id AND j.organisation_id = sched.organisation_id
       AND j.status IN ('pending', 'initializing', 'running', 'paused')
     RETURNING j.id
@@ -336,15 +336,21 @@ decided AS MATERIALIZED (
     FROM planned p
 ),
 cancelled AS (
+    -- step cancel_job: tick_apply_cancel_hook when a cancel-job hook is set
     UPDATE public.jobs j SET status = 'cancelled', completed_at = p.now
     FROM active a
     JOIN decided p ON p.domain_id = a.domain_id AND p.organisation_id = a.organisation_id
     WHERE j.id = a.id AND p.overlap_policy = 'replace' AND NOT p.served
+    RETURNING j.id
+    -- end step
 ),
+-- step create_job: tick_apply_create_hook when a create-job hook is set
 recorded AS (
     INSERT INTO schedctl.served_slots (scheduler_id, slot, job_id)
     SELECT p.id, p.slot, p.job_id FROM decided p
     WHERE NOT p.skip AND NOT p.served
+      -- a one-time filter: the replaced jobs are cancelled before the new ones are made
+      AND (SELECT count(*) FROM cancelled) >= 0
     ON CONFLICT (scheduler_id, slot) DO NOTHING
     RETURNING scheduler_id, job_id
 ),
@@ -361,6 +367,7 @@ inserted AS (
     JOIN decided p ON p.id = r.scheduler_id
     RETURNING id, scheduler_id
 ),
+-- end step
 skipped AS (
     -- Times are written as render.rfc3339 writes them: UTC, "Z", microseconds when not 0.
     INSERT INTO schedctl.audit (
@@ -389,6 +396,139 @@ SELECT p.id AS scheduler_id, i.id AS job_id, p.organisation_id, p.domain, p.slot
 FROM decided p
 LEFT JOIN inserted i ON i.scheduler_id = p.id
 ORDER BY p.slot, p.id;
+
+-- name: tick_apply_cancel_hook
+-- tick_apply's cancel step with a cancel-job hook: the host's FUNCTION(job_id text) for each
+-- active job the replace policy cancels ({function} is its quoted name). MATERIALIZED: run
+-- once per job, by the one-time filter of the step that makes the jobs.
+SELECT {function}(a.id) AS id
+FROM active a
+JOIN decided p ON p.domain_id = a.domain_id AND p.organisation_id = a.organisation_id
+WHERE p.overlap_policy = 'replace' AND NOT p.served
+
+-- name: tick_apply_cancel_dry_run
+-- tick_apply's cancel step in a dry run while a cancel-job hook is set: no hook is called.
+SELECT a.id FROM active a WHERE FALSE
+
+-- name: tick_apply_create_hook
+-- tick_apply's steps that make the jobs with a create-job hook: the host's
+-- FUNCTION(scheduler_id uuid, slot timestamptz) once per slot to serve, after the replaced
+-- jobs were cancelled; the id it returns is the slot's record. No ON CONFLICT: the claim's
+-- lock and `served` already keep a second call away, and should a row for the slot appear
+-- anyway, the unique violation rolls back the host's job with it. NULL is a declined slot:
+-- skipped, with the reason in the audit trail, and no record (the schedule moves on).
+made AS MATERIALIZED (
+    SELECT p.id, p.slot, {function}(p.id, p.slot) AS job_id
+    FROM decided p
+    WHERE NOT p.skip AND NOT p.served
+      AND (SELECT count(*) FROM cancelled) >= 0
+),
+recorded AS (
+    INSERT INTO schedctl.served_slots (scheduler_id, slot, job_id)
+    SELECT id, slot, job_id FROM made WHERE job_id IS NOT NULL
+    RETURNING scheduler_id, job_id
+),
+inserted AS (
+    SELECT job_id AS id, scheduler_id FROM recorded
+),
+declined AS (
+    INSERT INTO schedctl.audit (
+        actor, action, scheduler_id, organisation_id, domain, changes, reason
+    )
+    SELECT %(actor)s, 'skip', p.id, p.organisation_id, p.domain,
+           jsonb_build_object('slot', t.slot, 'next_run_at', jsonb_build_array(t.slot, t.next)),
+           'the create-job hook declined the slot (it returned NULL)'
+    FROM made m
+    JOIN decided p ON p.id = m.id
+    CROSS JOIN LATERAL (
+        SELECT replace(to_char(p.slot AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US'),
+                       '.000000', '') || 'Z' AS slot,
+               replace(to_char(p.next_run_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US'),
+                       '.000000', '') || 'Z' AS next
+    ) AS t
+    WHERE m.job_id IS NULL
+),
+
+-- name: tick_apply_create_dry_run
+-- tick_apply's steps that make the jobs, in a dry run while a create-job hook is set: no hook
+-- is called and nothing is written; each slot to serve is reported as it would be made.
+recorded AS (
+    SELECT p.id AS scheduler_id, p.job_id FROM decided p WHERE NOT p.skip AND NOT p.served
+),
+inserted AS (
+    SELECT job_id AS id, scheduler_id FROM recorded
+),
+
+-- name: tick_notify
+-- Wake the host's workers: sent when the batch's transaction commits, not before.
+SELECT pg_notify(%(channel)s, %(payload)s);
+
+-- name: hooks_get
+-- The database's hooks (NULL: schedctl's default).
+SELECT create_job_schema, create_job_function, cancel_job_schema, cancel_job_function,
+       notify_channel, updated_at, updated_by
+FROM schedctl.hooks;
+
+-- name: hooks_lock
+-- The database's hooks, locked for a change.
+SELECT create_job_schema, create_job_function, cancel_job_schema, cancel_job_function,
+       notify_channel, updated_at, updated_by
+FROM schedctl.hooks
+FOR UPDATE;
+
+-- name: hooks_write
+-- Store the database's hooks.
+UPDATE schedctl.hooks SET
+    create_job_schema = %(create_job_schema)s,
+    create_job_function = %(create_job_function)s,
+    cancel_job_schema = %(cancel_job_schema)s,
+    cancel_job_function = %(cancel_job_function)s,
+    notify_channel = %(notify_channel)s,
+    updated_at = now(),
+    updated_by = %(actor)s;
+
+-- name: hook_function_candidates
+-- The functions of a schema and name, each with whether it has the form a hook needs
+-- (`kind` create_job: (uuid, timestamptz) RETURNS text; cancel_job: (text) RETURNS void)
+-- and whether the current role may call it.
+SELECT format('%%I.%%I(%%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid))
+           AS signature,
+       coalesce(pg_get_function_result(p.oid), 'nothing (a procedure)') AS result,
+       p.prokind = 'f' AND NOT p.proretset
+           AND p.proargtypes = CASE %(kind)s
+               WHEN 'create_job' THEN '2950 1184'::oidvector  -- uuid, timestamptz
+               ELSE '25'::oidvector  -- text
+           END
+           AND p.prorettype = CASE %(kind)s
+               WHEN 'create_job' THEN 'text'::regtype ELSE 'void'::regtype
+           END AS fits,
+       has_schema_privilege(n.oid, 'USAGE') AND has_function_privilege(p.oid, 'EXECUTE')
+           AS executable,
+       current_user AS role
+FROM pg_proc p
+JOIN pg_namespace n ON n.oid = p.pronamespace
+WHERE n.nspname = %(schema)s AND p.proname = %(name)s
+ORDER BY fits DESC, signature;
+
+-- name: job_cancel_active
+-- `run` under replace with hooks: cancel the active jobs of the scheduler's domain and
+-- organisation as the host's flow does (no cancel-job hook).
+UPDATE public.jobs SET status = 'cancelled', completed_at = now()
+WHERE domain_id = %(domain_id)s AND organisation_id = %(organisation_id)s
+  AND status IN ('pending', 'initializing', 'running', 'paused');
+
+-- name: job_cancel_active_hook
+-- `run` under replace with a cancel-job hook: the host's FUNCTION(job_id text) for each
+-- active job of the scheduler's domain and organisation ({function} is its quoted name).
+SELECT {function}(id) FROM public.jobs
+WHERE domain_id = %(domain_id)s AND organisation_id = %(organisation_id)s
+  AND status IN ('pending', 'initializing', 'running', 'paused')
+ORDER BY id;
+
+-- name: job_create_hook
+-- `run` with a create-job hook: the host's FUNCTION(scheduler_id, slot) with the time of the
+-- run as its slot ({function} is its quoted name); the id of the job it made, or NULL.
+SELECT {function}(%(scheduler_id)s, now()) AS id;
 
 -- name: tick_heartbeat_relaxed
 -- The heartbeat's transaction does not wait for its WAL flush: a heartbeat lost in a crash

@@ -8,10 +8,13 @@ import sys
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta, timezone
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from schedctl.models import AuditEntry, Job, Organisation, Scheduler, public_fields
 from schedctl.validation import display_domain
+
+if TYPE_CHECKING:
+    from schedctl.hooks import Hooks
 
 
 def rfc3339(moment: datetime) -> str:
@@ -597,3 +600,24 @@ def status_lines(report: dict[str, Any]) -> list[tuple[str, str]]:
         ("worst lag", f"{lag} (limit {duration(report['max_lag_seconds'])})"),
         ("last tick", last_text),
     ]
+
+
+def hooks_doc(hooks: Hooks) -> dict[str, Any]:
+    """The database's hooks as `hooks show --json` prints them: each hook's
+    value, null where schedctl's default applies."""
+    return hooks.settings() | {
+        "updated_at": hooks.updated_at and rfc3339(hooks.updated_at),
+        "updated_by": hooks.updated_by,
+    }
+
+
+def hooks_lines(hooks: Hooks, defaults: dict[str, str]) -> list[tuple[str, str]]:
+    """The database's hooks for people; a hook not set says what happens instead."""
+    settings = hooks.settings()
+    lines = [
+        (key.replace("_", "-"), settings[key] or f"not set: {defaults[key]}")
+        for key in ("create_job", "cancel_job", "notify")
+    ]
+    if hooks.updated_at is not None:
+        lines.append(("changed", f"{rfc3339(hooks.updated_at)} by {hooks.updated_by}"))
+    return lines

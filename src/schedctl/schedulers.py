@@ -370,11 +370,30 @@ def run_now(conn: db.Connection, org_id: uuid.UUID, ref: Ref, actor: str) -> Job
                 raise Conflict(
                     f"a job of {scheduler.domain} is still active and the overlap policy is skip"
                 )
-        inserted = db.fetch_one(
-            conn, "job_insert_manual", scheduler_id=scheduler.id, source_info=MANUAL_RUN
-        )
-        _audit(conn, actor, "run", scheduler, {"job_id": [None, str(inserted["id"])]})
-        return db.record(conn, "job_get", Job, id=inserted["id"])
+        from schedctl import hooks
+
+        set_hooks = hooks.read(conn)
+        if set_hooks.create_job is None and set_hooks.cancel_job is None:
+            inserted = db.fetch_one(
+                conn,
+                "job_insert_manual",
+                scheduler_id=scheduler.id,
+                source_info=MANUAL_RUN,
+                cancel_active=True,
+            )
+            job_id = str(inserted["id"])
+        else:
+            job_id = hooks.make_job_now(
+                conn,
+                set_hooks,
+                scheduler_id=scheduler.id,
+                domain_id=scheduler.domain_id,
+                organisation_id=scheduler.organisation_id,
+                overlap_policy=scheduler.overlap_policy,
+                source_info=MANUAL_RUN,
+            )
+        _audit(conn, actor, "run", scheduler, {"job_id": [None, job_id]})
+        return db.record(conn, "job_get", Job, id=job_id)
 
 
 def last_job(conn: db.Connection, scheduler_id: uuid.UUID) -> Job | None:

@@ -13,8 +13,10 @@ from typing import Any
 
 import psycopg
 from psycopg import errors as pgerrors
+from psycopg.rows import tuple_row
 
 from schedctl import db
+from schedctl import hooks as hooks_
 
 # A pass claims its first batch small, then bigger ones up to the maximum: a pass over a
 # few due schedulers commits soon (and several ticks starting together share the work),
@@ -80,7 +82,9 @@ def run(
     rolled back. Given `connect`, a large pass (its first batch came back full) also
     claims batches over a second connection, so that the database applies two at once,
     as two ticks would. `now` replaces the database clock, for tests. Counts go into
-    `summary` when given, so a caller still has them if the pass breaks off."""
+    `summary` when given, so a caller still has them if the pass breaks off.
+    The database's hooks are read once, at the start of the pass."""
+    hooks = hooks_.read(conn)
     state = _Pass(
         on_job=on_job,
         dry_run=dry_run,
@@ -89,6 +93,9 @@ def run(
         actor=actor,
         max_batch_size=max(batch_size, max_batch_size),
         summary=summary if summary is not None else Summary(),
+        statement=hooks_.tick_statement(hooks, dry_run),
+        notify=None if dry_run else hooks.notify,
+        hook_names=hooks.names(),
     )
     try:
         _run_pass(conn, state, batch_size, connect)
@@ -119,6 +126,11 @@ class _Pass:
     claiming: threading.Lock = field(default_factory=threading.Lock)
     stop: threading.Event = field(default_factory=threading.Event)
     second_error: BaseException | None = None
+    # tick_apply with the database's hooks in it; the channel to notify after each commit
+    # (None: none); the hook functions, as an error raised inside one names it.
+    statement: str = ""
+    notify: str | None = None
+    hook_names: tuple[str, ...] = ()
 
 
 def _run_pass(
@@ -217,16 +229,18 @@ def _claim_and_apply(
             with conn.work():  # a savepoint: the claimed rows stay locked if it fails
                 # Rows read after the commit: no transaction sits idle while Python
                 # converts them (the server may end a session idle in a transaction).
-                applied = db.execute_for_rows(
-                    conn, "tick_apply", ids=ids, now=state.now, actor=state.actor
-                )
+                applied = _apply(conn, state, ids)
         except psycopg.Error as exc:
-            if not _row_error(exc):
+            if not _row_error(exc, state.hook_names):
                 raise
             # A row of the batch failed: redo the batch one scheduler at a time, so that
             # only the failing ones are left out.
             applied = None
             outcomes = _one_at_a_time(conn, state, ids)
+        if state.notify is not None:
+            if applied is not None:  # the notification needs the ids before the commit
+                outcomes, applied = applied.fetchall(), None
+            _notify(conn, state.notify, outcomes)
     if applied is not None:
         outcomes = applied.fetchall()
     # Reported once the batch is committed: a job that is printed exists.
@@ -235,10 +249,34 @@ def _claim_and_apply(
     return int(count)
 
 
-def _row_error(exc: psycopg.Error) -> bool:
+def _row_error(exc: psycopg.Error, hook_names: tuple[str, ...] = ()) -> bool:
     """Whether an error belongs to one scheduler's rows (a host constraint or trigger
-    refusing a job), not to the session (ended by the server, a transaction state)."""
-    return isinstance(exc, _ROW_ERRORS) and not (exc.sqlstate or "").startswith(("25", "57", "08"))
+    refusing a job, or any error raised inside a hook function), not to the session
+    (ended by the server, a transaction state)."""
+    if (exc.sqlstate or "").startswith(("25", "57", "08")):
+        return False
+    if isinstance(exc, _ROW_ERRORS):
+        return True
+    context = exc.diag.context or ""
+    return any(f"function {name}(" in context for name in hook_names)
+
+
+def _apply(
+    conn: db.Connection, state: _Pass, ids: list[uuid.UUID]
+) -> psycopg.Cursor[tuple[Any, ...]]:
+    """Run tick_apply (with the database's hooks) over claimed schedulers; its rows are
+    left to fetch."""
+    cursor = conn.cursor(row_factory=tuple_row)
+    cursor.execute(state.statement, {"ids": ids, "now": state.now, "actor": state.actor})
+    return cursor
+
+
+def _notify(conn: db.Connection, channel: str, outcomes: list[Outcome]) -> None:
+    """Tell the channel's listeners that the batch made jobs: the NOTIFY goes out when the
+    batch's transaction commits, and not at all if it rolls back."""
+    job_ids = [str(outcome[1]) for outcome in outcomes if outcome[1] is not None]
+    if job_ids:
+        db.execute(conn, "tick_notify", channel=channel, payload=hooks_.notify_payload(job_ids))
 
 
 def _one_at_a_time(conn: db.Connection, state: _Pass, ids: list[uuid.UUID]) -> list[Outcome]:
@@ -248,11 +286,9 @@ def _one_at_a_time(conn: db.Connection, state: _Pass, ids: list[uuid.UUID]) -> l
     for scheduler_id in ids:
         try:
             with conn.work():
-                outcomes += db.fetch_tuples(
-                    conn, "tick_apply", ids=[scheduler_id], now=state.now, actor=state.actor
-                )
+                outcomes += _apply(conn, state, [scheduler_id]).fetchall()
         except psycopg.Error as exc:
-            if not _row_error(exc):
+            if not _row_error(exc, state.hook_names):
                 raise
             message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             with state.claiming:
