@@ -56,7 +56,7 @@ app = typer.Typer(
 org_app = typer.Typer(help="Manage organisations.", no_args_is_help=True, context_settings=_CONTEXT)
 app.add_typer(org_app, name="org")
 hooks_app = typer.Typer(
-    help="The database's hooks: how the host makes and cancels jobs, and who is woken.",
+    help="Hooks: how the host makes, cancels and announces jobs.",
     no_args_is_help=True,
 )
 app.add_typer(hooks_app, name="hooks")
