@@ -67,6 +67,8 @@ REVOKE ALL ON public.schedulers, public.jobs, public.domains, public.organisatio
 -- then move next_run_at on. No other column may change; no row may be added or deleted.
 GRANT SELECT ON public.schedulers TO schedctl_tick;
 GRANT UPDATE (next_run_at, updated_at) ON public.schedulers TO schedctl_tick;
+-- ... and enable the ones whose `pause --until` has come.
+GRANT UPDATE (is_enabled) ON public.schedulers TO schedctl_tick;
 
 -- Domains: the name of each due scheduler's domain, for the report. Nothing else.
 GRANT SELECT (id, name) ON public.domains TO schedctl_tick;
@@ -82,8 +84,21 @@ GRANT INSERT (
 ) ON public.jobs TO schedctl_tick;
 GRANT UPDATE (status, completed_at) ON public.jobs TO schedctl_tick;
 
--- schedctl's settings of each scheduler (overlap policy), read only.
+-- schedctl's settings of each scheduler (overlap policy, time zone, spread, catch-up window),
+-- read; a pause that has run out is cleared (`pause --until`).
 GRANT SELECT ON schedctl.scheduler_settings TO schedctl_tick;
+GRANT UPDATE (pause_reason, paused_until) ON schedctl.scheduler_settings TO schedctl_tick;
+
+-- The slot arithmetic of wall-clock grids, spread and catch-up windows.
+GRANT EXECUTE ON FUNCTION
+    schedctl.spread_offset(uuid, integer),
+    schedctl.wall_instant(timestamp, text),
+    schedctl.grid_slot(bigint, integer, timestamp, text, interval),
+    schedctl.grid_next_index(timestamptz, integer, timestamp, text, interval),
+    schedctl.grid_index(timestamptz, integer, timestamp, text, interval),
+    schedctl.plan_slot(timestamptz, timestamptz, timestamptz, integer, timestamp, text,
+                       interval, integer)
+    TO schedctl_tick;
 
 -- The record of served slots: read (a slot already served is not served again) and add.
 GRANT SELECT, INSERT ON schedctl.served_slots TO schedctl_tick;
@@ -107,6 +122,7 @@ GRANT SELECT ON public.schedulers TO schedctl_monitor;
 GRANT SELECT (id, name) ON public.domains TO schedctl_monitor;
 GRANT SELECT ON schedctl.scheduler_settings, schedctl.tick_heartbeats,
     schedctl._yoyo_migration TO schedctl_monitor;
+GRANT EXECUTE ON FUNCTION schedctl.spread_offset(uuid, integer) TO schedctl_monitor;
 
 -- ---------------------------------------------------------------- row-level security
 -- Policies that show schedctl's roles every row of the host's tables, for a host that
