@@ -67,8 +67,6 @@ REVOKE ALL ON public.schedulers, public.jobs, public.domains, public.organisatio
 -- then move next_run_at on. No other column may change; no row may be added or deleted.
 GRANT SELECT ON public.schedulers TO schedctl_tick;
 GRANT UPDATE (next_run_at, updated_at) ON public.schedulers TO schedctl_tick;
--- ... and enable the ones whose `pause --until` has come.
-GRANT UPDATE (is_enabled) ON public.schedulers TO schedctl_tick;
 
 -- Domains: the name of each due scheduler's domain, for the report. Nothing else.
 GRANT SELECT (id, name) ON public.domains TO schedctl_tick;
@@ -85,9 +83,8 @@ GRANT INSERT (
 GRANT UPDATE (status, completed_at) ON public.jobs TO schedctl_tick;
 
 -- schedctl's settings of each scheduler (overlap policy, time zone, spread, catch-up window),
--- read; a pause that has run out is cleared (`pause --until`).
+-- read only.
 GRANT SELECT ON schedctl.scheduler_settings TO schedctl_tick;
-GRANT UPDATE (pause_reason, paused_until) ON schedctl.scheduler_settings TO schedctl_tick;
 
 -- The slot arithmetic of wall-clock grids, spread and catch-up windows.
 GRANT EXECUTE ON FUNCTION
@@ -99,6 +96,10 @@ GRANT EXECUTE ON FUNCTION
     schedctl.plan_slot(timestamptz, timestamptz, timestamptz, integer, timestamp, text,
                        interval, integer)
     TO schedctl_tick;
+
+-- Resume the schedulers whose `pause --until` has come: a function that runs with its owner's
+-- rights and does only that, so the role itself cannot enable or disable a scheduler.
+GRANT EXECUTE ON FUNCTION schedctl.resume_paused(timestamptz, text) TO schedctl_tick;
 
 -- The record of served slots: read (a slot already served is not served again) and add.
 GRANT SELECT, INSERT ON schedctl.served_slots TO schedctl_tick;

@@ -289,7 +289,11 @@ planned AS MATERIALIZED (
                 ELSE COALESCE(z.serve, s.next_run_at) END AS slot,
            COALESCE(st.overlap_policy, 'replace') AS overlap_policy, s.concurrency,
            s.find_links, s.max_pages, s.include_paths, s.exclude_paths, s.required_workers,
-           COALESCE(z.missed, m.missed) AS missed,
+           -- grid times from before the scheduler existed are not counted
+           COALESCE(z.missed, m.missed - CASE WHEN s.next_run_at < s.created_at
+               THEN GREATEST(0, ceil(extract(epoch FROM s.created_at - s.next_run_at)
+                                     / (s.schedule_interval_hours * 3600))::integer - 1)
+               ELSE 0 END) AS missed,
            COALESCE(
                z.next_run_at,
                s.next_run_at
@@ -317,9 +321,8 @@ planned AS MATERIALIZED (
         SELECT floor(extract(epoch FROM clock.now - s.next_run_at)
                      / (s.schedule_interval_hours * 3600))::integer AS missed
     ) AS m
-    -- A wall-clock grid (--at), a catch-up window, or a slot from before the scheduler
-    -- existed: planned by schedctl.plan_slot, for those rows only (the others keep the
-    -- arithmetic above).
+    -- A wall-clock grid (--at) or a catch-up window: planned by schedctl.plan_slot, for
+    -- those rows only (the others keep the arithmetic above).
     LEFT JOIN LATERAL (
         SELECT * FROM schedctl.plan_slot(
             s.next_run_at, clock.now, s.created_at, s.schedule_interval_hours, st.grid_anchor,
@@ -327,7 +330,6 @@ planned AS MATERIALIZED (
             st.catchup_window_seconds
         )
         WHERE st.grid_anchor IS NOT NULL OR st.catchup_window_seconds IS NOT NULL
-           OR s.next_run_at < s.created_at
     ) AS z ON TRUE
 ),
 -- The active jobs of the batch's domains and organisations, found in one pass over the
@@ -425,45 +427,8 @@ ORDER BY p.slot, p.id;
 
 -- name: tick_resume_paused
 -- Resume the schedulers whose pause has run out (`pause --until`), all at once, each with an
--- audit entry by tick; one an operator is changing at this moment is left to the next pass.
--- Slots that passed meanwhile are due, as after `resume`.
-WITH clock AS (
-    SELECT COALESCE(%(now)s::timestamptz, now()) AS now
-),
-due AS MATERIALIZED (
-    SELECT s.id, s.organisation_id, s.domain_id, NOT s.is_enabled AS paused,
-           st.paused_until, st.pause_reason
-    FROM schedctl.scheduler_settings st
-    JOIN public.schedulers s ON s.id = st.scheduler_id
-    CROSS JOIN clock
-    WHERE st.paused_until <= clock.now
-    FOR NO KEY UPDATE OF s SKIP LOCKED
-),
-settings AS (
-    UPDATE schedctl.scheduler_settings st SET paused_until = NULL, pause_reason = NULL
-    FROM due
-    WHERE st.scheduler_id = due.id
-),
-enabled AS (
-    UPDATE public.schedulers s SET is_enabled = TRUE, updated_at = clock.now
-    FROM due CROSS JOIN clock
-    WHERE s.id = due.id AND due.paused
-)
-INSERT INTO schedctl.audit (actor, action, scheduler_id, organisation_id, domain, changes, reason)
-SELECT %(actor)s, 'resume', due.id, due.organisation_id, d.name,
-       jsonb_build_object(
-           'is_enabled', jsonb_build_array(false, true),
-           'pause_reason', jsonb_build_array(due.pause_reason, NULL),
-           'paused_until', jsonb_build_array(t.until, NULL)
-       ),
-       'paused until ' || t.until
-FROM due
-JOIN public.domains d ON d.id = due.domain_id
-CROSS JOIN LATERAL (
-    SELECT replace(to_char(due.paused_until AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US'),
-                   '.000000', '') || 'Z' AS until
-) AS t
-WHERE due.paused;
+-- audit entry by tick (schedctl.resume_paused: tick's role may not enable schedulers itself).
+SELECT schedctl.resume_paused(COALESCE(%(now)s::timestamptz, now()), %(actor)s) AS resumed;
 
 -- name: grid_start
 -- The first slot of a wall-clock grid at or after `start` (by the scheduler's spread offset),

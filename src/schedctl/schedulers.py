@@ -147,10 +147,18 @@ def _meaningful(value: Any) -> bool:
     return value is not None and value != []
 
 
+# Settings whose default says nothing on creation (an elapsed-time grid in UTC, no spread).
+_UNREMARKABLE = {"time_zone": "UTC", "spread_seconds": 0}
+
+
 def _created(scheduler: Scheduler) -> dict[str, Any]:
     """A new scheduler's settings as {field: [null, value]}, leaving out the empty ones."""
     values = _audit_values(scheduler)
-    return {name: [None, value] for name, value in values.items() if _meaningful(value)}
+    return {
+        name: [None, value]
+        for name, value in values.items()
+        if _meaningful(value) and _UNREMARKABLE.get(name, object()) != value
+    }
 
 
 def _deleted(scheduler: Scheduler) -> dict[str, Any]:

@@ -191,3 +191,54 @@ BEGIN
     first_slot := schedctl.grid_slot(0, hours, anchor, zone, spread);
 END
 $$;
+
+-- Resume the schedulers whose pause has run out (`pause --until`) by `clock`, all at once, each
+-- with an audit entry by `actor`; one an operator is changing at this moment is left to the
+-- next pass. Slots that passed meanwhile are due, as after `resume`. It runs with its owner's
+-- rights, so that tick's role needs no right to enable (or disable) schedulers itself.
+CREATE FUNCTION schedctl.resume_paused(clock timestamptz, actor text)
+RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    resumed integer;
+BEGIN
+    WITH due AS MATERIALIZED (
+        SELECT s.id, s.organisation_id, s.domain_id, NOT s.is_enabled AS paused,
+               st.paused_until, st.pause_reason
+        FROM schedctl.scheduler_settings st
+        JOIN public.schedulers s ON s.id = st.scheduler_id
+        WHERE st.paused_until <= clock
+        FOR NO KEY UPDATE OF s SKIP LOCKED
+    ),
+    settings AS (
+        UPDATE schedctl.scheduler_settings st SET paused_until = NULL, pause_reason = NULL
+        FROM due
+        WHERE st.scheduler_id = due.id
+    ),
+    enabled AS (
+        UPDATE public.schedulers s SET is_enabled = TRUE, updated_at = clock
+        FROM due
+        WHERE s.id = due.id AND due.paused
+    )
+    INSERT INTO schedctl.audit (
+        actor, action, scheduler_id, organisation_id, domain, changes, reason
+    )
+    SELECT resume_paused.actor, 'resume', due.id, due.organisation_id, d.name,
+           jsonb_build_object(
+               'is_enabled', jsonb_build_array(false, true),
+               'pause_reason', jsonb_build_array(due.pause_reason, NULL),
+               'paused_until', jsonb_build_array(t.until, NULL)
+           ),
+           'paused until ' || t.until
+    FROM due
+    JOIN public.domains d ON d.id = due.domain_id
+    CROSS JOIN LATERAL (
+        -- as schedctl writes times: UTC, "Z", microseconds when not 0
+        SELECT replace(to_char(due.paused_until AT TIME ZONE 'UTC',
+                               'YYYY-MM-DD"T"HH24:MI:SS.US'), '.000000', '') || 'Z' AS until
+    ) AS t
+    WHERE due.paused;
+    GET DIAGNOSTICS resumed = ROW_COUNT;
+    RETURN resumed;
+END
+$$;
