@@ -438,12 +438,18 @@ def update(
     conn: db.Connection, org_id: uuid.UUID, ref: Ref, changes: SchedulerChanges, actor: str
 ) -> Scheduler:
     """Change a scheduler."""
+    from schedctl.validation import check_spread
+
     if changes.is_empty():
         raise InvalidInput("nothing to change: give at least one option (see --help)")
     with conn.work():
         old = _lock(conn, org_id, ref)
         not_before = max(old.created_at, _after_last_served(conn, old))
         new = _changed(old, changes, not_before)
+        check_spread(
+            changes.spread_seconds if changes.spread_seconds is not None else old.spread_seconds,
+            new.schedule_interval_hours,
+        )
         if _schedule_changes(changes) or (
             old.at is not None and (changes.interval_hours is not None or changes.start)
         ):
