@@ -297,7 +297,7 @@ def _scheduled(
             moment=scheduler.next_run_at - old_offset,
             time_zone=zone,
         )
-        at = row["at_time"]
+        at = row["at_time"].replace(microsecond=0)  # to the second, as --at is shown
         keeps_time_of_day = True
     else:
         at = None
@@ -329,7 +329,7 @@ def _scheduled(
         and changes.interval_hours is None
     ):
         # the same wall-clock time as the next run (a new spread offset moves it)
-        start = scheduler.next_run_at - old_offset + offset
+        start = (scheduler.next_run_at - old_offset + offset).replace(microsecond=0)
     else:
         start = max(scheduler.db_now, scheduler.created_at, _after_last_served(conn, scheduler))
     row = db.fetch_one(
