@@ -131,7 +131,7 @@ def times_of_day(draw: st.DrawFn, zone: str, near: datetime) -> time:
 
 
 SETTINGS = settings(
-    max_examples=300,
+    max_examples=200,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
