@@ -458,7 +458,10 @@ def scheduler_changes(
     """The options of `create` and `update`, each checked against its rule (a spread longer
     than a new interval too; against the scheduler's own interval once it is read)."""
     if until is not None and enabled is not False:
-        raise InvalidInput("--until goes with --disabled (or `pause`): when the pause ends")
+        raise InvalidInput(
+            "--until says when a pause ends: give it with --disabled (create), --disable "
+            "(update), or use `schedctl pause REF --until WHEN`"
+        )
     interval_hours = parse_interval(every) if every is not None else None
     if include and clear_include:
         raise InvalidInput("--include and --clear-include cannot be used together")
