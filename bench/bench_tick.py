@@ -29,7 +29,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
-PARTS = ("speed", "idle", "memory", "hooks")
+PARTS = ("speed", "idle", "memory", "hooks", "zones")
 SEED_BATCH = 50  # the seed loop takes 50 due schedulers per tick ...
 SEED_TICK_SECONDS = 30  # ... every 30 seconds
 
@@ -266,6 +266,64 @@ def populate(server: Server, dbname: str, *, due: int, total: int) -> str:
         ).fetchone()
     assert counted == (total, due), counted
     return url
+
+
+# Twenty zones of both hemispheres, with and without summer time, for the `zones` part.
+BENCH_ZONES = (
+    "Europe/London", "Europe/Berlin", "Europe/Helsinki", "America/New_York", "America/Chicago",
+    "America/Denver", "America/Los_Angeles", "America/Sao_Paulo", "America/Santiago",
+    "America/Havana", "Australia/Sydney", "Australia/Adelaide", "Australia/Lord_Howe",
+    "Pacific/Auckland", "Asia/Tokyo", "Asia/Kolkata", "Asia/Kathmandu", "Africa/Cairo",
+    "Asia/Tehran", "UTC",
+)  # fmt: skip
+
+
+def zone_schedules(url: str) -> None:
+    """Give every other scheduler a wall-clock time of day in one of BENCH_ZONES (a spread of
+    up to an hour for half of those), its next run moved back onto that grid, still due
+    (up to four grid times behind, as populate's)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            """
+            WITH chosen AS (
+                SELECT s.id, s.schedule_interval_hours AS hours, k,
+                       (%(zones)s::text[])[1 + (k / 2) %% 20] AS zone,
+                       CASE WHEN k %% 4 = 0 THEN 3600 ELSE 0 END AS spread
+                FROM (SELECT id, schedule_interval_hours,
+                             row_number() OVER (ORDER BY id) AS k
+                      FROM schedulers) AS s
+                WHERE k %% 2 = 0
+            )
+            INSERT INTO schedctl.scheduler_settings (
+                scheduler_id, at_time, time_zone, grid_anchor, spread_seconds
+            )
+            SELECT id, t.at_time, zone, date '2000-01-02' + t.at_time, spread
+            FROM chosen
+            -- a time of day 1 to 5 hours from now: the grid's next time is hours away, so
+            -- a second tick finds nothing due
+            CROSS JOIN LATERAL (
+                SELECT ((now() + interval '1 hour' + (k %% 240) * interval '1 minute')
+                        AT TIME ZONE zone)::time(0) AS at_time
+            ) AS t
+            """,
+            {"zones": list(BENCH_ZONES)},
+        )
+        conn.execute(
+            """
+            UPDATE schedulers s
+            SET next_run_at = schedctl.grid_slot(
+                schedctl.grid_next_index(
+                    s.next_run_at, s.schedule_interval_hours, st.grid_anchor, st.time_zone,
+                    schedctl.spread_offset(s.id, st.spread_seconds)) - 1,
+                s.schedule_interval_hours, st.grid_anchor, st.time_zone,
+                schedctl.spread_offset(s.id, st.spread_seconds))
+            FROM schedctl.scheduler_settings st
+            WHERE st.scheduler_id = s.id AND st.grid_anchor IS NOT NULL
+            """
+        )
+        # They existed before the slots they are due for, as real ones did.
+        conn.execute("UPDATE schedulers SET created_at = next_run_at - interval '30 days'")
+        conn.execute("VACUUM ANALYZE")
 
 
 # ---------------------------------------------------------------- measuring
@@ -547,6 +605,34 @@ def bench_hooks(server: Server, report: Report, n: int, runs: int) -> None:
         report.target("tick's own work with the hook / floor", own / bare, 2)
 
 
+def bench_zones(server: Server, report: Report, n: int, runs: int) -> None:
+    with section(
+        f"zones: {n:,} due schedulers, half at a time of day in {len(BENCH_ZONES)} zones "
+        f"(median of {runs} runs)"
+    ):
+        template = server.name("zones_tpl")
+        zone_schedules(populate(server, template, due=n, total=n))
+        scratch = server.name("zones")
+        ticks, idles, floors = [], [], []
+        for run in range(runs + 1):  # the first round warms the caches and is not counted
+            url = server.create(scratch, template)
+            tick_seconds = tick(url, n).seconds
+            idle_seconds = tick(url, 0).seconds
+            url = server.create(scratch, template)
+            floor_seconds = floor(url, n)
+            if run:
+                ticks.append(tick_seconds)
+                idles.append(idle_seconds)
+                floors.append(floor_seconds)
+        whole, idle, bare = median(ticks), median(idles), median(floors)
+        own = whole - idle
+        report.figure("tick, whole process", ms(whole, ticks))
+        report.figure("tick with nothing due, whole process", ms(idle, idles))
+        report.figure("tick's own work (the difference)", ms(own))
+        report.figure("floor: one statement through psql (elapsed grid)", ms(bare, floors))
+        report.target("tick's own work / floor", own / bare, 2)
+
+
 def bench_idle(server: Server, report: Report, rounds: int, big: int) -> None:
     with section(f"idle: nothing due (median of {rounds} interleaved rounds)"):
         small = populate(server, server.name("idle_small"), due=0, total=10)
@@ -620,7 +706,7 @@ def main() -> None:
         "--only",
         choices=PARTS,
         action="append",
-        help="run only this part (repeatable): speed, idle, memory, hooks",
+        help="run only this part (repeatable): speed, idle, memory, hooks, zones",
     )
     args = parser.parse_args()
     parts = args.only or list(PARTS)
@@ -638,6 +724,7 @@ def main() -> None:
         "idle": lambda: bench_idle(server, report, args.idle_rounds, args.idle_large),
         "memory": lambda: bench_memory(server, report, *args.memory),
         "hooks": lambda: bench_hooks(server, report, args.n, args.runs),
+        "zones": lambda: bench_zones(server, report, args.n, args.runs),
     }
     try:
         for part in parts:

@@ -82,8 +82,24 @@ GRANT INSERT (
 ) ON public.jobs TO schedctl_tick;
 GRANT UPDATE (status, completed_at) ON public.jobs TO schedctl_tick;
 
--- schedctl's settings of each scheduler (overlap policy), read only.
+-- schedctl's settings of each scheduler (overlap policy, time zone, spread, catch-up window),
+-- read only.
 GRANT SELECT ON schedctl.scheduler_settings TO schedctl_tick;
+
+-- The slot arithmetic of wall-clock grids, spread and catch-up windows.
+GRANT EXECUTE ON FUNCTION
+    schedctl.spread_offset(uuid, integer),
+    schedctl.wall_instant(timestamp, text),
+    schedctl.grid_slot(bigint, integer, timestamp, text, interval),
+    schedctl.grid_next_index(timestamptz, integer, timestamp, text, interval),
+    schedctl.grid_index(timestamptz, integer, timestamp, text, interval),
+    schedctl.plan_slot(timestamptz, timestamptz, timestamptz, integer, timestamp, text,
+                       interval, integer)
+    TO schedctl_tick;
+
+-- Resume the schedulers whose `pause --until` has come: a function that runs with its owner's
+-- rights and does only that, so the role itself cannot enable or disable a scheduler.
+GRANT EXECUTE ON FUNCTION schedctl.resume_paused(timestamptz, text) TO schedctl_tick;
 
 -- The record of served slots: read (a slot already served is not served again) and add.
 GRANT SELECT, INSERT ON schedctl.served_slots TO schedctl_tick;
@@ -121,6 +137,7 @@ GRANT SELECT (scheduler_id, action, at, changes) ON schedctl.audit TO schedctl_m
 GRANT SELECT (id, status, created_at) ON public.jobs TO schedctl_monitor;
 -- `hooks show`.
 GRANT SELECT ON schedctl.hooks TO schedctl_monitor;
+GRANT EXECUTE ON FUNCTION schedctl.spread_offset(uuid, integer) TO schedctl_monitor;
 
 -- ---------------------------------------------------------------- row-level security
 -- Policies that show schedctl's roles every row of the host's tables, for a host that

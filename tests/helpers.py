@@ -86,6 +86,13 @@ SCHEDULER_KEYS = {
     "required_workers",
     "created_at",
     "updated_at",
+    # schedules in a time zone, spread, catch-up window, pause until (issue 12)
+    "at",
+    "time_zone",
+    "spread_seconds",
+    "spread_offset_seconds",
+    "catchup_window_seconds",
+    "paused_until",
 }
 
 # `list` adds each scheduler's last run to the scheduler's keys.
@@ -351,11 +358,14 @@ def make_scheduler(cli: Cli, domain: str, *options: str) -> dict[str, Any]:
 
 
 def make_due(conn: Conn, scheduler_id: str, ago: str = "1 minute") -> datetime:
-    """Move a scheduler's next run into the past (by the database clock); return it."""
+    """Move a scheduler's next run into the past (by the database clock); return it. The
+    scheduler then existed at that time: its creation moves back too, where it was later
+    (slots from before a scheduler existed are not counted as missed)."""
     row = conn.execute(
-        "UPDATE schedulers SET next_run_at = now() - %s::interval WHERE id = %s "
+        "UPDATE schedulers SET next_run_at = now() - %s::interval,"
+        " created_at = LEAST(created_at, now() - %s::interval) WHERE id = %s "
         "RETURNING next_run_at",
-        [ago, scheduler_id],
+        [ago, ago, scheduler_id],
     ).fetchone()
     assert row is not None, scheduler_id
     value: datetime = row[0]

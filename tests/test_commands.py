@@ -281,7 +281,7 @@ def test_show_json_shape_next_runs_and_last_job(cli: Cli, conn: Conn) -> None:
     make_org(cli, "Acme")
     doc = make_scheduler(cli, "example.com", "--every", "12h", "--start-at", "2031-05-01T00:00Z")
     shown = _json(cli("show", doc["id"], "--json"))
-    assert set(shown) == SCHEDULER_KEYS | {"next_runs", "last_job"}
+    assert set(shown) == SCHEDULER_KEYS | {"next_runs", "next_runs_local", "last_job"}
     assert {k: shown[k] for k in SCHEDULER_KEYS} == doc
     assert shown["last_job"] is None
     assert shown["next_runs"] == [
@@ -454,6 +454,11 @@ def test_update_every_into_the_past_is_due_at_the_next_tick_on_the_new_grid(
     make_org(cli, "Acme")
     doc = make_scheduler(cli, "example.com", "--every", "48h")
     old_next = make_due(conn, doc["id"], "-30 hours")  # 30 h in the future
+    # It has existed for days: the grid time before its next run (18 h ago) was its own.
+    conn.execute(
+        "UPDATE schedulers SET created_at = created_at - interval '3 days' WHERE id = %s",
+        [doc["id"]],
+    )
     after = _json(cli("update", doc["id"], "--every", "6h", "--json"))
     expected = old_next - timedelta(hours=48) + timedelta(hours=6)  # 12 h ago
     assert parse_time(after["next_run_at"]) == expected

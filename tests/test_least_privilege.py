@@ -180,6 +180,45 @@ def test_the_role_cannot_do_anything_else(
     assert conn.execute("SELECT count(*) FROM jobs").fetchone() == (2,)
 
 
+def test_the_role_ticks_zoned_windowed_and_paused_until_schedulers(
+    cli: Cli, conn: Conn, tick_role: TickRole
+) -> None:
+    """A wall-clock grid, a catch-up window and a pause that has run out: the role computes
+    the slots, records the missed one and resumes the paused scheduler (through the function
+    granted for it), though it may not enable or disable a scheduler itself."""
+    make_org(cli, "Acme")
+    zoned = make_scheduler(cli, "zoned.com", "--at", "03:00", "--time-zone", "Europe/London")
+    late = make_scheduler(cli, "late.com", "--catchup-window", "1m")
+    paused = make_scheduler(cli, "paused.com", "--disabled", "--until", "1h")
+    make_due(conn, zoned["id"], "1 minute")
+    make_due(conn, late["id"], "1 hour")
+    conn.execute(
+        "UPDATE schedctl.scheduler_settings SET paused_until = now() - interval '1 second'"
+        " WHERE scheduler_id = %s",
+        [paused["id"]],
+    )
+    result = run_cli_subprocess(["tick", "--json"], {"SCHEDCTL_DATABASE_URL": tick_role.url})
+    assert result.code == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert (summary["due"], summary["created"], summary["skipped"], summary["missed"]) == (
+        2,
+        1,
+        1,
+        1,
+    )
+    assert conn.execute(
+        "SELECT action, actor FROM schedctl.audit WHERE actor = 'tick' ORDER BY action"
+    ).fetchall() == [("missed", "tick"), ("resume", "tick")]
+    assert fetch_one(conn, "SELECT is_enabled FROM schedulers WHERE id = %s", [paused["id"]]) == (
+        True,
+    )
+    with psycopg.connect(tick_role.url, autocommit=True) as role_conn:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            role_conn.execute("UPDATE schedulers SET is_enabled = TRUE")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            role_conn.execute("UPDATE schedctl.scheduler_settings SET paused_until = NULL")
+
+
 def test_the_role_cannot_create_tables_on_postgresql_15_and_later(
     conn: Conn, tick_role: TickRole
 ) -> None:

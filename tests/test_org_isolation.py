@@ -37,8 +37,12 @@ def orgs(cli: Cli, conn: Conn) -> dict[str, Any]:
     ]:
         doc = _ok(cli("create", domain, "--every", "6h", "--org", org, "--json"))
         ids[(org, domain)] = doc["id"]
-    # Every scheduler gets a job from tick, and Globex's also a manual run and a pause.
-    conn.execute("UPDATE schedulers SET next_run_at = now() - interval '1 minute'")
+    # Every scheduler gets a job from tick, and Globex's also a manual run and a pause. They
+    # existed before the times they are due for (lag counts from a scheduler's creation).
+    conn.execute(
+        "UPDATE schedulers SET next_run_at = now() - interval '1 minute',"
+        " created_at = now() - interval '1 day'"
+    )
     _ok(cli("tick", "--json"))
     _ok(cli("run", "globex-shop.com", "--org", globex, "--json"))
     _ok(cli("pause", "shared.com", "--org", globex, "--reason", "globex only", "--json"))

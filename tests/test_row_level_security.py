@@ -138,6 +138,9 @@ def roles(database_url: str, admin: Conn) -> Iterator[Roles]:
         admin.execute(
             sql.SQL("GRANT ALL ON ALL SEQUENCES IN SCHEMA public, schedctl TO {}").format(operator)
         )
+        admin.execute(
+            sql.SQL("GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA schedctl TO {}").format(operator)
+        )
         yield made
     finally:
         _drop_roles(admin, made.tick, made.monitor, made.operator)
@@ -392,6 +395,9 @@ def owner(database_url: str, admin: Conn, setup: Setup) -> Iterator[tuple[str, s
         admin.execute(sql.SQL("GRANT USAGE ON SCHEMA schedctl TO {}").format(role))
         admin.execute(sql.SQL("GRANT ALL ON ALL TABLES IN SCHEMA schedctl TO {}").format(role))
         admin.execute(sql.SQL("GRANT ALL ON ALL SEQUENCES IN SCHEMA schedctl TO {}").format(role))
+        admin.execute(
+            sql.SQL("GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA schedctl TO {}").format(role)
+        )
         admin.execute(sql.SQL("GRANT SELECT ON public.organisation_members TO {}").format(role))
         yield name, _role_url(database_url, name)
     finally:

@@ -37,8 +37,10 @@ def _add_scheduler(conn: Conn, hours: int, next_run_at: datetime) -> str:
         """
         WITH org AS (INSERT INTO organisations (name) VALUES ('Acme') RETURNING id),
         dom AS (INSERT INTO domains (name) VALUES ('grid-' || %(hours)s || '.com') RETURNING id)
-        INSERT INTO schedulers (domain_id, organisation_id, schedule_interval_hours, next_run_at)
-        SELECT dom.id, org.id, %(hours)s, %(next)s FROM dom, org
+        INSERT INTO schedulers (
+            domain_id, organisation_id, schedule_interval_hours, next_run_at, created_at
+        )
+        SELECT dom.id, org.id, %(hours)s, %(next)s, LEAST(now(), %(next)s) FROM dom, org
         RETURNING id::text
         """,
         {"hours": hours, "next": next_run_at},

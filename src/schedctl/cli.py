@@ -226,6 +226,40 @@ OverlapOpt = Annotated[
         case_sensitive=False,
     ),
 ]
+AtOpt = Annotated[
+    str | None,
+    typer.Option("--at", help="Run at this wall-clock time of day, HH:MM, in --time-zone."),
+]
+TimeZoneOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--time-zone",
+        help="IANA time zone of --at (default UTC); alone, keeps the local time of day.",
+    ),
+]
+SpreadOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--spread",
+        help="Start each run at a stable offset inside this window (e.g. 1h; at most the "
+        "interval; 0: none).",
+    ),
+]
+CatchupOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--catchup-window",
+        help="Skip a slot reached later than this (at least 1m; 'none': however late).",
+    ),
+]
+UntilOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--until",
+        help="Resume by itself then: an ISO 8601 time (UTC unless it has an offset) or a "
+        "duration such as 2h.",
+    ),
+]
 StartAtOpt = Annotated[
     str | None,
     typer.Option(
@@ -444,6 +478,11 @@ def create(
     overlap: OverlapOpt = None,
     start_at: StartAtOpt = None,
     disabled: Annotated[bool, typer.Option("--disabled", help="Create it paused.")] = False,
+    at: AtOpt = None,
+    time_zone: TimeZoneOpt = None,
+    spread: SpreadOpt = None,
+    catchup_window: CatchupOpt = None,
+    until: UntilOpt = None,
     org: OrgOpt = None,
     as_json: JsonOpt = False,
     verbose: VerboseOpt = False,
@@ -465,6 +504,11 @@ def create(
         overlap=overlap,
         start_at=start_at,
         enabled=False if disabled else None,
+        at=at,
+        time_zone=time_zone,
+        spread=spread,
+        catchup_window=catchup_window,
+        until=until,
     )
     with _session(org) as (conn, org_id):
         scheduler = schedulers.create(conn, org_id, name, changes, _actor())
@@ -533,20 +577,34 @@ def show(
     scheduler_ref = parse_ref(ref)
     with _session(org) as (conn, org_id):
         scheduler = schedulers.get(conn, org_id, scheduler_ref)
-        runs = schedulers.next_runs(scheduler, next_count)
+        local_runs = schedulers.next_runs_local(conn, scheduler, next_count)
+        runs = [run.at for run in local_runs]
         last = schedulers.last_job(conn, scheduler.id)
     if as_json:
         render.print_json(
             render.doc(scheduler)
             | {
                 "next_runs": [render.rfc3339(t) for t in runs],
+                "next_runs_local": [
+                    {
+                        "at": render.rfc3339(run.at),
+                        "local_time": run.local_time.isoformat(timespec="seconds"),
+                        "utc_offset_seconds": run.utc_offset_seconds,
+                        "dst_day": run.dst_day,
+                    }
+                    for run in local_runs
+                ],
                 "last_job": last and render.doc(last),
             }
         )
         return
     terminal, now = _terminal(), scheduler.db_now
     lines = render.scheduler_lines(scheduler, terminal=terminal)
-    lines.append(("next runs", render.next_runs_text(runs, now, terminal=terminal)))
+    if scheduler.at is not None:
+        runs_text = render.local_runs_text(local_runs, scheduler.time_zone, now, terminal=terminal)
+    else:
+        runs_text = render.next_runs_text(runs, now, terminal=terminal)
+    lines.append(("next runs", runs_text))
     lines.append(("last job", render.last_job_text(last, now, terminal=terminal)))
     render.fields(lines)
 
@@ -609,6 +667,11 @@ def update(
     ] = None,
     enable: Annotated[bool, typer.Option("--enable", help="Enable it.")] = False,
     disable: Annotated[bool, typer.Option("--disable", help="Pause it.")] = False,
+    at: AtOpt = None,
+    time_zone: TimeZoneOpt = None,
+    spread: SpreadOpt = None,
+    catchup_window: CatchupOpt = None,
+    until: UntilOpt = None,
     org: OrgOpt = None,
     as_json: JsonOpt = False,
     verbose: VerboseOpt = False,
@@ -634,6 +697,11 @@ def update(
         include_remove=remove_include,
         exclude_add=add_exclude,
         exclude_remove=remove_exclude,
+        at=at,
+        time_zone=time_zone,
+        spread=spread,
+        catchup_window=catchup_window,
+        until=until,
     )
     if changes.is_empty():
         raise InvalidInput("nothing to change: give at least one option (see --help)")
@@ -712,18 +780,22 @@ def pause(
     reason: Annotated[
         str | None, typer.Option(metavar="TEXT", help="Why, for the next operator.")
     ] = None,
+    until: UntilOpt = None,
     org: OrgOpt = None,
     as_json: JsonOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
-    """Pause a scheduler, keeping the reason."""
+    """Pause a scheduler, keeping the reason; with --until, a tick resumes it then."""
     from schedctl import schedulers
-    from schedctl.validation import parse_reason, parse_ref
+    from schedctl.validation import parse_reason, parse_ref, parse_until
 
     why = parse_reason(reason)
+    resume_at = parse_until(until) if until is not None else None
     scheduler_ref = parse_ref(ref)
     with _session(org) as (conn, org_id):
-        scheduler, changed = schedulers.pause(conn, org_id, scheduler_ref, why, _actor())
+        scheduler, changed = schedulers.pause(
+            conn, org_id, scheduler_ref, why, _actor(), until=resume_at
+        )
     _emit_scheduler(scheduler, as_json, changed)
 
 

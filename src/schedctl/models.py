@@ -7,7 +7,7 @@ import dataclasses
 import json
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, time, timedelta
 from enum import Enum
 from typing import Any
 
@@ -19,6 +19,9 @@ class Overlap(str, Enum):
     SKIP = "skip"
     ALLOW = "allow"
 
+
+# `--catchup-window none`: no window (every due slot is served, however late).
+NO_WINDOW = 0
 
 # `--start-at now`: the database's clock at the moment of the change.
 START_NOW = "now"
@@ -68,6 +71,17 @@ class Scheduler:
     required_workers: int
     created_at: datetime
     updated_at: datetime
+    # A wall-clock grid: the time of day ("03:00") in time_zone, or None for the elapsed-time
+    # grid; a spread window and this scheduler's stable offset in it; the catch-up window;
+    # when a pause ends by itself.
+    at: str | None
+    time_zone: str
+    spread_seconds: int
+    spread_offset_seconds: int
+    catchup_window_seconds: int | None
+    paused_until: datetime | None
+    # One wall-clock time of the grid, in time_zone (None: the elapsed-time grid).
+    grid_anchor: datetime | None = field(metadata=_INTERNAL)
     domain_id: int = field(metadata=_INTERNAL)
     db_now: datetime = field(metadata=_INTERNAL)
     # Read by `list` only: the organisation's name and the newest job tick or `run` made.
@@ -196,6 +210,14 @@ class SchedulerChanges:
     include_remove: list[str] | None = None
     exclude_add: list[str] | None = None
     exclude_remove: list[str] | None = None
+    # A wall-clock grid: the time of day and the zone (see Scheduler).
+    at: time | None = None
+    time_zone: str | None = None
+    # The spread window (0: none), the catch-up window (NO_WINDOW: none), in seconds.
+    spread_seconds: int | None = None
+    catchup_window_seconds: int | None = None
+    # When a pause ends by itself: a time, or a duration from the database's clock.
+    until: datetime | timedelta | None = None
 
     def is_empty(self) -> bool:
         return self == SchedulerChanges()

@@ -65,17 +65,33 @@ RETURNING id;
 
 -- name: settings_write
 -- Store what schedctl keeps beside a scheduler's seed columns.
-INSERT INTO schedctl.scheduler_settings (scheduler_id, overlap_policy, pause_reason)
-VALUES (%(id)s, %(overlap_policy)s, %(pause_reason)s)
+INSERT INTO schedctl.scheduler_settings (
+    scheduler_id, overlap_policy, pause_reason, at_time, time_zone, grid_anchor, spread_seconds,
+    catchup_window_seconds, paused_until
+)
+VALUES (%(id)s, %(overlap_policy)s, %(pause_reason)s, %(at_time)s, %(time_zone)s,
+        %(grid_anchor)s, %(spread_seconds)s, %(catchup_window_seconds)s, %(paused_until)s)
 ON CONFLICT (scheduler_id) DO UPDATE
-SET overlap_policy = EXCLUDED.overlap_policy, pause_reason = EXCLUDED.pause_reason;
+SET overlap_policy = EXCLUDED.overlap_policy, pause_reason = EXCLUDED.pause_reason,
+    at_time = EXCLUDED.at_time, time_zone = EXCLUDED.time_zone,
+    grid_anchor = EXCLUDED.grid_anchor, spread_seconds = EXCLUDED.spread_seconds,
+    catchup_window_seconds = EXCLUDED.catchup_window_seconds,
+    paused_until = EXCLUDED.paused_until;
 
 -- name: scheduler_get
 -- One scheduler of an organisation, by id or by domain (any spelling the host stored).
 SELECT s.id, s.organisation_id, d.name AS domain, s.schedule_interval_hours, s.next_run_at,
        s.is_enabled, st.pause_reason, COALESCE(st.overlap_policy, 'replace') AS overlap_policy,
        s.concurrency, s.find_links, s.max_pages, s.include_paths, s.exclude_paths,
-       s.required_workers, s.created_at, s.updated_at, s.domain_id, now() AS db_now
+       s.required_workers, s.created_at, s.updated_at,
+       to_char(st.at_time, CASE WHEN extract(second FROM st.at_time) = 0 THEN 'HH24:MI'
+                                ELSE 'HH24:MI:SS' END) AS at,
+       COALESCE(st.time_zone, 'UTC') AS time_zone,
+       COALESCE(st.spread_seconds, 0) AS spread_seconds,
+       extract(epoch FROM schedctl.spread_offset(s.id, COALESCE(st.spread_seconds, 0)))::integer
+           AS spread_offset_seconds,
+       st.catchup_window_seconds, st.paused_until, st.grid_anchor,
+       s.domain_id, now() AS db_now
 FROM public.schedulers s
 JOIN public.domains d ON d.id = s.domain_id
 LEFT JOIN schedctl.scheduler_settings st ON st.scheduler_id = s.id
@@ -107,7 +123,15 @@ FOR NO KEY UPDATE OF s;
 SELECT s.id, s.organisation_id, d.name AS domain, s.schedule_interval_hours, s.next_run_at,
        s.is_enabled, st.pause_reason, COALESCE(st.overlap_policy, 'replace') AS overlap_policy,
        s.concurrency, s.find_links, s.max_pages, s.include_paths, s.exclude_paths,
-       s.required_workers, s.created_at, s.updated_at, s.domain_id, now() AS db_now,
+       s.required_workers, s.created_at, s.updated_at,
+       to_char(st.at_time, CASE WHEN extract(second FROM st.at_time) = 0 THEN 'HH24:MI'
+                                ELSE 'HH24:MI:SS' END) AS at,
+       COALESCE(st.time_zone, 'UTC') AS time_zone,
+       COALESCE(st.spread_seconds, 0) AS spread_seconds,
+       extract(epoch FROM schedctl.spread_offset(s.id, COALESCE(st.spread_seconds, 0)))::integer
+           AS spread_offset_seconds,
+       st.catchup_window_seconds, st.paused_until, st.grid_anchor,
+       s.domain_id, now() AS db_now,
        o.name AS organisation_name, last_run.id AS last_job_id,
        last_run.status AS last_job_status, last_run.created_at AS last_job_at
 FROM public.schedulers s
@@ -150,7 +174,8 @@ WHERE id = %(id)s;
 -- name: scheduler_resume
 -- Enable a scheduler; a slot that passed while it was paused is due at once.
 WITH settings AS (
-    UPDATE schedctl.scheduler_settings SET pause_reason = NULL WHERE scheduler_id = %(id)s
+    UPDATE schedctl.scheduler_settings SET pause_reason = NULL, paused_until = NULL
+    WHERE scheduler_id = %(id)s
 )
 UPDATE public.schedulers SET is_enabled = TRUE, updated_at = now()
 WHERE id = %(id)s;
@@ -291,19 +316,31 @@ WITH clock AS (
     SELECT COALESCE(%(now)s::timestamptz, now()) AS now
 ),
 planned AS MATERIALIZED (
-    SELECT s.id, s.domain_id, s.organisation_id, d.name AS domain, s.next_run_at AS slot,
+    SELECT s.id, s.domain_id, s.organisation_id, d.name AS domain,
+           CASE WHEN z.next_run_at IS NULL THEN s.next_run_at
+                ELSE COALESCE(z.serve, s.next_run_at) END AS slot,
            COALESCE(st.overlap_policy, 'replace') AS overlap_policy, s.concurrency,
            s.find_links, s.max_pages, s.include_paths, s.exclude_paths, s.required_workers,
-           m.missed,
-           s.next_run_at
-               + make_interval(hours => s.schedule_interval_hours * (m.missed + 1))
-               AS next_run_at,
+           -- grid times from before the scheduler existed are not counted
+           COALESCE(z.missed, m.missed - CASE WHEN s.next_run_at < s.created_at
+               THEN GREATEST(0, ceil(extract(epoch FROM s.created_at - s.next_run_at)
+                                     / (s.schedule_interval_hours * 3600))::integer - 1)
+               ELSE 0 END) AS missed,
+           COALESCE(
+               z.next_run_at,
+               s.next_run_at
+                   + make_interval(hours => s.schedule_interval_hours * (m.missed + 1))
+           ) AS next_run_at,
            -- A slot that already has its job (next_run_at was set back onto it): nothing is
-           -- cancelled or made for it again; the schedule just moves on.
-           EXISTS (
+           -- cancelled or made for it again; the schedule just moves on. So too when no slot
+           -- is to be served: every due one is later than the catch-up window allows.
+           z.next_run_at IS NOT NULL AND z.serve IS NULL OR EXISTS (
                SELECT 1 FROM schedctl.served_slots ss
-               WHERE ss.scheduler_id = s.id AND ss.slot = s.next_run_at
+               WHERE ss.scheduler_id = s.id
+                 AND ss.slot = CASE WHEN z.next_run_at IS NULL THEN s.next_run_at
+                                    ELSE z.serve END
            ) AS served,
+           s.next_run_at AS due_slot, st.catchup_window_seconds,
            gen_random_uuid()::text AS job_id,
            clock.now
     FROM unnest(%(ids)s::uuid[]) AS claimed (id)
@@ -316,6 +353,16 @@ planned AS MATERIALIZED (
         SELECT floor(extract(epoch FROM clock.now - s.next_run_at)
                      / (s.schedule_interval_hours * 3600))::integer AS missed
     ) AS m
+    -- A wall-clock grid (--at) or a catch-up window: planned by schedctl.plan_slot, for
+    -- those rows only (the others keep the arithmetic above).
+    LEFT JOIN LATERAL (
+        SELECT * FROM schedctl.plan_slot(
+            s.next_run_at, clock.now, s.created_at, s.schedule_interval_hours, st.grid_anchor,
+            st.time_zone, schedctl.spread_offset(s.id, st.spread_seconds),
+            st.catchup_window_seconds
+        )
+        WHERE st.grid_anchor IS NOT NULL OR st.catchup_window_seconds IS NOT NULL
+    ) AS z ON TRUE
 ),
 -- The active jobs of the batch's domains and organisations, found in one pass over the
 -- active jobs of those organisations (a hash join), not one probe per scheduler: the host's
@@ -384,6 +431,26 @@ skipped AS (
                        '.000000', '') || 'Z' AS next
     ) AS t
     WHERE p.skip
+),
+missed_late AS (
+    -- Slots the catch-up window let pass, and why (times written as in `skipped`).
+    INSERT INTO schedctl.audit (
+        actor, action, scheduler_id, organisation_id, domain, changes, reason
+    )
+    SELECT %(actor)s, 'missed', p.id, p.organisation_id, p.domain,
+           jsonb_build_object('slot', t.slot, 'missed', p.missed,
+                              'next_run_at', jsonb_build_array(t.slot, t.next)),
+           p.missed || CASE WHEN p.missed = 1 THEN ' slot was' ELSE ' slots were' END
+               || ' not served: later than the catch-up window of '
+               || (p.catchup_window_seconds / 60) || ' min'
+    FROM decided p
+    CROSS JOIN LATERAL (
+        SELECT replace(to_char(p.due_slot AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US'),
+                       '.000000', '') || 'Z' AS slot,
+               replace(to_char(p.next_run_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US'),
+                       '.000000', '') || 'Z' AS next
+    ) AS t
+    WHERE p.catchup_window_seconds IS NOT NULL AND p.missed > 0
 ),
 advanced AS (
     UPDATE public.schedulers s
@@ -529,6 +596,65 @@ ORDER BY id;
 -- `run` with a create-job hook: the host's FUNCTION(scheduler_id, slot) with the time of the
 -- run as its slot ({function} is its quoted name); the id of the job it made, or NULL.
 SELECT {function}(%(scheduler_id)s, now()) AS id;
+-- name: tick_resume_paused
+-- Resume the schedulers whose pause has run out (`pause --until`), all at once, each with an
+-- audit entry by tick (schedctl.resume_paused: tick's role may not enable schedulers itself).
+SELECT schedctl.resume_paused(COALESCE(%(now)s::timestamptz, now()), %(actor)s) AS resumed;
+
+-- name: grid_start
+-- The first slot of a wall-clock grid at or after `start` (by the scheduler's spread offset),
+-- and the grid's anchor.
+SELECT g.first_slot, g.anchor
+FROM schedctl.grid_start(
+    %(start)s, %(hours)s, %(at_time)s, %(time_zone)s,
+    schedctl.spread_offset(%(id)s, %(spread_seconds)s)
+) AS g;
+
+-- name: spread_offset_seconds
+-- A scheduler's offset inside a spread window of the given width.
+SELECT extract(epoch FROM schedctl.spread_offset(%(id)s, %(spread_seconds)s))::integer
+    AS seconds;
+
+-- name: local_time_of_day
+-- The wall-clock time of day of an instant in a zone.
+SELECT (%(moment)s::timestamptz AT TIME ZONE %(time_zone)s)::time AS at_time;
+
+-- name: time_zone_known
+-- Whether the server's time zone database knows a zone name.
+SELECT EXISTS (SELECT 1 FROM pg_timezone_names WHERE name = %(time_zone)s) AS known;
+
+-- name: last_served_slot
+-- The latest slot a job was made for, if any.
+SELECT max(slot) AS slot FROM schedctl.served_slots WHERE scheduler_id = %(id)s;
+
+-- name: scheduler_next_runs
+-- The next run times of a scheduler on a wall-clock grid: its next_run_at, then (from the
+-- grid's first time after now when that is past) the grid's following times; each with its
+-- wall-clock time and UTC offset in the scheduler's zone, and whether the offset changes on
+-- that local day.
+WITH runs AS (
+    SELECT 0 AS n, %(next_run_at)s::timestamptz AS at
+    UNION ALL
+    SELECT g.n, schedctl.grid_slot(
+        GREATEST(
+            schedctl.grid_index(%(next_run_at)s, %(hours)s, %(grid_anchor)s, %(time_zone)s,
+                                %(spread)s) + 1,
+            schedctl.grid_next_index(now(), %(hours)s, %(grid_anchor)s, %(time_zone)s,
+                                     %(spread)s)
+        ) + g.n - 1,
+        %(hours)s, %(grid_anchor)s, %(time_zone)s, %(spread)s)
+    FROM generate_series(1, %(count)s - 1) AS g (n)
+)
+SELECT runs.at, local.wall AS local_time,
+       extract(epoch FROM local.wall - (runs.at AT TIME ZONE 'UTC'))::integer AS utc_offset_seconds,
+       ((local.day + interval '1 day') AT TIME ZONE %(time_zone)s)
+           - (local.day AT TIME ZONE %(time_zone)s) <> interval '24 hours' AS dst_day
+FROM runs
+CROSS JOIN LATERAL (
+    SELECT runs.at AT TIME ZONE %(time_zone)s AS wall,
+           date_trunc('day', runs.at AT TIME ZONE %(time_zone)s) AS day
+) AS local
+ORDER BY runs.n;
 
 -- name: tick_heartbeat_relaxed
 -- The heartbeat's transaction does not wait for its WAL flush: a heartbeat lost in a crash
@@ -550,8 +676,10 @@ ON CONFLICT (host) DO UPDATE SET
 SELECT count(*) FILTER (WHERE is_enabled) AS enabled,
        count(*) FILTER (WHERE NOT is_enabled) AS paused,
        count(*) FILTER (WHERE is_enabled AND next_run_at <= now()) AS due,
+       -- lag counts from the scheduler's creation at the earliest
        GREATEST(0, COALESCE(extract(epoch FROM
-           now() - min(next_run_at) FILTER (WHERE is_enabled)), 0))::float8 AS worst_lag_seconds,
+           now() - min(GREATEST(next_run_at, created_at)) FILTER (WHERE is_enabled)), 0))::float8
+           AS worst_lag_seconds,
        now() AS now
 FROM public.schedulers
 WHERE %(organisation_id)s::uuid IS NULL OR organisation_id = %(organisation_id)s::uuid;

@@ -102,7 +102,22 @@ def status_label(scheduler: Scheduler) -> str:
     if scheduler.is_enabled:
         return "enabled"
     reason = scheduler.pause_reason
-    return f"paused: {reason}" if reason else "paused"
+    paused = "paused"
+    if scheduler.paused_until is not None:
+        paused += f" until {rfc3339(scheduler.paused_until)}"
+    return f"{paused}: {reason}" if reason else paused
+
+
+def every_text(scheduler: Scheduler) -> str:
+    """The schedule for people: "24h at 03:00 Europe/London, spread 1h, catch-up 2h"."""
+    text = f"{scheduler.schedule_interval_hours}h"
+    if scheduler.at is not None:
+        text += f" at {scheduler.at} {scheduler.time_zone}"
+    if scheduler.spread_seconds:
+        text += f", spread {duration(scheduler.spread_seconds)}"
+    if scheduler.catchup_window_seconds is not None:
+        text += f", catch-up {duration(scheduler.catchup_window_seconds)}"
+    return text
 
 
 def _status_cell(scheduler: Scheduler) -> Cell:
@@ -253,6 +268,21 @@ def scheduler_lines(scheduler: Scheduler, *, terminal: bool) -> list[tuple[str, 
         ("domain", domain_label(scheduler.domain)),
         ("organisation", str(scheduler.organisation_id)),
         ("every", f"{scheduler.schedule_interval_hours}h"),
+        ("at", f"{scheduler.at} {scheduler.time_zone}" if scheduler.at else "-"),
+        ("time zone", scheduler.time_zone),
+        (
+            "spread",
+            f"{duration(scheduler.spread_seconds)} "
+            f"(this scheduler: +{duration(scheduler.spread_offset_seconds)})"
+            if scheduler.spread_seconds
+            else "-",
+        ),
+        (
+            "catch-up window",
+            duration(scheduler.catchup_window_seconds)
+            if scheduler.catchup_window_seconds is not None
+            else "-",
+        ),
         ("next run", next_run),
         ("status", status_label(scheduler)),
         ("overlap", scheduler.overlap_policy),
@@ -293,7 +323,7 @@ def scheduler_rows(
         return [
             [
                 s.domain,
-                f"{s.schedule_interval_hours}h",
+                every_text(s),
                 rfc3339(s.next_run_at),
                 status_label(s),
                 s.overlap_policy,
@@ -323,7 +353,7 @@ def scheduler_rows(
             [
                 *([organisation_label(s.organisation_name, s.organisation_id)] * organisations),
                 domain_label(s.domain),
-                f"{s.schedule_interval_hours}h",
+                every_text(s),
                 when,
                 _status_cell(s),
                 s.overlap_policy,
@@ -415,6 +445,12 @@ _FIELD_LABELS = {
     "name": "name",
     "schedulers": "schedulers",
     "jobs": "jobs",
+    "at": "at",
+    "time_zone": "time zone",
+    "spread_seconds": "spread (s)",
+    "catchup_window_seconds": "catch-up window (s)",
+    "paused_until": "paused until",
+    "missed": "missed",
 }
 
 
@@ -500,6 +536,25 @@ def next_runs_text(runs: Sequence[datetime], now: datetime, *, terminal: bool) -
     return "\n".join(
         rfc3339(run) + (f"  ({relative(run, now)})" if terminal else "") for run in runs
     )
+
+
+def local_runs_text(runs: Sequence[Any], time_zone: str, now: datetime, *, terminal: bool) -> str:
+    """`show`'s next run times on a wall-clock grid: UTC, the time in the scheduler's zone
+    with its UTC offset, and a mark on the days the zone's offset changes."""
+    lines = []
+    for run in runs:
+        minutes = run.utc_offset_seconds // 60
+        sign = "-" if minutes < 0 else "+"
+        offset = f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+        line = (
+            f"{rfc3339(run.at)}  {run.local_time.strftime('%Y-%m-%d %H:%M')} {offset} {time_zone}"
+        )
+        if run.dst_day:
+            line += "  (DST change that day)"
+        if terminal:
+            line += f"  ({relative(run.at, now)})"
+        lines.append(line)
+    return "\n".join(lines)
 
 
 class TickReport:

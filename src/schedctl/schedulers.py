@@ -4,8 +4,8 @@ They receive checked input (models.SchedulerChanges, models.Ref) and the actor's
 from __future__ import annotations
 
 import uuid
-from dataclasses import replace
-from datetime import datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import datetime, time, timedelta, timezone
 from typing import Any
 
 from psycopg import errors as pgerrors
@@ -14,6 +14,7 @@ from psycopg.types.json import Jsonb
 from schedctl import db
 from schedctl.errors import Conflict, InvalidInput, NotFound, SchedulerNotFound
 from schedctl.models import (
+    NO_WINDOW,
     START_NOW,
     AuditEntry,
     Job,
@@ -41,6 +42,11 @@ CHANGEABLE = (
     "include_paths",
     "exclude_paths",
     "required_workers",
+    "at",
+    "time_zone",
+    "spread_seconds",
+    "catchup_window_seconds",
+    "paused_until",
 )
 
 
@@ -128,6 +134,12 @@ def _store_settings(conn: db.Connection, scheduler: Scheduler) -> None:
         id=scheduler.id,
         overlap_policy=scheduler.overlap_policy,
         pause_reason=scheduler.pause_reason,
+        at_time=time.fromisoformat(scheduler.at) if scheduler.at is not None else None,
+        time_zone=scheduler.time_zone,
+        grid_anchor=scheduler.grid_anchor,
+        spread_seconds=scheduler.spread_seconds,
+        catchup_window_seconds=scheduler.catchup_window_seconds,
+        paused_until=scheduler.paused_until,
     )
 
 
@@ -169,10 +181,18 @@ def _meaningful(value: Any) -> bool:
     return value is not None and value != []
 
 
+# Settings whose default says nothing on creation (an elapsed-time grid in UTC, no spread).
+_UNREMARKABLE = {"time_zone": "UTC", "spread_seconds": 0}
+
+
 def _created(scheduler: Scheduler) -> dict[str, Any]:
     """A new scheduler's settings as {field: [null, value]}, leaving out the empty ones."""
     values = _audit_values(scheduler)
-    return {name: [None, value] for name, value in values.items() if _meaningful(value)}
+    return {
+        name: [None, value]
+        for name, value in values.items()
+        if _meaningful(value) and _UNREMARKABLE.get(name, object()) != value
+    }
 
 
 def _deleted(scheduler: Scheduler) -> dict[str, Any]:
@@ -204,6 +224,7 @@ def create(
     if changes.interval_hours is None:
         raise InvalidInput("--every is required (6h, 12h, 24h or 48h)")
     with conn.work():
+        _check_zone(conn, changes)
         domain_id = _domain_id(conn, domain, domain_spellings(domain))
         try:
             with conn.work():
@@ -235,8 +256,158 @@ def create(
         if changes.overlap is not None:
             scheduler = replace(scheduler, overlap_policy=changes.overlap.value)
             _store_settings(conn, scheduler)
+        if _schedule_changes(changes) or changes.until is not None:
+            timed = _scheduled(conn, scheduler, changes, keep_next=False)
+            timed = _paused_until(timed, changes.until)
+            _store(conn, timed)
+            scheduler = get(conn, org_id, Ref.of_id(scheduler.id))
         _audit(conn, actor, "create", scheduler, _created(scheduler))
     return scheduler
+
+
+def _schedule_changes(changes: SchedulerChanges) -> bool:
+    """Whether the changes touch the wall-clock grid, the spread or the catch-up window."""
+    return any(
+        value is not None
+        for value in (
+            changes.at,
+            changes.time_zone,
+            changes.spread_seconds,
+            changes.catchup_window_seconds,
+        )
+    )
+
+
+def _check_zone(conn: db.Connection, changes: SchedulerChanges) -> None:
+    """Refuse a zone that the database's zone database (the one tick reads) does not know."""
+    from schedctl.validation import zone_unknown
+
+    if changes.time_zone is not None:
+        known = db.fetch_one(conn, "time_zone_known", time_zone=changes.time_zone)
+        if not known["known"]:
+            raise zone_unknown(changes.time_zone)
+
+
+def _offset(conn: db.Connection, scheduler_id: uuid.UUID, spread_seconds: int) -> timedelta:
+    row = db.fetch_one(
+        conn, "spread_offset_seconds", id=scheduler_id, spread_seconds=spread_seconds
+    )
+    return timedelta(seconds=int(row["seconds"]))
+
+
+def _scheduled(
+    conn: db.Connection, scheduler: Scheduler, changes: SchedulerChanges, *, keep_next: bool
+) -> Scheduler:
+    """`scheduler` (already carrying the other changes) with its wall-clock grid, spread and
+    catch-up window as `changes` set them, and its next run on the resulting grid.
+    `keep_next`: the next run stays where it is unless the grid moves it; otherwise, without
+    --start-at, it is the grid's first time from now on."""
+    from schedctl.validation import check_spread
+
+    hours = scheduler.schedule_interval_hours
+    zone = changes.time_zone if changes.time_zone is not None else scheduler.time_zone
+    spread = (
+        changes.spread_seconds if changes.spread_seconds is not None else scheduler.spread_seconds
+    )
+    check_spread(spread, hours)
+    window = scheduler.catchup_window_seconds
+    if changes.catchup_window_seconds is not None:
+        window = changes.catchup_window_seconds
+        if window == NO_WINDOW:
+            window = None
+    old_offset = timedelta(seconds=scheduler.spread_offset_seconds)
+    offset = _offset(conn, scheduler.id, spread)
+    at: time | None
+    keeps_time_of_day = False
+    if changes.at is not None:
+        at = changes.at
+    elif scheduler.at is not None:
+        at = time.fromisoformat(scheduler.at)
+    elif changes.time_zone is not None:
+        # --time-zone without --at: the schedule keeps its local time of day
+        row = db.fetch_one(
+            conn,
+            "local_time_of_day",
+            moment=scheduler.next_run_at - old_offset,
+            time_zone=zone,
+        )
+        at = row["at_time"].replace(microsecond=0)  # to the second, as --at is shown
+        keeps_time_of_day = True
+    else:
+        at = None
+    updated = replace(
+        scheduler,
+        time_zone=zone,
+        spread_seconds=spread,
+        spread_offset_seconds=int(offset.total_seconds()),
+        catchup_window_seconds=window,
+    )
+    if at is None:  # the elapsed-time grid: a new spread offset shifts it
+        return replace(updated, next_run_at=scheduler.next_run_at - old_offset + offset)
+    grid_moves = (
+        changes.at is not None
+        or changes.time_zone is not None
+        or changes.interval_hours is not None
+        or changes.spread_seconds is not None
+        or changes.start is not None
+        or scheduler.grid_anchor is None
+    )
+    if not grid_moves:
+        return updated
+    if changes.start is not None:
+        start = scheduler.db_now if changes.start == START_NOW else changes.start
+    elif keeps_time_of_day or (
+        keep_next
+        and changes.at is None
+        and changes.time_zone is None
+        and changes.interval_hours is None
+    ):
+        # the same wall-clock time as the next run (a new spread offset moves it)
+        start = (scheduler.next_run_at - old_offset + offset).replace(microsecond=0)
+    else:
+        start = max(scheduler.db_now, scheduler.created_at, _after_last_served(conn, scheduler))
+    row = db.fetch_one(
+        conn,
+        "grid_start",
+        start=start,
+        hours=hours,
+        at_time=at,
+        time_zone=zone,
+        id=scheduler.id,
+        spread_seconds=spread,
+    )
+    return replace(
+        updated,
+        at=_time_text(at),
+        grid_anchor=row["anchor"],
+        next_run_at=row["first_slot"],
+    )
+
+
+def _time_text(at: time) -> str:
+    return at.strftime("%H:%M:%S" if at.second or at.microsecond else "%H:%M")
+
+
+def _after_last_served(conn: db.Connection, scheduler: Scheduler) -> datetime:
+    """Just after the latest slot a job was made for (the creation time when none was)."""
+    row = db.fetch_one(conn, "last_served_slot", id=scheduler.id)
+    if row["slot"] is None:
+        return scheduler.created_at
+    last: datetime = row["slot"]
+    return last + timedelta(microseconds=1)
+
+
+def _paused_until(scheduler: Scheduler, until: datetime | timedelta | None) -> Scheduler:
+    """`scheduler` paused until `until` (a time, or a duration from the database's clock)."""
+    if until is None:
+        return scheduler
+    when = scheduler.db_now + until if isinstance(until, timedelta) else until
+    if when <= scheduler.db_now:
+        raise InvalidInput(
+            f"--until must be in the future (the database's clock reads "
+            f"{scheduler.db_now.isoformat()})"
+        )
+    return replace(scheduler, is_enabled=False, paused_until=when)
 
 
 def list_for(
@@ -257,8 +428,10 @@ def list_for(
     )
 
 
-def _changed(old: Scheduler, changes: SchedulerChanges) -> Scheduler:
-    """`old` with the changes applied; a new interval keeps the anchor of its grid."""
+def _changed(old: Scheduler, changes: SchedulerChanges, not_before: datetime) -> Scheduler:
+    """`old` with the changes applied; a new interval keeps the anchor of its grid, unless
+    that grid time is before `not_before` (the scheduler's creation, or just after the last
+    slot it served)."""
     new = old
     values: dict[str, Any] = {
         "concurrency": changes.concurrency,
@@ -276,14 +449,22 @@ def _changed(old: Scheduler, changes: SchedulerChanges) -> Scheduler:
         include_paths=_edited(new.include_paths, changes.include_add, changes.include_remove),
         exclude_paths=_edited(new.exclude_paths, changes.exclude_add, changes.exclude_remove),
     )
+    if changes.enabled is not None:
+        new = replace(new, paused_until=None)
     if changes.enabled is True:
         new = replace(new, pause_reason=None)
     if changes.interval_hours is not None:
         anchor = old.next_run_at - timedelta(hours=old.schedule_interval_hours)
-        try:
-            next_run_at = anchor + timedelta(hours=changes.interval_hours)
-        except OverflowError:
-            raise InvalidInput("--every: the next run would fall after the year 9999") from None
+        if anchor < not_before:
+            # The grid time before the next run is not one the scheduler had (it did not
+            # exist yet, or a later slot was served): the next run stays, the new interval
+            # follows it.
+            next_run_at = old.next_run_at
+        else:
+            try:
+                next_run_at = anchor + timedelta(hours=changes.interval_hours)
+            except OverflowError:
+                raise InvalidInput("--every: the next run would fall after the year 9999") from None
         new = replace(new, schedule_interval_hours=changes.interval_hours, next_run_at=next_run_at)
     if changes.start is not None:
         # `now` anchors the grid at a whole second of the database clock.
@@ -304,11 +485,24 @@ def update(
 ) -> tuple[Scheduler, bool]:
     """Change a scheduler; returns it and whether anything changed (a change to what it
     already is writes nothing, not even an audit entry)."""
+    from schedctl.validation import check_spread
+
     if changes.is_empty():
         raise InvalidInput("nothing to change: give at least one option (see --help)")
     with conn.work():
         old = _lock(conn, org_id, ref)
-        new = _changed(old, changes)
+        not_before = max(old.created_at, _after_last_served(conn, old))
+        new = _changed(old, changes, not_before)
+        check_spread(
+            changes.spread_seconds if changes.spread_seconds is not None else old.spread_seconds,
+            new.schedule_interval_hours,
+        )
+        if _schedule_changes(changes) or (
+            old.at is not None and (changes.interval_hours is not None or changes.start)
+        ):
+            _check_zone(conn, changes)
+            new = _scheduled(conn, new, changes, keep_next=True)
+        new = _paused_until(new, changes.until)
         if not _diff(old, new):
             return old, False
         _store(conn, new)
@@ -318,13 +512,19 @@ def update(
 
 
 def pause(
-    conn: db.Connection, org_id: uuid.UUID, ref: Ref, reason: str | None, actor: str
+    conn: db.Connection,
+    org_id: uuid.UUID,
+    ref: Ref,
+    reason: str | None,
+    actor: str,
+    until: datetime | timedelta | None = None,
 ) -> tuple[Scheduler, bool]:
-    """Disable a scheduler, keeping why; returns it and whether anything changed (pausing a
-    paused scheduler with the same reason changes nothing)."""
+    """Disable a scheduler, keeping why; with `until`, a tick resumes it then. Returns it and
+    whether anything changed (pausing a paused scheduler the same way changes nothing)."""
     with conn.work():
         old = _lock(conn, org_id, ref)
-        new = replace(old, is_enabled=False, pause_reason=reason)
+        paused = replace(old, is_enabled=False, pause_reason=reason, paused_until=None)
+        new = _paused_until(paused, until)
         if not _diff(old, new):
             return old, False
         _store(conn, new)
@@ -407,6 +607,39 @@ def history(conn: db.Connection, scheduler_id: uuid.UUID, *, limit: int, offset:
     return db.records(
         conn, "scheduler_history", Job, scheduler_id=scheduler_id, limit=limit, offset=offset
     )
+
+
+@dataclass(frozen=True)
+class NextRun:
+    """A next run time, with its wall-clock time in the scheduler's zone."""
+
+    at: datetime
+    local_time: datetime
+    utc_offset_seconds: int
+    dst_day: bool  # the zone's UTC offset changes on that local day
+
+
+def next_runs_local(conn: db.Connection, scheduler: Scheduler, count: int) -> list[NextRun]:
+    """The next `count` run times with their local times: on a wall-clock grid computed by the
+    same SQL as tick's; on the elapsed-time grid as next_runs, in UTC."""
+    if scheduler.grid_anchor is None:
+        runs = next_runs(scheduler, count)
+        return [NextRun(at, _utc_wall(at), 0, False) for at in runs]
+    return db.records(
+        conn,
+        "scheduler_next_runs",
+        NextRun,
+        next_run_at=scheduler.next_run_at,
+        hours=scheduler.schedule_interval_hours,
+        grid_anchor=scheduler.grid_anchor,
+        time_zone=scheduler.time_zone,
+        spread=timedelta(seconds=scheduler.spread_offset_seconds),
+        count=count,
+    )
+
+
+def _utc_wall(moment: datetime) -> datetime:
+    return moment.astimezone(timezone.utc).replace(tzinfo=None)
 
 
 def next_runs(scheduler: Scheduler, count: int) -> list[datetime]:

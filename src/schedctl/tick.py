@@ -98,6 +98,8 @@ def run(
         hook_names=hooks.names(),
     )
     try:
+        if not dry_run:
+            resume_paused(conn, now=now, actor=actor)
         _run_pass(conn, state, batch_size, connect)
     except psycopg.Error as exc:
         if not dry_run:
@@ -322,6 +324,13 @@ def _report(state: _Pass, outcomes: list[Outcome]) -> None:
                     "next_run_at": next_run_at,
                 }
             )
+
+
+def resume_paused(conn: db.Connection, *, now: datetime | None, actor: str) -> None:
+    """Resume, in one statement, the schedulers whose `pause --until` has come, before the
+    pass claims what is due."""
+    with conn.work():
+        db.execute(conn, "tick_resume_paused", now=now, actor=actor)
 
 
 def record_heartbeat(conn: db.Connection, summary: Summary) -> None:

@@ -7,11 +7,11 @@ import ipaddress
 import re
 import unicodedata
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, time, timedelta, timezone
 from typing import TYPE_CHECKING
 
 from schedctl.errors import InvalidInput
-from schedctl.models import START_NOW, Overlap, Ref, SchedulerChanges, Start
+from schedctl.models import NO_WINDOW, START_NOW, Overlap, Ref, SchedulerChanges, Start
 
 if TYPE_CHECKING:
     from publicsuffixlist import PublicSuffixList
@@ -62,6 +62,8 @@ _DURATION = re.compile(
     re.IGNORECASE,
 )
 _SECONDS = re.compile(r"^[0-9]+$")
+_TIME_OF_DAY = re.compile(r"^(?P<h>[0-9]{1,2}):(?P<m>[0-9]{2})$")
+_ZONE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_+\-]*(?:/[A-Za-z0-9_+\-]+)*$")
 
 
 def _show(value: str, limit: int = 80) -> str:
@@ -294,27 +296,117 @@ def parse_when(raw: str) -> Start:
     return when
 
 
-def parse_duration(raw: str) -> timedelta:
-    """Return a duration like `30s`, `5m`, `2h`, `1d`, `1h30m`, or plain seconds (`90`)."""
+def parse_duration(raw: str, option: str = "--max-lag") -> timedelta:
+    """Return a duration like `30s`, `5m`, `2h`, `1d`, `1h30m`, or plain seconds (`90`);
+    messages name `option`."""
     text = raw.strip()
     if not text:
-        raise InvalidInput("--max-lag must not be empty")
+        raise InvalidInput(f"{option} must not be empty")
     if text.startswith("-"):
-        raise InvalidInput(f"--max-lag must not be negative, got {_show(raw)}")
+        raise InvalidInput(f"{option} must not be negative, got {_show(raw)}")
     if _SECONDS.match(text):
         seconds = int(text)
     else:
         match = _DURATION.match(text)
         if match is None or not any(match.groups()):
             raise InvalidInput(
-                f"--max-lag must be a duration like 30s, 5m, 2h, 1d or 1h30m, got {_show(raw)}"
+                f"{option} must be a duration like 30s, 5m, 2h, 1d or 1h30m, got {_show(raw)}"
             )
         parts = {unit: int(count) if count else 0 for unit, count in match.groupdict().items()}
         seconds = parts["d"] * 86400 + parts["h"] * 3600 + parts["m"] * 60 + parts["s"]
     # Compare as an int first: a huge count would overflow timedelta.
     if seconds > MAX_DURATION.total_seconds():
-        raise InvalidInput(f"--max-lag {_show(raw)} is too large (at most 3650 days)")
+        raise InvalidInput(f"{option} {_show(raw)} is too large (at most 3650 days)")
     return timedelta(seconds=seconds)
+
+
+def parse_time_of_day(raw: str, option: str = "--at") -> time:
+    """Return a wall-clock time of day written HH:MM (24-hour clock, 00:00 to 23:59)."""
+    match = _TIME_OF_DAY.match(raw.strip())
+    if match is None or int(match["h"]) > 23 or int(match["m"]) > 59:
+        raise InvalidInput(
+            f"{option} must be a time of day HH:MM between 00:00 and 23:59, got {_show(raw)}"
+        )
+    return time(int(match["h"]), int(match["m"]))
+
+
+def parse_zone(raw: str, option: str = "--time-zone") -> str:
+    """Return an IANA time zone name as written (`Europe/London`, `UTC`). Only its form is
+    checked here; whether the database's zone database knows it is checked on connecting
+    (zone_unknown), as that is the database tick reads."""
+    name = raw.strip()
+    if (
+        not _ZONE_NAME.match(name)
+        or len(name) > 64
+        or any(part in ("", ".", "..") for part in name.split("/"))
+    ):
+        raise InvalidInput(
+            f"{option} must be an IANA time zone name such as Europe/London or UTC, "
+            f"got {_show(raw)}"
+        )
+    return name
+
+
+def zone_unknown(name: str, option: str = "--time-zone") -> InvalidInput:
+    """The error for a zone name the database's zone database does not know."""
+    return InvalidInput(
+        f"{option} {_show(name)} is not a time zone of the database's zone database "
+        "(an IANA name such as Europe/London, America/New_York or UTC)"
+    )
+
+
+def parse_spread(raw: str, interval_hours: int | None = None, option: str = "--spread") -> int:
+    """Return a spread window in seconds (0: none), at most the interval when it is known
+    (check_spread checks it against the interval otherwise)."""
+    seconds = int(parse_duration(raw, option).total_seconds())
+    if interval_hours is not None:
+        check_spread(seconds, interval_hours, option)
+    return seconds
+
+
+def check_spread(seconds: int, interval_hours: int, option: str = "--spread") -> int:
+    """Refuse a spread window longer than the interval."""
+    if seconds > interval_hours * 3600:
+        raise InvalidInput(
+            f"{option} must be at most the interval ({interval_hours}h), "
+            f"got {seconds // 3600}h {seconds % 3600 // 60}m {seconds % 60}s"
+        )
+    return seconds
+
+
+def parse_catchup_window(raw: str, option: str = "--catchup-window") -> int:
+    """Return a catch-up window in seconds, at least a minute (tick runs once a minute), or
+    NO_WINDOW for `none`."""
+    if raw.strip().lower() in ("none", "off"):
+        return NO_WINDOW
+    seconds = int(parse_duration(raw, option).total_seconds())
+    if seconds < 60:
+        raise InvalidInput(
+            f"{option} must be at least 1 minute (tick runs once a minute), got {_show(raw)}"
+        )
+    return seconds
+
+
+def parse_until(raw: str, option: str = "--until") -> datetime | timedelta:
+    """Return when a pause ends: an ISO 8601 time (UTC unless it has an offset) or a duration
+    from now (`2h`, `1d`). Whether it is in the future is checked by the database's clock."""
+    text = raw.strip()
+    if text.lower() == "now":
+        raise InvalidInput(f"{option} must be in the future, got {_show(raw)}")
+    if text and (text[0].isdigit() and ("-" in text or "T" in text.upper())):
+        try:
+            when = parse_when(text)
+        except InvalidInput:
+            raise InvalidInput(
+                f"{option} must be an ISO 8601 time such as 2025-01-31T06:00:00Z or a "
+                f"duration such as 2h or 1d, got {_show(raw)}"
+            ) from None
+        assert isinstance(when, datetime)
+        return when
+    duration = parse_duration(text, option)
+    if not duration:
+        raise InvalidInput(f"{option} must be in the future, got {_show(raw)}")
+    return duration
 
 
 # --- free text -----------------------------------------------------------------------------
@@ -370,8 +462,20 @@ def scheduler_changes(
     include_remove: list[str] | None = None,
     exclude_add: list[str] | None = None,
     exclude_remove: list[str] | None = None,
+    at: str | None = None,
+    time_zone: str | None = None,
+    spread: str | None = None,
+    catchup_window: str | None = None,
+    until: str | None = None,
 ) -> SchedulerChanges:
-    """The options of `create` and `update`, each checked against its rule."""
+    """The options of `create` and `update`, each checked against its rule (a spread longer
+    than a new interval too; against the scheduler's own interval once it is read)."""
+    if until is not None and enabled is not False:
+        raise InvalidInput(
+            "--until says when a pause ends: give it with --disabled (create), --disable "
+            "(update), or use `schedctl pause REF --until WHEN`"
+        )
+    interval_hours = parse_interval(every) if every is not None else None
     if include and clear_include:
         raise InvalidInput("--include and --clear-include cannot be used together")
     if exclude and clear_exclude:
@@ -385,7 +489,7 @@ def scheduler_changes(
         replaced_exclude=bool(exclude) or clear_exclude,
     )
     return SchedulerChanges(
-        interval_hours=parse_interval(every) if every is not None else None,
+        interval_hours=interval_hours,
         concurrency=_in_range("--concurrency", concurrency, CONCURRENCY),
         find_links=find_links,
         max_pages=_in_range("--max-pages", max_pages, MAX_PAGES),
@@ -400,6 +504,13 @@ def scheduler_changes(
         start=parse_when(start_at) if start_at is not None else None,
         enabled=enabled,
         **edits,
+        at=parse_time_of_day(at) if at is not None else None,
+        time_zone=parse_zone(time_zone) if time_zone is not None else None,
+        spread_seconds=parse_spread(spread, interval_hours) if spread is not None else None,
+        catchup_window_seconds=(
+            parse_catchup_window(catchup_window) if catchup_window is not None else None
+        ),
+        until=parse_until(until) if until is not None else None,
     )
 
 
