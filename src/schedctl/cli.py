@@ -228,12 +228,15 @@ OverlapOpt = Annotated[
 ]
 AtOpt = Annotated[
     str | None,
-    typer.Option("--at", help="Run at this wall-clock time of day, HH:MM, in --time-zone."),
+    typer.Option(
+        "--at", metavar="HH:MM", help="Run at this wall-clock time of day, HH:MM, in --time-zone."
+    ),
 ]
 TimeZoneOpt = Annotated[
     str | None,
     typer.Option(
         "--time-zone",
+        metavar="ZONE",
         help="IANA time zone of --at (default UTC); alone, keeps the local time of day.",
     ),
 ]
@@ -241,6 +244,7 @@ SpreadOpt = Annotated[
     str | None,
     typer.Option(
         "--spread",
+        metavar="DURATION",
         help="Start each run at a stable offset inside this window (e.g. 1h; at most the "
         "interval; 0: none).",
     ),
@@ -249,6 +253,7 @@ CatchupOpt = Annotated[
     str | None,
     typer.Option(
         "--catchup-window",
+        metavar="DURATION",
         help="Skip a slot reached later than this (at least 1m; 'none': however late).",
     ),
 ]
@@ -256,6 +261,7 @@ UntilOpt = Annotated[
     str | None,
     typer.Option(
         "--until",
+        metavar="WHEN",
         help="Resume by itself then: an ISO 8601 time (UTC unless it has an offset) or a "
         "duration such as 2h.",
     ),
@@ -774,7 +780,7 @@ def history(
         )
 
 
-@app.command()
+@app.command(short_help="Pause a scheduler, keeping the reason.")
 def pause(
     ref: RefArg,
     reason: Annotated[
