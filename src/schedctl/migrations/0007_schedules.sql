@@ -4,7 +4,7 @@
 -- elapsed-time grid in UTC); the slot arithmetic is a handful of functions that tick's
 -- set-based statement calls, using PostgreSQL's own time zone database. The host's tables are
 -- not touched.
--- depends: 0005_audit_widen
+-- depends: 0006_hooks
 
 SET LOCAL lock_timeout = '200ms';
 

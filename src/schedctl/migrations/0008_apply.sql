@@ -2,7 +2,7 @@
 -- marked as managed by it, so that `apply --prune` deletes only schedulers that a file put
 -- there, never those made by `create` or by the host's own code (which have no mark, or no
 -- row here at all). Only schedctl's own table changes; the host's tables are not touched.
--- depends: 0005_audit_widen
+-- depends: 0007_schedules
 
 SET LOCAL lock_timeout = '200ms';
 

@@ -2,7 +2,7 @@
 -- scheduler's latest `run` (its "last run" column) with one probe, and `log --all-orgs`
 -- reads the newest entries of every organisation without sorting the whole trail.
 -- Only schedctl's table changes; the host's tables are not touched.
--- depends: 0005_audit_widen
+-- depends: 0008_apply
 
 SET LOCAL lock_timeout = '200ms';
 
