@@ -78,20 +78,26 @@ SET overlap_policy = EXCLUDED.overlap_policy, pause_reason = EXCLUDED.pause_reas
     catchup_window_seconds = EXCLUDED.catchup_window_seconds,
     paused_until = EXCLUDED.paused_until;
 
+-- name: scheduler_columns
+-- What a Scheduler is read from (models.Scheduler.from_row), over public.schedulers s,
+-- public.domains d and schedctl.scheduler_settings st; the queries that use it name it in
+-- double braces (sql.py writes it in).
+s.id, s.organisation_id, d.name AS domain, s.schedule_interval_hours, s.next_run_at,
+s.is_enabled, st.pause_reason, COALESCE(st.overlap_policy, 'replace') AS overlap_policy,
+s.concurrency, s.find_links, s.max_pages, s.include_paths, s.exclude_paths,
+s.required_workers, s.created_at, s.updated_at,
+to_char(st.at_time, CASE WHEN extract(second FROM st.at_time) = 0 THEN 'HH24:MI'
+                         ELSE 'HH24:MI:SS' END) AS at,
+COALESCE(st.time_zone, 'UTC') AS time_zone,
+COALESCE(st.spread_seconds, 0) AS spread_seconds,
+extract(epoch FROM schedctl.spread_offset(s.id, COALESCE(st.spread_seconds, 0)))::integer
+    AS spread_offset_seconds,
+st.catchup_window_seconds, st.paused_until, st.grid_anchor,
+s.domain_id, now() AS db_now
+
 -- name: scheduler_get
 -- One scheduler of an organisation, by id or by domain (any spelling the host stored).
-SELECT s.id, s.organisation_id, d.name AS domain, s.schedule_interval_hours, s.next_run_at,
-       s.is_enabled, st.pause_reason, COALESCE(st.overlap_policy, 'replace') AS overlap_policy,
-       s.concurrency, s.find_links, s.max_pages, s.include_paths, s.exclude_paths,
-       s.required_workers, s.created_at, s.updated_at,
-       to_char(st.at_time, CASE WHEN extract(second FROM st.at_time) = 0 THEN 'HH24:MI'
-                                ELSE 'HH24:MI:SS' END) AS at,
-       COALESCE(st.time_zone, 'UTC') AS time_zone,
-       COALESCE(st.spread_seconds, 0) AS spread_seconds,
-       extract(epoch FROM schedctl.spread_offset(s.id, COALESCE(st.spread_seconds, 0)))::integer
-           AS spread_offset_seconds,
-       st.catchup_window_seconds, st.paused_until, st.grid_anchor,
-       s.domain_id, now() AS db_now
+SELECT {{scheduler_columns}}
 FROM public.schedulers s
 JOIN public.domains d ON d.id = s.domain_id
 LEFT JOIN schedctl.scheduler_settings st ON st.scheduler_id = s.id
@@ -120,18 +126,7 @@ FOR NO KEY UPDATE OF s;
 -- partial index of the audit trail), whichever is newer. Two index probes per scheduler,
 -- whatever the years of history in jobs, whose index on scheduler_id alone would make
 -- "the newest of its jobs" read and sort every job the scheduler ever had.
-SELECT s.id, s.organisation_id, d.name AS domain, s.schedule_interval_hours, s.next_run_at,
-       s.is_enabled, st.pause_reason, COALESCE(st.overlap_policy, 'replace') AS overlap_policy,
-       s.concurrency, s.find_links, s.max_pages, s.include_paths, s.exclude_paths,
-       s.required_workers, s.created_at, s.updated_at,
-       to_char(st.at_time, CASE WHEN extract(second FROM st.at_time) = 0 THEN 'HH24:MI'
-                                ELSE 'HH24:MI:SS' END) AS at,
-       COALESCE(st.time_zone, 'UTC') AS time_zone,
-       COALESCE(st.spread_seconds, 0) AS spread_seconds,
-       extract(epoch FROM schedctl.spread_offset(s.id, COALESCE(st.spread_seconds, 0)))::integer
-           AS spread_offset_seconds,
-       st.catchup_window_seconds, st.paused_until, st.grid_anchor,
-       s.domain_id, now() AS db_now,
+SELECT {{scheduler_columns}},
        o.name AS organisation_name, last_run.id AS last_job_id,
        last_run.status AS last_job_status, last_run.created_at AS last_job_at
 FROM public.schedulers s
