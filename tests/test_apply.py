@@ -486,7 +486,7 @@ INVALID_FILES = {
     "bad overlap": ("schedulers:\n  - domain: a.com\n    every: 6h\n    overlap: queue\n", 4),
     "reason while enabled": (
         "schedulers:\n  - domain: a.com\n    every: 6h\n    pause-reason: why\n",
-        2,
+        4,
     ),
     "reason too long": (
         "schedulers:\n  - domain: a.com\n    every: 6h\n    enabled: false\n"
@@ -815,9 +815,9 @@ def test_the_readme_example_file_applies(cli: Cli, tmp_path: Path) -> None:
     make_org(cli, "Other")
     plan = apply(cli, tmp_path, text)
     assert [(c["domain"], len(c["fields"])) for c in plan["created"]] == [
-        ("example.com", 10),
-        ("shop.example.org", 10),
-        ("blog.example.net", 10),
+        ("example.com", 15),
+        ("shop.example.org", 15),
+        ("blog.example.net", 15),
     ]
     assert apply(cli, tmp_path, text)["in_sync"]
 
