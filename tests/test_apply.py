@@ -501,6 +501,24 @@ def test_a_changed_schedule_moves_as_update_moves_it(cli: Cli, conn: Conn, tmp_p
     assert changes["next_run_at"][1] == by_file["next_run_at"]
 
 
+def test_a_changed_interval_never_moves_the_next_run_before_creation(
+    cli: Cli, conn: Conn, tmp_path: Path
+) -> None:
+    make_org(cli, "Acme")
+    start = fetch_one(
+        conn, "SELECT to_char(now() + interval '1 day', 'YYYY-MM-DD\"T\"HH24:MI:SSOF')"
+    )
+    for domain in ("file.com", "command.com"):
+        make_scheduler(cli, domain, "--every", "48h", "--start-at", f"{start[0]}:00")
+    first = ok_json(cli("show", "file.com", "--json"))["next_run_at"]
+    plan = apply(cli, tmp_path, "schedulers:\n  - domain: file.com\n    every: 6h\n")
+    assert plan["adopted"][0]["changes"] == {"every": ["48h", "6h"]}
+    cli("update", "command.com", "--every", "6h")
+    # 48 h before the next run is before the scheduler existed: the next run stays
+    assert ok_json(cli("show", "file.com", "--json"))["next_run_at"] == first
+    assert ok_json(cli("show", "command.com", "--json"))["next_run_at"] == first
+
+
 def test_a_pause_whose_end_has_passed_is_over(cli: Cli, conn: Conn, tmp_path: Path) -> None:
     make_org(cli, "Acme")
     paused = "schedulers:\n  - domain: a.com\n    every: 6h\n    enabled: false\n"
