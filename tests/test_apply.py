@@ -4,6 +4,7 @@ file made; invalid files write nothing; concurrent applies take turns."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 from pathlib import Path
@@ -188,6 +189,11 @@ FIELD_CHANGES = [
     ("exclude", "[]", "[/private]", "exclude_paths", '["/private"]', "update"),
     ("required-workers", "1", "4", "required_workers", 4, "update"),
     ("enabled", "true", "false", "is_enabled", False, "pause"),
+    # 12:30 unquoted is a base-60 number to YAML 1.1: read as written
+    ("at", "03:00", "12:30", "at_time", dt.time(12, 30), "update"),
+    ("time-zone", "UTC", "Europe/London", "time_zone", "Europe/London", "update"),
+    ("spread", "0s", "1h30m", "spread_seconds", 5400, "update"),
+    ("catchup-window", "1h", "30m", "catchup_window_seconds", 1800, "update"),
 ]
 
 
@@ -214,7 +220,7 @@ def test_a_change_of_each_field(
     assert counts(plan)["changed"] == 1
     change = plan["changed"][0]["changes"]
     assert list(change) == [key]
-    assert change[key][1] == yaml.safe_load(new) if key != "every" else change[key][1] == new
+    assert change[key][1] == (new if key in ("every", "at") else yaml.safe_load(new))
     value = fetch_one(
         conn,
         f"SELECT {column} FROM schedulers s LEFT JOIN schedctl.scheduler_settings st"
@@ -374,6 +380,165 @@ def test_export_round_trip_changes_nothing(cli: Cli, conn: Conn, tmp_path: Path)
     assert "  - domain: xn--bcher-kva.de  # bücher.de" in exported.stdout.splitlines()
 
 
+def test_round_trip_of_zoned_spread_and_windowed_schedulers(
+    cli: Cli, conn: Conn, tmp_path: Path
+) -> None:
+    make_org(cli, "Acme")
+    make_scheduler(
+        cli,
+        "zoned.com",
+        *("--every", "24h", "--at", "03:00", "--time-zone", "Europe/London"),
+        *("--spread", "1h", "--catchup-window", "2h"),
+    )
+    make_scheduler(cli, "kept-time.com", "--every", "48h", "--time-zone", "America/New_York")
+    make_scheduler(cli, "spread.com", "--every", "6h", "--spread", "5400")
+    make_scheduler(cli, "windowed.com", "--catchup-window", "90s")
+    make_scheduler(cli, "paused.com", "--disabled", "--until", "2099-01-01T06:00:00Z")
+    exported = cli("export").stdout
+    for line in (
+        "    at: 03:00",
+        "    time-zone: Europe/London",
+        "    spread: 1h",
+        "    catchup-window: 2h",
+        "    time-zone: America/New_York",
+        "    spread: 1h30m",
+        "    catchup-window: 1m30s",
+        "    paused-until: '2099-01-01T06:00:00Z'",
+    ):
+        assert line in exported.splitlines(), (line, exported)
+    rows_before = conn.execute(
+        "SELECT s.id, s.next_run_at, st.at_time, st.grid_anchor FROM schedulers s"
+        " JOIN schedctl.scheduler_settings st ON st.scheduler_id = s.id ORDER BY s.id"
+    ).fetchall()
+    first = apply(cli, tmp_path, exported)
+    assert counts(first)["adopted"] == 5
+    assert all(a["changes"] == {} for a in first["adopted"])
+    rows_after = conn.execute(
+        "SELECT s.id, s.next_run_at, st.at_time, st.grid_anchor FROM schedulers s"
+        " JOIN schedctl.scheduler_settings st ON st.scheduler_id = s.id ORDER BY s.id"
+    ).fetchall()
+    assert rows_after == rows_before  # adopting moves no run and no grid
+    before, entries = fingerprint(conn), audit_count(conn)
+    again = apply(cli, tmp_path, cli("export").stdout, "--prune")
+    assert again["in_sync"] and counts(again)["unchanged"] == 5
+    assert fingerprint(conn) == before and audit_count(conn) == entries
+
+
+# Options of `create` and the same schedule as file keys.
+SAME_SCHEDULE = [
+    (
+        ("--every", "24h", "--at", "03:00", "--time-zone", "America/New_York"),
+        "every: 24h\n    at: 03:00\n    time-zone: America/New_York\n",
+    ),
+    (
+        ("--every", "48h", "--at", "23:30", "--time-zone", "Australia/Sydney"),
+        "every: 48h\n    at: '23:30'\n    time-zone: Australia/Sydney\n",
+    ),
+    (
+        ("--every", "12h", "--at", "02:30", "--time-zone", "Europe/London", "--spread", "2h"),
+        "every: 12h\n    at: 02:30\n    time-zone: Europe/London\n    spread: 2h\n",
+    ),
+    (
+        ("--every", "6h", "--spread", "3h", "--catchup-window", "10m"),
+        "every: 6h\n    spread: 3h\n    catchup-window: 10m\n",
+    ),
+]
+
+
+@pytest.mark.parametrize(("options", "keys"), SAME_SCHEDULE)
+def test_a_created_schedule_runs_when_create_would_run_it(
+    cli: Cli, conn: Conn, tmp_path: Path, options: tuple[str, ...], keys: str
+) -> None:
+    make_org(cli, "Acme")
+    by_command = make_scheduler(cli, "command.com", *options)
+    apply(cli, tmp_path, f"schedulers:\n  - domain: file.com\n    {keys}")
+    by_file = ok_json(cli("show", "file.com", "--json"))
+    for doc in (by_command, by_file):
+        doc["grid"] = fetch_one(
+            conn,
+            "SELECT grid_anchor FROM schedctl.scheduler_settings WHERE scheduler_id = %s",
+            [doc["id"]],
+        )[0]
+        # the run without the scheduler's own offset in its spread window
+        doc["slot"] = dt.datetime.fromisoformat(doc["next_run_at"]) - dt.timedelta(
+            seconds=doc["spread_offset_seconds"]
+        )
+    same = ("at", "time_zone", "spread_seconds", "catchup_window_seconds", "grid")
+    assert {k: by_file[k] for k in same} == {k: by_command[k] for k in same}
+    if by_command["at"] is not None:  # a wall-clock grid: the same time, to the microsecond
+        assert by_file["slot"] == by_command["slot"]
+    else:  # the elapsed-time grid: one interval after each was made
+        assert abs(by_file["slot"] - by_command["slot"]) < dt.timedelta(minutes=1)
+    audit = fetch_one(
+        conn, "SELECT changes FROM schedctl.audit WHERE domain = 'file.com' AND action = 'create'"
+    )[0]
+    assert audit["next_run_at"] == [None, by_file["next_run_at"]]
+    assert "time_zone" not in audit or audit["time_zone"][1] != "UTC"
+
+
+def test_a_changed_schedule_moves_as_update_moves_it(cli: Cli, conn: Conn, tmp_path: Path) -> None:
+    make_org(cli, "Acme")
+    entry = "schedulers:\n  - domain: {domain}\n    every: 24h\n    at: 03:00\n{extra}"
+    zone = "    time-zone: Asia/Kolkata\n"
+    apply(cli, tmp_path, entry.format(domain="file.com", extra=""))
+    make_scheduler(cli, "command.com", "--every", "24h", "--at", "03:00")
+    plan = apply(cli, tmp_path, entry.format(domain="file.com", extra=zone))
+    assert plan["changed"][0]["changes"] == {"time-zone": ["UTC", "Asia/Kolkata"]}
+    cli("update", "command.com", "--time-zone", "Asia/Kolkata")
+    by_file = ok_json(cli("show", "file.com", "--json"))
+    by_command = ok_json(cli("show", "command.com", "--json"))
+    assert by_file["next_run_at"] == by_command["next_run_at"]
+    assert by_file["at"] == by_command["at"] == "03:00"
+    text = cli(
+        "apply", "-f", write(tmp_path, entry.format(domain="file.com", extra="")), "--dry-run"
+    )
+    assert "    time-zone: Asia/Kolkata → UTC" in text.stdout
+    changes = fetch_one(
+        conn,
+        "SELECT changes FROM schedctl.audit WHERE domain = 'file.com' AND action = 'update'",
+    )[0]
+    assert changes["time_zone"] == ["UTC", "Asia/Kolkata"]
+    assert changes["next_run_at"][1] == by_file["next_run_at"]
+
+
+def test_a_changed_interval_never_moves_the_next_run_before_creation(
+    cli: Cli, conn: Conn, tmp_path: Path
+) -> None:
+    make_org(cli, "Acme")
+    start = fetch_one(
+        conn, "SELECT to_char(now() + interval '1 day', 'YYYY-MM-DD\"T\"HH24:MI:SSOF')"
+    )
+    for domain in ("file.com", "command.com"):
+        make_scheduler(cli, domain, "--every", "48h", "--start-at", f"{start[0]}:00")
+    first = ok_json(cli("show", "file.com", "--json"))["next_run_at"]
+    plan = apply(cli, tmp_path, "schedulers:\n  - domain: file.com\n    every: 6h\n")
+    assert plan["adopted"][0]["changes"] == {"every": ["48h", "6h"]}
+    cli("update", "command.com", "--every", "6h")
+    # 48 h before the next run is before the scheduler existed: the next run stays
+    assert ok_json(cli("show", "file.com", "--json"))["next_run_at"] == first
+    assert ok_json(cli("show", "command.com", "--json"))["next_run_at"] == first
+
+
+def test_a_pause_whose_end_has_passed_is_over(cli: Cli, conn: Conn, tmp_path: Path) -> None:
+    make_org(cli, "Acme")
+    paused = "schedulers:\n  - domain: a.com\n    every: 6h\n    enabled: false\n"
+    plan = apply(cli, tmp_path, paused + "    paused-until: 2099-01-01T06:00:00+02:00\n")
+    assert plan["created"][0]["fields"]["paused-until"] == "2099-01-01T04:00:00Z"
+    shown = ok_json(cli("show", "a.com", "--json"))
+    assert (shown["is_enabled"], shown["paused_until"]) == (False, "2099-01-01T04:00:00Z")
+    # a time already past: the pause is over, as a tick would have ended it
+    plan = apply(cli, tmp_path, paused + "    paused-until: 2001-01-01T00:00:00Z\n")
+    assert plan["changed"][0]["changes"] == {
+        "enabled": [False, True],
+        "paused-until": ["2099-01-01T04:00:00Z", None],
+    }
+    action = fetch_one(
+        conn, "SELECT action FROM schedctl.audit WHERE domain = 'a.com' ORDER BY id DESC LIMIT 1"
+    )[0]
+    assert action == "resume"
+    assert apply(cli, tmp_path, paused + "    paused-until: 2001-01-01T00:00:00Z\n")["in_sync"]
+
+
 def test_export_is_sorted_and_managed_filters(cli: Cli, tmp_path: Path) -> None:
     acme = make_org(cli, "Acme")
     other = make_org(cli, "Other")
@@ -486,7 +651,7 @@ INVALID_FILES = {
     "bad overlap": ("schedulers:\n  - domain: a.com\n    every: 6h\n    overlap: queue\n", 4),
     "reason while enabled": (
         "schedulers:\n  - domain: a.com\n    every: 6h\n    pause-reason: why\n",
-        2,
+        4,
     ),
     "reason too long": (
         "schedulers:\n  - domain: a.com\n    every: 6h\n    enabled: false\n"
@@ -506,6 +671,32 @@ INVALID_FILES = {
     ),
     "nested mapping": ("schedulers:\n  - domain: {name: a.com}\n    every: 6h\n", 2),
     "empty organisation": ("organisation: ''\nschedulers: []\n", 1),
+    "zone the server does not know": (
+        "schedulers:\n  - domain: a.com\n    every: 6h\n    time-zone: Mars/Olympus_Mons\n",
+        4,
+    ),
+    "zone not a zone name": (
+        "schedulers:\n  - domain: a.com\n    every: 6h\n    time-zone: ../etc/passwd\n",
+        4,
+    ),
+    "at not HH:MM": ("schedulers:\n  - domain: a.com\n    every: 6h\n    at: 24:00\n", 4),
+    "at a number": ("schedulers:\n  - domain: a.com\n    every: 6h\n    at: 3\n", 4),
+    "spread longer than the interval": (
+        "schedulers:\n  - domain: a.com\n    every: 6h\n    spread: 6h1s\n",
+        4,
+    ),
+    "window under a minute": (
+        "schedulers:\n  - domain: a.com\n    every: 6h\n    catchup-window: 59s\n",
+        4,
+    ),
+    "paused-until a duration": (
+        "schedulers:\n  - domain: a.com\n    every: 6h\n    enabled: false\n    paused-until: 2h\n",
+        5,
+    ),
+    "paused-until while enabled": (
+        "schedulers:\n  - domain: a.com\n    every: 6h\n    paused-until: 2099-01-01T00:00:00Z\n",
+        4,
+    ),
     "empty file": ("", None),
 }
 
@@ -815,9 +1006,9 @@ def test_the_readme_example_file_applies(cli: Cli, tmp_path: Path) -> None:
     make_org(cli, "Other")
     plan = apply(cli, tmp_path, text)
     assert [(c["domain"], len(c["fields"])) for c in plan["created"]] == [
-        ("example.com", 10),
-        ("shop.example.org", 10),
-        ("blog.example.net", 10),
+        ("example.com", 15),
+        ("shop.example.org", 15),
+        ("blog.example.net", 15),
     ]
     assert apply(cli, tmp_path, text)["in_sync"]
 

@@ -25,14 +25,15 @@ from schedctl.manifest import (
     dump,
     from_row,
     to_columns,
+    unknown_zones,
 )
 from schedctl.models import Organisation
-from schedctl.schedulers import CHANGEABLE
+from schedctl.schedulers import _UNREMARKABLE, CHANGEABLE
 
 # The constraint of the seed's schedulers table that makes (domain, organisation) unique.
 _UNIQUE_DOMAIN_ORG = "unique_domain_org"
 # The fields a pause or resume changes; a change of the others is an update.
-_PAUSE_FIELDS = ("is_enabled", "pause_reason")
+_PAUSE_FIELDS = ("is_enabled", "pause_reason", "paused_until")
 MANAGED_BY = "apply"
 
 
@@ -173,6 +174,18 @@ def _current_values(row: dict[str, Any]) -> dict[str, Any]:
     return from_row(row)
 
 
+def _in_force(entry: Entry, clock: datetime) -> Entry:
+    """An entry as it holds at `clock`: a pause whose `paused-until` has passed is over (the
+    scheduler is enabled, as a tick resumes it), so a file stays in step with the ticks."""
+    until = entry.values["paused_until"]
+    if until is None or until > clock:
+        return entry
+    return replace(
+        entry,
+        values={**entry.values, "is_enabled": True, "pause_reason": None, "paused_until": None},
+    )
+
+
 def _field_changes(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     """{file key: [old, new]} in file forms, for the fields that differ."""
     return {
@@ -259,8 +272,33 @@ def _seed_columns(values: dict[str, Any]) -> dict[str, Any]:
     return to_columns(values, HOST)
 
 
-def _settings(scheduler_id: uuid.UUID, values: dict[str, Any]) -> dict[str, Any]:
-    return {"id": str(scheduler_id)} | to_columns(values, SETTINGS)
+def _settings(
+    scheduler_id: uuid.UUID, values: dict[str, Any], grid_anchor: datetime | None
+) -> dict[str, Any]:
+    anchor = grid_anchor.isoformat() if grid_anchor is not None and values["at"] else None
+    return {"id": str(scheduler_id), "grid_anchor": anchor} | to_columns(values, SETTINGS)
+
+
+# What a scheduler is before a file creates it: create's defaults, no grid yet.
+_NEW = {f.attr: f.default for f in FIELDS}
+
+
+def _placement(new: dict[str, Any], old: dict[str, Any], old_anchor: datetime | None) -> str | None:
+    """How the next run moves when a file sets a scheduler's schedule, as `create` and
+    `update` move it (schedulers._scheduled): "now" (the wall-clock grid's first time from
+    now, never before the scheduler's creation or its last served slot), "next" (the same
+    wall-clock time as the next run, moved by a new spread offset), "shift" (the elapsed-time
+    grid moved by a new spread offset), or None (it stays)."""
+    moved = {
+        name
+        for name in ("at", "time_zone", "schedule_interval_hours", "spread_seconds")
+        if new[name] != old[name]
+    }
+    if new["at"] is None:
+        return "shift" if moved & {"at", "spread_seconds"} else None
+    if moved & {"at", "time_zone", "schedule_interval_hours"} or old_anchor is None:
+        return "now"
+    return "next" if "spread_seconds" in moved else None
 
 
 def _audited(values: dict[str, Any]) -> list[str]:
@@ -303,7 +341,9 @@ class _Audit:
         changes = {
             name: [None, _audit_value(name, values[name])]
             for name in _audited(values)
-            if values[name] is not None and values[name] != []
+            if values[name] is not None
+            and values[name] != []
+            and _UNREMARKABLE.get(name, object()) != values[name]
         }
         self.add("create", scheduler_id, org_id, entry.domain, changes)
 
@@ -363,6 +403,7 @@ def _write(conn: db.Connection, work: _Work, actor: str) -> list[uuid.UUID]:
     audit = _Audit()
     created: list[uuid.UUID] = []
     touched: list[dict[str, Any]] = []
+    new_runs: list[tuple[uuid.UUID, uuid.UUID, Entry, datetime]] = []
     if work.creates:
         entries = [entry for entry, _ in work.creates]
         domain_ids = _domain_ids(conn, entries)
@@ -386,19 +427,39 @@ def _write(conn: db.Connection, work: _Work, actor: str) -> list[uuid.UUID]:
         for (entry, org_id), domain_id in zip(work.creates, domain_ids, strict=True):
             sid, at = made[(domain_id, org_id)]
             created.append(sid)
-            touched.append(_settings(sid, entry.values))
-            audit.created(sid, org_id, entry, at)
+            new_runs.append((sid, org_id, entry, at))
     if work.updates:
         rows = [{"id": str(row["id"])} | _seed_columns(entry.values) for entry, row in work.updates]
         moved = dict(db.fetch_tuples(conn, "apply_schedulers_update", rows=Jsonb(rows)))
     else:
         moved = {}
     adopted = {row["id"] for _, row in work.adoptions}
-    for entry, row in [*work.updates, *[a for a in work.adoptions if a[1]["id"] not in moved]]:
-        touched.append(_settings(row["id"], entry.values))
-        audit.changed(
-            row, entry.values, moved.get(row["id"], row["next_run_at"]), row["id"] in adopted
-        )
+    changed = [*work.updates, *[a for a in work.adoptions if a[1]["id"] not in moved]]
+    placed = _place(
+        conn,
+        [
+            (
+                sid,
+                entry.values,
+                {**_NEW, "schedule_interval_hours": entry.values["schedule_interval_hours"]},
+                None,
+            )
+            for sid, _, entry, _ in new_runs
+        ]
+        + [
+            (row["id"], entry.values, _current_values(row), row["grid_anchor"])
+            for entry, row in changed
+        ],
+    )
+    for sid, org_id, entry, at in new_runs:
+        next_run_at, anchor = placed.get(sid, (at, None))
+        touched.append(_settings(sid, entry.values, anchor))
+        audit.created(sid, org_id, entry, next_run_at)
+    for entry, row in changed:
+        next_run_at = moved.get(row["id"], row["next_run_at"])
+        next_run_at, anchor = placed.get(row["id"], (next_run_at, row["grid_anchor"]))
+        touched.append(_settings(row["id"], entry.values, anchor))
+        audit.changed(row, entry.values, next_run_at, row["id"] in adopted)
     if touched:
         db.execute(conn, "apply_settings_write", rows=Jsonb(touched))
     if work.deletes:
@@ -408,6 +469,32 @@ def _write(conn: db.Connection, work: _Work, actor: str) -> list[uuid.UUID]:
     if audit.rows:
         db.execute(conn, "apply_audit_insert", actor=actor, rows=Jsonb(audit.rows))
     return created
+
+
+def _place(
+    conn: db.Connection,
+    schedulers: Sequence[tuple[uuid.UUID, dict[str, Any], dict[str, Any], datetime | None]],
+) -> dict[uuid.UUID, tuple[datetime, datetime | None]]:
+    """Move the next run of the schedulers whose schedule a file set (each: its id, its new
+    and old fields, its grid's anchor) in one statement; {id: (next run, grid anchor)}."""
+    rows = []
+    for scheduler_id, new, old, old_anchor in schedulers:
+        placement = _placement(new, old, old_anchor)
+        if placement is not None:
+            rows.append(
+                {
+                    "id": str(scheduler_id),
+                    "placement": placement,
+                    "at_time": new["at"],
+                    "time_zone": new["time_zone"],
+                    "old_spread": old["spread_seconds"],
+                    "spread_seconds": new["spread_seconds"],
+                }
+            )
+    if not rows:
+        return {}
+    placed = db.fetch_tuples(conn, "apply_schedulers_place", rows=Jsonb(rows))
+    return {sid: (next_run_at, anchor) for sid, next_run_at, anchor in placed}
 
 
 # ---------------------------------------------------------------- apply and export
@@ -426,6 +513,11 @@ def apply(
     """Bring the organisations' schedulers to the file (write=False: only plan), in one
     transaction that holds each organisation's apply lock."""
     scope = _resolve_scope(conn, manifest, org_option, default_org)
+    zones = sorted({entry.values["time_zone"] for entry in manifest.entries})
+    if zones:
+        unknown = [row[0] for row in db.fetch_tuples(conn, "apply_time_zones_unknown", zones=zones)]
+        if unknown:
+            raise unknown_zones(manifest, unknown)
     ids = [org.id for org in scope.organisations]
     try:
         with conn.work():
@@ -433,6 +525,10 @@ def apply(
                 db.execute(conn, "apply_lock_organisations", ids=ids)
                 db.execute(conn, "apply_lock_schedulers", ids=ids)
             current = db.fetch_all(conn, "apply_current", ids=ids)
+            clock = db.fetch_one(conn, "apply_clock")["db_now"]
+            manifest = replace(
+                manifest, entries=[_in_force(entry, clock) for entry in manifest.entries]
+            )
             plan, work = _plan(manifest, scope, [dict(row) for row in current], prune)
             if write and not plan.in_sync:
                 ids = _write(conn, work, actor)

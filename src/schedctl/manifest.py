@@ -16,13 +16,14 @@ import json
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 import yaml
 
 from schedctl import validation
 from schedctl.errors import InvalidInput
-from schedctl.models import Overlap, paths_from_db, paths_to_db
+from schedctl.models import NO_WINDOW, Overlap, paths_from_db, paths_to_db
 
 # The keys of the file's top level and of an entry besides its fields.
 ORGANISATION = "organisation"
@@ -95,6 +96,62 @@ def _same(value: Any) -> Any:
     return value
 
 
+def _at(key: str, value: Any) -> str | None:
+    # HH:MM as `--at` takes it; HH:MM:SS too, the form of a time of day kept to the second
+    # (`create --time-zone` without `--at`), so that export reads back.
+    if value is None:
+        return None
+    at = validation.parse_time_of_day(_text(key, value), key, seconds=True)
+    return at.strftime("%H:%M:%S" if at.second else "%H:%M")
+
+
+def _zone(key: str, value: Any) -> str:
+    return validation.parse_zone(_text(key, value), key)
+
+
+def _spread(key: str, value: Any) -> int:
+    return validation.parse_spread(_text(key, value), option=key)
+
+
+def _catchup_window(key: str, value: Any) -> int | None:
+    if value is None:
+        return None
+    seconds = validation.parse_catchup_window(_text(key, value), key)
+    return None if seconds == NO_WINDOW else seconds
+
+
+def _paused_until(key: str, value: Any) -> datetime | None:
+    # A file says when, never how long from now: a duration would be a new time at each apply.
+    if value is None:
+        return None
+    when = validation.parse_until(_text(key, value), key)
+    if isinstance(when, timedelta):
+        raise InvalidInput(
+            f"{key} must be a time such as 2030-01-31T06:00:00Z (a file gives the time a pause "
+            f"ends, not a duration from now), got {value!r}"
+        )
+    return when
+
+
+def _duration(seconds: int | None) -> str | None:
+    """Seconds as the shortest duration `--spread` and `--catchup-window` read back exactly."""
+    if seconds is None:
+        return None
+    parts = []
+    rest = seconds
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        count, rest = divmod(rest, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts) or "0s"
+
+
+def _time(moment: datetime | None) -> str | None:
+    from schedctl.render import rfc3339
+
+    return None if moment is None else rfc3339(moment)
+
+
 # Where a field's column lives: the host's schedulers row (the seed's columns), or
 # schedctl.scheduler_settings beside it (everything schedctl adds).
 HOST = "schedulers"
@@ -116,6 +173,9 @@ class Field:
     to_db: Callable[[Any], Any] = _same  # value -> the column's value as the queries take it
     from_db: Callable[[Any], Any] = _same  # the column's value as read -> value
     required: bool = False
+    # Read the value as written, not as YAML would type it: `at: 12:30` is a base-60 number
+    # to YAML 1.1, and `paused-until: 2030-01-31T06:00:00Z` a timestamp.
+    as_written: bool = False
 
 
 FIELDS: tuple[Field, ...] = (
@@ -129,6 +189,21 @@ FIELDS: tuple[Field, ...] = (
     Field("required-workers", "required_workers", _ranged(validation.REQUIRED_WORKERS), 1),
     Field("enabled", "is_enabled", _boolean, True),
     Field("pause-reason", "pause_reason", _reason, None, stored_in=SETTINGS),
+    Field(
+        "paused-until", "paused_until", _paused_until, None, _time, SETTINGS, _time, as_written=True
+    ),
+    Field("at", "at", _at, None, stored_in=SETTINGS, as_written=True),
+    Field("time-zone", "time_zone", _zone, "UTC", stored_in=SETTINGS, as_written=True),
+    Field("spread", "spread_seconds", _spread, 0, _duration, SETTINGS, as_written=True),
+    Field(
+        "catchup-window",
+        "catchup_window_seconds",
+        _catchup_window,
+        None,
+        _duration,
+        SETTINGS,
+        as_written=True,
+    ),
 )
 FIELDS_BY_KEY = {f.key: f for f in FIELDS}
 ENTRY_KEYS = (DOMAIN, ORGANISATION, *FIELDS_BY_KEY)
@@ -144,10 +219,24 @@ def to_columns(values: dict[str, Any], stored_in: str) -> dict[str, Any]:
     return {f.attr: f.to_db(values[f.attr]) for f in FIELDS if f.stored_in == stored_in}
 
 
-def _check_entry(values: dict[str, Any]) -> None:
-    """Rules that bind several fields of one entry."""
+def _check_entry(values: dict[str, Any]) -> list[tuple[str, str]]:
+    """Rules that bind several fields of one entry: (the key a problem is about, message)."""
+    problems = []
     if values["pause_reason"] is not None and values["is_enabled"]:
-        raise InvalidInput("pause-reason is only for a paused scheduler (enabled: false)")
+        problems.append(
+            ("pause-reason", "pause-reason is only for a paused scheduler (enabled: false)")
+        )
+    if values["paused_until"] is not None and values["is_enabled"]:
+        problems.append(
+            ("paused-until", "paused-until is only for a paused scheduler (enabled: false)")
+        )
+    try:
+        validation.check_spread(
+            values["spread_seconds"], values["schedule_interval_hours"], "spread"
+        )
+    except InvalidInput as error:
+        problems.append(("spread", error.message))
+    return problems
 
 
 # ---------------------------------------------------------------- reading a file
@@ -164,6 +253,7 @@ class Entry:
     spellings: tuple[str, ...]
     organisation: str | None  # as written in the entry (an id or a name), if it names one
     values: dict[str, Any]
+    lines: dict[str, int] = field(default_factory=dict)  # the line of each key given
 
     def where(self, source: str) -> str:
         return f"{source}:{self.line} (entry {self.index + 1}, {self.domain})"
@@ -220,6 +310,17 @@ class _Problems:
             summary = "1 problem" if count == 1 else f"{count} problems"
             ordered = [text for _, text in sorted(self.found, key=lambda found: found[0])]
             raise InvalidInput(f"{self.source}: {summary}, nothing applied: " + "; ".join(ordered))
+
+
+def _as_written(node: yaml.Node) -> Any:
+    """A scalar's text as written when YAML would make it a number or a time; else _plain."""
+    if isinstance(node, yaml.ScalarNode) and node.tag in (
+        "tag:yaml.org,2002:int",
+        "tag:yaml.org,2002:float",
+        "tag:yaml.org,2002:timestamp",
+    ):
+        return node.value
+    return _plain(node)
 
 
 def _plain(node: yaml.Node) -> Any:
@@ -285,6 +386,7 @@ def _entry(node: yaml.Node, index: int, problems: _Problems) -> Entry | None:
     organisation: str | None = None
     values: dict[str, Any] = {}
     given: set[str] = set()
+    lines: dict[str, int] = {}
     label = f"entry {index + 1}"
     for key, value_node in _pairs(node, problems):
         if key == DOMAIN:
@@ -298,8 +400,10 @@ def _entry(node: yaml.Node, index: int, problems: _Problems) -> Entry | None:
         elif key in FIELDS_BY_KEY:
             field_ = FIELDS_BY_KEY[key]
             given.add(key)
+            lines[key] = value_node.start_mark.line + 1
+            read = _as_written if field_.as_written else _plain
             try:
-                values[field_.attr] = field_.parse(key, _plain(value_node))
+                values[field_.attr] = field_.parse(key, read(value_node))
             except InvalidInput as error:
                 message = error.message
                 if not message.startswith((key, f"--{key}")):
@@ -317,10 +421,10 @@ def _entry(node: yaml.Node, index: int, problems: _Problems) -> Entry | None:
                 values[field_.attr] = field_.default
     if len(problems.found) > before or domain is None:
         return None
-    try:
-        _check_entry(values)
-    except InvalidInput as error:
-        problems.add(node, f"{label}: {error.message}")
+    rules = _check_entry(values)
+    for key, message in rules:
+        problems.add(lines.get(key, line), f"{label}: {message}")
+    if rules:
         return None
     return Entry(
         line=line,
@@ -329,6 +433,7 @@ def _entry(node: yaml.Node, index: int, problems: _Problems) -> Entry | None:
         spellings=validation.domain_spellings(domain),
         organisation=organisation,
         values=values,
+        lines=lines,
     )
 
 
@@ -393,6 +498,26 @@ def _duplicates(entries: Sequence[Entry], organisation: str | None, problems: _P
             )
         else:
             first[key] = entry
+
+
+def unknown_zones(manifest: Manifest, unknown: Iterable[str]) -> InvalidInput:
+    """The error for entries whose time zone the server's zone database does not know, each
+    named by file and line, as `parse` names a problem."""
+    names = set(unknown)
+    problems = _Problems(manifest.source)
+    for entry in manifest.entries:
+        zone = entry.values["time_zone"]
+        if zone in names:
+            problems.add(
+                entry.lines.get("time-zone", entry.line),
+                f"entry {entry.index + 1} ({entry.domain}): "
+                + validation.zone_unknown(zone, "time-zone").message,
+            )
+    try:
+        problems.raise_any()
+    except InvalidInput as error:
+        return error
+    raise AssertionError("no entry has an unknown zone")
 
 
 # ---------------------------------------------------------------- writing a file

@@ -903,7 +903,12 @@ SELECT s.id, s.organisation_id, d.name AS domain, lower(rtrim(d.name, '.')) AS d
        s.schedule_interval_hours, s.is_enabled, st.pause_reason,
        COALESCE(st.overlap_policy, 'replace') AS overlap_policy, s.concurrency, s.find_links,
        s.max_pages, s.include_paths, s.exclude_paths, s.required_workers, s.next_run_at,
-       st.managed_by
+       st.managed_by,
+       to_char(st.at_time, CASE WHEN extract(second FROM st.at_time) = 0 THEN 'HH24:MI'
+                                ELSE 'HH24:MI:SS' END) AS at,
+       COALESCE(st.time_zone, 'UTC') AS time_zone,
+       COALESCE(st.spread_seconds, 0) AS spread_seconds,
+       st.catchup_window_seconds, st.paused_until, st.grid_anchor
 FROM public.schedulers s
 JOIN public.domains d ON d.id = s.domain_id
 LEFT JOIN schedctl.scheduler_settings st ON st.scheduler_id = s.id
@@ -958,11 +963,17 @@ RETURNING id, domain_id, organisation_id, next_run_at;
 
 -- name: apply_schedulers_update
 -- Store the seed columns of schedulers changed by a file, one row per element of `rows`; a
--- new interval keeps the grid's anchor, as `update --every` does.
+-- new interval keeps the grid's anchor, as `update --every` does, unless that grid time is
+-- before the scheduler's creation or its last served slot (then the next run stays).
 UPDATE public.schedulers s SET
     schedule_interval_hours = v.schedule_interval_hours,
     next_run_at = CASE
         WHEN v.schedule_interval_hours = s.schedule_interval_hours THEN s.next_run_at
+        WHEN s.next_run_at - make_interval(hours => s.schedule_interval_hours) < GREATEST(
+            s.created_at,
+            (SELECT max(ss.slot) FROM schedctl.served_slots ss WHERE ss.scheduler_id = s.id)
+                + interval '1 microsecond'
+        ) THEN s.next_run_at
         ELSE s.next_run_at - make_interval(hours => s.schedule_interval_hours)
              + make_interval(hours => v.schedule_interval_hours)
     END,
@@ -985,13 +996,72 @@ RETURNING s.id, s.next_run_at;
 -- name: apply_settings_write
 -- Store what schedctl keeps beside schedulers created, changed or adopted by a file, and
 -- mark them as managed by `apply`.
-INSERT INTO schedctl.scheduler_settings (scheduler_id, overlap_policy, pause_reason, managed_by)
-SELECT v.id, v.overlap_policy, v.pause_reason, 'apply'
-FROM jsonb_to_recordset(%(rows)s::jsonb) AS v (id uuid, overlap_policy text, pause_reason text)
+INSERT INTO schedctl.scheduler_settings (
+    scheduler_id, overlap_policy, pause_reason, at_time, time_zone, grid_anchor, spread_seconds,
+    catchup_window_seconds, paused_until, managed_by
+)
+SELECT v.id, v.overlap_policy, v.pause_reason, v.at, v.time_zone, v.grid_anchor,
+       v.spread_seconds, v.catchup_window_seconds, v.paused_until, 'apply'
+FROM jsonb_to_recordset(%(rows)s::jsonb) AS v (
+    id uuid, overlap_policy text, pause_reason text, at time, time_zone text,
+    grid_anchor timestamp, spread_seconds integer, catchup_window_seconds integer,
+    paused_until timestamptz
+)
 ORDER BY v.id
 ON CONFLICT (scheduler_id) DO UPDATE
 SET overlap_policy = EXCLUDED.overlap_policy, pause_reason = EXCLUDED.pause_reason,
-    managed_by = EXCLUDED.managed_by;
+    at_time = EXCLUDED.at_time, time_zone = EXCLUDED.time_zone,
+    grid_anchor = EXCLUDED.grid_anchor, spread_seconds = EXCLUDED.spread_seconds,
+    catchup_window_seconds = EXCLUDED.catchup_window_seconds,
+    paused_until = EXCLUDED.paused_until, managed_by = EXCLUDED.managed_by;
+
+-- name: apply_time_zones_unknown
+-- The zone names of a file that the server's time zone database (the one tick reads) does
+-- not know, as time_zone_known judges one.
+SELECT z.name
+FROM unnest(%(zones)s::text[]) AS z (name)
+WHERE NOT EXISTS (SELECT 1 FROM pg_timezone_names n WHERE n.name = z.name)
+ORDER BY z.name;
+
+-- name: apply_clock
+-- The database's clock for this apply (a pause whose end has passed is over).
+SELECT now() AS db_now;
+
+-- name: apply_schedulers_place
+-- Move the next run of schedulers whose schedule a file set, one row per element of `rows`,
+-- as `create` and `update` place it (schedulers._scheduled, grid_start): `placement` "now"
+-- is the wall-clock grid's first time from now, never before the scheduler's creation or
+-- just after its last served slot; "next" the grid's first time from the next run moved by
+-- the new spread offset (to the second); "shift" the elapsed-time grid moved by it. Returns
+-- each next run and the grid's anchor (NULL for the elapsed-time grid).
+WITH v AS (
+    SELECT v.id, v.placement, v.at_time, v.time_zone, s.schedule_interval_hours,
+           s.next_run_at - schedctl.spread_offset(v.id, v.old_spread)
+               + schedctl.spread_offset(v.id, v.spread_seconds) AS shifted,
+           schedctl.spread_offset(v.id, v.spread_seconds) AS spread,
+           GREATEST(
+               now(), s.created_at,
+               (SELECT max(ss.slot) FROM schedctl.served_slots ss WHERE ss.scheduler_id = v.id)
+                   + interval '1 microsecond'
+           ) AS from_now
+    FROM jsonb_to_recordset(%(rows)s::jsonb) AS v (
+        id uuid, placement text, at_time time, time_zone text, old_spread integer,
+        spread_seconds integer
+    )
+    JOIN public.schedulers s ON s.id = v.id
+),
+placed AS (
+    SELECT v.id, COALESCE(g.first_slot, v.shifted) AS next_run_at, g.anchor
+    FROM v
+    LEFT JOIN LATERAL schedctl.grid_start(
+        CASE v.placement WHEN 'next' THEN date_trunc('second', v.shifted) ELSE v.from_now END,
+        v.schedule_interval_hours, v.at_time, v.time_zone, v.spread
+    ) AS g ON v.placement <> 'shift'
+)
+UPDATE public.schedulers s SET next_run_at = p.next_run_at, updated_at = now()
+FROM placed p
+WHERE s.id = p.id
+RETURNING s.id, s.next_run_at, p.anchor;
 
 -- name: apply_schedulers_delete
 -- Delete schedulers a file no longer lists, and what schedctl kept beside them; their jobs
@@ -1026,7 +1096,12 @@ ORDER BY v.ord;
 SELECT s.organisation_id, o.name AS organisation_name, d.name AS domain,
        s.schedule_interval_hours, s.is_enabled, st.pause_reason,
        COALESCE(st.overlap_policy, 'replace') AS overlap_policy, s.concurrency, s.find_links,
-       s.max_pages, s.include_paths, s.exclude_paths, s.required_workers
+       s.max_pages, s.include_paths, s.exclude_paths, s.required_workers,
+       to_char(st.at_time, CASE WHEN extract(second FROM st.at_time) = 0 THEN 'HH24:MI'
+                                ELSE 'HH24:MI:SS' END) AS at,
+       COALESCE(st.time_zone, 'UTC') AS time_zone,
+       COALESCE(st.spread_seconds, 0) AS spread_seconds,
+       st.catchup_window_seconds, st.paused_until
 FROM public.schedulers s
 JOIN public.domains d ON d.id = s.domain_id
 JOIN public.organisations o ON o.id = s.organisation_id

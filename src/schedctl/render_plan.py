@@ -36,7 +36,7 @@ def plan_lines(plan: Plan, *, dry_run: bool) -> list[str]:
 
     orgs = ", ".join(f"{org.name} ({org.id})" for org in plan.organisations)
     lines = [f"{plan.source} → {orgs}"]
-    defaults = {f.key: f.default for f in FIELDS if not f.required}
+    defaults = {f.key: f.export(f.default) for f in FIELDS if not f.required}
     for item in plan.created:
         fields = ", ".join(
             f"{key} {_value(value)}"

@@ -62,7 +62,7 @@ _DURATION = re.compile(
     re.IGNORECASE,
 )
 _SECONDS = re.compile(r"^[0-9]+$")
-_TIME_OF_DAY = re.compile(r"^(?P<h>[0-9]{1,2}):(?P<m>[0-9]{2})$")
+_TIME_OF_DAY = re.compile(r"^(?P<h>[0-9]{1,2}):(?P<m>[0-9]{2})(?::(?P<s>[0-9]{2}))?$")
 _ZONE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_+\-]*(?:/[A-Za-z0-9_+\-]+)*$")
 
 
@@ -320,14 +320,20 @@ def parse_duration(raw: str, option: str = "--max-lag") -> timedelta:
     return timedelta(seconds=seconds)
 
 
-def parse_time_of_day(raw: str, option: str = "--at") -> time:
-    """Return a wall-clock time of day written HH:MM (24-hour clock, 00:00 to 23:59)."""
+def parse_time_of_day(raw: str, option: str = "--at", *, seconds: bool = False) -> time:
+    """Return a wall-clock time of day written HH:MM (24-hour clock, 00:00 to 23:59); with
+    `seconds`, also HH:MM:SS (the form `show` gives a time of day kept to the second)."""
     match = _TIME_OF_DAY.match(raw.strip())
-    if match is None or int(match["h"]) > 23 or int(match["m"]) > 59:
+    if (
+        match is None
+        or int(match["h"]) > 23
+        or int(match["m"]) > 59
+        or (match["s"] is not None and (not seconds or int(match["s"]) > 59))
+    ):
         raise InvalidInput(
             f"{option} must be a time of day HH:MM between 00:00 and 23:59, got {_show(raw)}"
         )
-    return time(int(match["h"]), int(match["m"]))
+    return time(int(match["h"]), int(match["m"]), int(match["s"] or 0))
 
 
 def parse_zone(raw: str, option: str = "--time-zone") -> str:
