@@ -357,17 +357,23 @@ planned AS MATERIALIZED (
             st.catchup_window_seconds
         )
         WHERE st.grid_anchor IS NOT NULL OR st.catchup_window_seconds IS NOT NULL
+        -- not pulled up: the condition is checked before the call, not after it
+        OFFSET 0
     ) AS z ON TRUE
 ),
 -- The active jobs of the batch's domains and organisations, found in one pass over the
--- active jobs of those organisations (a hash join), not one probe per scheduler: the host's
--- jobs table keeps years of finished jobs per domain.
+-- active jobs (each checked against a hash of the batch's domains and organisations), not
+-- one probe per scheduler: the host's jobs table keeps years of finished jobs per domain.
+-- `IS TRUE` keeps each IN a hashed subplan rather than a join: the jobs a pass has just made
+-- are active but not yet in the table's statistics, and on an estimate of one active job the
+-- planner would pick a nested loop over the batch, N x the batch's size.
 active AS MATERIALIZED (
     SELECT j.id, j.domain_id, j.organisation_id
     FROM public.jobs j
     WHERE j.status IN ('pending', 'initializing', 'running', 'paused')
-      AND j.organisation_id IN (SELECT organisation_id FROM planned)
-      AND (j.domain_id, j.organisation_id) IN (SELECT domain_id, organisation_id FROM planned)
+      AND (j.organisation_id IN (SELECT organisation_id FROM planned)) IS TRUE
+      AND ((j.domain_id, j.organisation_id) IN (SELECT domain_id, organisation_id FROM planned))
+          IS TRUE
 ),
 decided AS MATERIALIZED (
     SELECT p.*,

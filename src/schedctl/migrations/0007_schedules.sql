@@ -126,6 +126,9 @@ $$;
 -- the elapsed-time grid). `slot` is its next_run_at, due at `now`. Returns the slot to serve
 -- (NULL when every due slot is later than the window allows), how many due grid times are not
 -- served (none from before the scheduler existed), and the first grid time after now.
+-- Tick calls it once per such scheduler in a pass, so it places as few wall times as it can:
+-- the next grid time is the one the search for it placed last (grid_next_index's loop, here
+-- inline), and the latest due one is placed only for a catch-up window, which alone needs it.
 CREATE FUNCTION schedctl.plan_slot(
     slot timestamptz, clock timestamptz, created_at timestamptz, hours integer,
     anchor timestamp, zone text, spread interval, window_seconds integer,
@@ -143,18 +146,28 @@ BEGIN
         -- The elapsed-time grid: exact division of the elapsed seconds.
         due := floor(extract(epoch FROM clock - slot) / (hours * 3600))::integer;
         next_run_at := slot + step * (due + 1);
-        latest := slot + step * due;
+        IF window_seconds IS NOT NULL THEN
+            latest := slot + step * due;
+        END IF;
         IF slot < created_at THEN
             due := due - greatest(
                 0, ceil(extract(epoch FROM created_at - slot) / (hours * 3600))::integer - 1);
         END IF;
     ELSE
         first_index := schedctl.grid_index(slot, hours, anchor, zone, spread);
-        next_index := schedctl.grid_next_index(clock, hours, anchor, zone, spread);
-        next_run_at := schedctl.grid_slot(next_index, hours, anchor, zone, spread);
+        -- schedctl.grid_next_index(clock, ...), keeping the grid time it placed last
+        next_index := floor(extract(epoch FROM ((clock - spread) AT TIME ZONE zone) - anchor)
+                            / (hours * 3600)) + 1;
+        LOOP
+            next_run_at := schedctl.grid_slot(next_index, hours, anchor, zone, spread);
+            EXIT WHEN next_run_at > clock;
+            next_index := next_index + 1;
+        END LOOP;
         due := greatest(0, next_index - first_index - 1)::integer;
-        latest := CASE WHEN due = 0 THEN slot
-                       ELSE schedctl.grid_slot(next_index - 1, hours, anchor, zone, spread) END;
+        IF window_seconds IS NOT NULL THEN
+            latest := CASE WHEN due = 0 THEN slot
+                           ELSE schedctl.grid_slot(next_index - 1, hours, anchor, zone, spread) END;
+        END IF;
         IF slot < created_at THEN
             due := greatest(0, next_index - greatest(first_index + 1, schedctl.grid_next_index(
                 created_at - interval '1 microsecond', hours, anchor, zone, spread)))::integer;
