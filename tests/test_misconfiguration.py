@@ -15,6 +15,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import psycopg
 import pytest
@@ -123,7 +124,13 @@ def test_migrate_and_status_name_the_database_without_the_password(
     try:
         host = str(params.get("host", "127.0.0.1"))
         port = int(str(params.get("port", 5432)))
-        url = f"postgresql://{role}:{password}@{host}:{port}/{params['dbname']}"
+        if host.startswith("/"):  # the embedded server's socket folder
+            url = (
+                f"postgresql://{role}:{password}@/{params['dbname']}"
+                f"?host={quote(host, safe='')}&port={port}"
+            )
+        else:
+            url = f"postgresql://{role}:{password}@{host}:{port}/{params['dbname']}"
         env = {"SCHEDCTL_DATABASE_URL": url}
         expected = {
             "host": host,
