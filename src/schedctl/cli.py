@@ -921,11 +921,11 @@ def tick(
         if settings.tick_connections > 1 and settings.database_url is not None
         else None
     )
-    # Even with --quiet: a tick that falls back to the embedded server is misconfigured
-    # (the URL variable is missing or misspelt), and cron mailing the notice says so.
     summary = tick_pass.Summary()
     schedulers = None
     try:
+        # Announces the embedded server, even with --quiet: a tick that falls back to it is
+        # misconfigured (the URL variable is missing or misspelt), and cron mails the notice.
         url = db.database_url(settings)
         with db.connect(settings, url) as conn:
             db.preflight(conn)
