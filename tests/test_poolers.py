@@ -8,8 +8,6 @@ exact; and a session-mode pool."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -24,12 +22,13 @@ from psycopg.conninfo import conninfo_to_dict
 from tests.helpers import (
     Result,
     assert_error,
-    cli_env,
     fingerprint,
+    finish_cli_process,
     parse_time,
     run_cli,
     run_cli_subprocess,
     seed_due,
+    start_cli_process,
 )
 from tests.servers import PgBouncer, StartPgBouncer
 
@@ -75,27 +74,6 @@ def ok_json(result: Result) -> Any:
     """The JSON document of a command that succeeded."""
     assert result.code == 0, (result.code, result.stderr)
     return json.loads(result.stdout)
-
-
-def start_schedctl(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "schedctl", *args],
-        env=cli_env(env),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def finish(proc: subprocess.Popen[str], timeout: float = 300) -> Result:
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.communicate()
-        pytest.fail(f"still running after {timeout} s: {proc.args!r}")
-    return Result(proc.returncode, out, err)
 
 
 def due_slots(conn: Connection) -> set[tuple[str, datetime]]:
@@ -209,7 +187,10 @@ def test_migrate_through_a_pooler_is_refused_at_once_and_runs_over_the_direct_ur
 
     # Four at once, the main URL through the pooler and the migration URL direct.
     env = {"SCHEDCTL_DATABASE_URL": pooled, "SCHEDCTL_MIGRATE_DATABASE_URL": empty_database_url}
-    results = [finish(proc) for proc in [start_schedctl(["migrate"], env) for _ in range(4)]]
+    results = [
+        finish_cli_process(proc, timeout=300)
+        for proc in [start_cli_process(["migrate"], env) for _ in range(4)]
+    ]
     for result in results:
         assert result.code == 0, result.stderr
         assert "error" not in result.stderr, result.stderr
@@ -249,7 +230,7 @@ def test_four_ticks_at_once_through_the_pooler_make_exactly_one_job_per_due_slot
     with psycopg.connect(database_url) as gate:
         gate.execute("LOCK TABLE schedulers IN EXCLUSIVE MODE")
         procs = [
-            start_schedctl(["tick", "--json"], {"SCHEDCTL_DATABASE_URL": pooled_url})
+            start_cli_process(["tick", "--json"], {"SCHEDCTL_DATABASE_URL": pooled_url})
             for _ in range(4)
         ]
         deadline = time.monotonic() + 90
@@ -257,10 +238,13 @@ def test_four_ticks_at_once_through_the_pooler_make_exactly_one_job_per_due_slot
             if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
                 for proc in procs:
                     proc.kill()
-                pytest.fail(f"the ticks did not all reach the gate: {[finish(p) for p in procs]}")
+                pytest.fail(
+                    "the ticks did not all reach the gate: "
+                    f"{[finish_cli_process(p) for p in procs]}"
+                )
             time.sleep(0.02)
         gate.commit()
-    results = [finish(proc) for proc in procs]
+    results = [finish_cli_process(proc, timeout=300) for proc in procs]
 
     summaries = []
     for result in results:

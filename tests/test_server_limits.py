@@ -11,7 +11,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -26,11 +25,12 @@ from psycopg import sql
 from tests.helpers import (
     Result,
     assert_error,
-    cli_env,
     fingerprint,
+    finish_cli_process,
     run_cli,
     run_cli_subprocess,
     seed_due,
+    start_cli_process,
 )
 from tests.servers import PostgresCluster, StartCluster, StartStandby
 
@@ -78,27 +78,6 @@ def schedctl(url: str, *args: str, env: dict[str, str] | None = None) -> Result:
         for key, value in (env or {}).items():
             patch.setenv(key, value)
         return run_cli(list(args))
-
-
-def start_schedctl(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "schedctl", *args],
-        env=cli_env(env),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def finish(proc: subprocess.Popen[str], timeout: float = 300) -> Result:
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.communicate()
-        pytest.fail(f"still running after {timeout} s: {proc.args!r}")
-    return Result(proc.returncode, out, err)
 
 
 def one(conn: Connection, query: str, params: Any = None) -> Any:
@@ -254,7 +233,7 @@ def race_ticks(url: str, args: list[str], count: int, cpus: set[int] | None = No
     waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
     with connected(url) as gate, connected(url) as watch:
         gate.execute("BEGIN; LOCK TABLE schedulers IN EXCLUSIVE MODE")
-        procs = [start_schedctl(args, {"SCHEDCTL_DATABASE_URL": url}) for _ in range(count)]
+        procs = [start_cli_process(args, {"SCHEDCTL_DATABASE_URL": url}) for _ in range(count)]
         if cpus is not None:
             for proc in procs:
                 os.sched_setaffinity(proc.pid, cpus)
@@ -263,10 +242,13 @@ def race_ticks(url: str, args: list[str], count: int, cpus: set[int] | None = No
             if time.monotonic() > deadline or any(proc.poll() is not None for proc in procs):
                 for proc in procs:
                     proc.kill()
-                pytest.fail(f"the ticks did not all reach the gate: {[finish(p) for p in procs]}")
+                pytest.fail(
+                    "the ticks did not all reach the gate: "
+                    f"{[finish_cli_process(p) for p in procs]}"
+                )
             time.sleep(0.02)
         gate.execute("COMMIT")
-    return [finish(proc) for proc in procs]
+    return [finish_cli_process(proc, timeout=300) for proc in procs]
 
 
 @pytest.mark.slow
@@ -350,10 +332,10 @@ def tick_stopped_mid_batch(url: str, output: str) -> tuple[Result, dict[str, dat
                 FOR EACH STATEMENT EXECUTE FUNCTION test_slow_jobs();
             """
         )
-        tick = start_schedctl(["tick", output], {"SCHEDCTL_DATABASE_URL": url})
+        tick = start_cli_process(["tick", output], {"SCHEDCTL_DATABASE_URL": url})
         deadline = time.monotonic() + 60
         while not (pids := [row[0] for row in conn.execute(TICK_APPLYING).fetchall()]):
-            assert tick.poll() is None, finish(tick)
+            assert tick.poll() is None, finish_cli_process(tick, timeout=300)
             assert time.monotonic() < deadline, "the tick never applied a batch"
             time.sleep(0.005)
         tick.send_signal(signal.SIGSTOP)
@@ -361,7 +343,7 @@ def tick_stopped_mid_batch(url: str, output: str) -> tuple[Result, dict[str, dat
             assert backend_gone(conn, pids[0], timeout=30), "the server kept the session"
         finally:
             tick.send_signal(signal.SIGCONT)
-        result = finish(tick)
+        result = finish_cli_process(tick, timeout=300)
         conn.execute("DROP TRIGGER test_slow_jobs ON jobs")
     return result, slots
 
@@ -584,15 +566,15 @@ def test_a_server_restart_mid_pass_leaves_one_job_per_slot_and_the_next_tick_ser
                 FOR EACH STATEMENT EXECUTE FUNCTION test_slow_jobs();
             """
         )
-        tick = start_schedctl(["tick", "--json"], {"SCHEDCTL_DATABASE_URL": url})
+        tick = start_cli_process(["tick", "--json"], {"SCHEDCTL_DATABASE_URL": url})
         deadline = time.monotonic() + 120
         while not one(conn, "SELECT count(*) FROM jobs"):  # once a batch has committed
-            assert tick.poll() is None, finish(tick)
+            assert tick.poll() is None, finish_cli_process(tick, timeout=300)
             assert time.monotonic() < deadline, "tick never committed a batch"
             time.sleep(0.02)
     assert tick.poll() is None, "the pass ended before the restart"
     pg_ctl(cluster, "restart", "--mode", mode, "--wait", "--log", str(cluster.log_file))
-    result = finish(tick)
+    result = finish_cli_process(tick, timeout=300)
 
     assert result.code in (1, 5), result
     lines = result.stderr.splitlines()
