@@ -24,13 +24,13 @@ import pytest
 from tests.helpers import Cli, Conn, cli_env, fetch_one, ok_json, seed_due
 from tests.test_hooks import CANCEL, CREATE, install_example
 from tests.test_tick_concurrency import (
-    TICK_BACKENDS,
+    _due_again,
     _due_slots,
     _job_slots,
+    _kill_at_random,
     _race,
     _start_ticks,
     _summaries,
-    _wait_for,
 )
 
 pytestmark = pytest.mark.slow
@@ -119,27 +119,13 @@ def test_sigkilled_ticks_never_leave_a_job_without_its_task(
     for round_no in range(5):
         jobs_before = len(_job_slots(conn))
         procs = _start_ticks(database_url, 2)
-        _wait_for(conn, f"SELECT ({TICK_BACKENDS}) > 0", True, timeout=60)
-        started = time.monotonic()
-        for proc, delay in zip(procs, sorted(rng.uniform(0.3, 4.0) for _ in procs), strict=True):
-            time.sleep(max(0.0, started + delay - time.monotonic()))
-            proc.send_signal(signal.SIGKILL)
-        for proc in procs:
-            proc.communicate(timeout=60)
-            assert proc.returncode in (0, -signal.SIGKILL), (seed, proc.returncode)
-            outcomes["killed" if proc.returncode else "finished"] += 1
-        _wait_for(conn, TICK_BACKENDS, 0, timeout=60)
+        kills = _kill_at_random(conn, procs, rng, (0.3, 4.0), seed)
+        for killed in kills:
+            outcomes["killed" if killed else "finished"] += 1
         _assert_every_job_has_its_task(conn)
         made = len(_job_slots(conn)) - jobs_before
-        killed = any(proc.returncode for proc in procs)
-        outcomes["killed after a commit" if made and killed else "other rounds"] += 1
-        moved = conn.execute(
-            "UPDATE schedulers SET next_run_at = now() - random() * interval '1 hour'"
-            " WHERE id IN (SELECT id FROM schedulers WHERE next_run_at > now()"
-            " ORDER BY md5(id::text || %s) LIMIT 2000) RETURNING id::text, next_run_at",
-            [f"{seed}-{round_no}"],
-        ).fetchall()
-        expected |= {(sid, slot) for sid, slot in moved}
+        outcomes["killed after a commit" if made and any(kills) else "other rounds"] += 1
+        expected |= _due_again(conn, 2000, f"{seed}-{round_no}")
 
     print(f"seed {seed}: {dict(outcomes)}")
     # Some ticks were killed with batches committed (and most, with one open as well).

@@ -107,6 +107,47 @@ def _wait_for(conn: Conn, query: str, expected: int, timeout: float) -> None:
         time.sleep(0.05)
 
 
+def _kill_at_random(
+    conn: Conn,
+    procs: list[subprocess.Popen[str]],
+    rng: random.Random,
+    between: tuple[float, float],
+    seed: int,
+) -> list[bool]:
+    """SIGKILL each tick at a random moment `between` seconds after the first of them
+    has connected (during the start-up of some, inside a batch's transaction of others, or
+    after they ended), and wait until the database has ended their sessions, rolling back
+    any open batch. Whether each was killed (False: it had finished)."""
+    _wait_for(conn, f"SELECT ({TICK_BACKENDS}) > 0", True, timeout=60)
+    started = time.monotonic()
+    delays = sorted(rng.uniform(*between) for _ in procs)
+    for proc, delay in zip(procs, delays, strict=True):
+        time.sleep(max(0.0, started + delay - time.monotonic()))
+        proc.send_signal(signal.SIGKILL)
+    for proc in procs:
+        proc.communicate(timeout=60)
+        assert proc.returncode in (0, -signal.SIGKILL), (seed, proc.returncode)
+    _wait_for(conn, TICK_BACKENDS, 0, timeout=60)
+    return [proc.returncode != 0 for proc in procs]
+
+
+def _due_again(conn: Conn, count: int, salt: str) -> set[tuple[str, datetime]]:
+    """Make up to `count` served schedulers (a stable choice by `salt`) due again, each at a
+    new slot in the last hour; those new slots."""
+    moved = conn.execute(
+        """
+        UPDATE schedulers SET next_run_at = now() - random() * interval '1 hour'
+        WHERE id IN (
+            SELECT id FROM schedulers WHERE next_run_at > now()
+            ORDER BY md5(id::text || %s) LIMIT %s
+        )
+        RETURNING id::text, next_run_at
+        """,
+        [salt, count],
+    ).fetchall()
+    return {(sid, slot) for sid, slot in moved}
+
+
 TICK_BACKENDS = (
     "SELECT count(*) FROM pg_stat_activity "
     "WHERE datname = current_database() AND application_name = 'schedctl'"
@@ -194,20 +235,8 @@ def test_ticks_killed_at_random_moments_leave_exactly_one_job_per_slot(
     for round_no in range(6):
         due_before = len(_due_slots(conn))
         procs = _start_ticks(database_url, 4)
-        # Kill each at a random moment after the first of them has connected: during the
-        # start-up of some, inside a batch's transaction of others, or after they ended.
-        _wait_for(conn, f"SELECT ({TICK_BACKENDS}) > 0", True, timeout=60)
-        started = time.monotonic()
-        for proc, delay in zip(procs, sorted(rng.uniform(0, 0.5) for _ in procs), strict=True):
-            time.sleep(max(0.0, started + delay - time.monotonic()))
-            proc.send_signal(signal.SIGKILL)
-        for proc in procs:
-            proc.communicate(timeout=60)
-            assert proc.returncode in (0, -signal.SIGKILL), (seed, proc.returncode)
-            outcomes["killed" if proc.returncode else "finished"] += 1
-        # A killed tick's session ends, rolling back its open batch, once the database
-        # notices; until then it holds its rows.
-        _wait_for(conn, TICK_BACKENDS, 0, timeout=60)
+        for killed in _kill_at_random(conn, procs, rng, (0, 0.5), seed):
+            outcomes["killed" if killed else "finished"] += 1
         # No slot ever has two jobs, whatever was killed when.
         jobs = _job_slots(conn)
         assert len(jobs) == len(set(jobs)), seed
@@ -215,18 +244,7 @@ def test_ticks_killed_at_random_moments_leave_exactly_one_job_per_slot(
         due_after = len(_due_slots(conn))
         outcomes["rounds cut short" if 0 < due_after < due_before else "rounds all or nothing"] += 1
         # New slots: most schedulers whose slot was served are moved back, to be due again.
-        moved = conn.execute(
-            """
-            UPDATE schedulers SET next_run_at = now() - random() * interval '1 hour'
-            WHERE id IN (
-                SELECT id FROM schedulers WHERE next_run_at > now()
-                ORDER BY md5(id::text || %s) LIMIT 2500
-            )
-            RETURNING id::text, next_run_at
-            """,
-            [f"{seed}-{round_no}"],
-        ).fetchall()
-        expected |= {(sid, slot) for sid, slot in moved}
+        expected |= _due_again(conn, 2500, f"{seed}-{round_no}")
 
     left = _due_slots(conn)
     print(f"seed {seed}: {dict(outcomes)}; {len(left)} slots left due for the last tick")
