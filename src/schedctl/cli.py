@@ -527,18 +527,30 @@ def list_(
     disabled: Annotated[bool, typer.Option("--disabled", help="Only paused ones.")] = False,
     due: Annotated[bool, typer.Option("--due", help="Only those due now.")] = False,
     all_orgs: AllOrgsOpt = False,
+    watch: WatchOpt = None,
     org: OrgOpt = None,
     as_json: JsonOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
     """List the organisation's schedulers, soonest first, with the last job each made."""
-    from schedctl import render, schedulers
+    from schedctl import refresh, schedulers
     from schedctl.validation import exclusive
 
     state = _pair(enabled, disabled, "--enabled", "--disabled")
     exclusive(due=due, disabled=disabled)  # due ones are enabled
+    refresh.check(watch, as_json=as_json)
     with _session(org, all_orgs=all_orgs) as (conn, org_id):
-        found = schedulers.list_for(conn, org_id, enabled=state, due_only=due)
+        refresh.run(
+            watch,
+            lambda: _print_list(
+                schedulers.list_for(conn, org_id, enabled=state, due_only=due), all_orgs, as_json
+            ),
+        )
+
+
+def _print_list(found: list[Scheduler], all_orgs: bool, as_json: bool) -> None:
+    from schedctl import render
+
     if as_json:
         render.print_json([render.doc(s) | {"last_run": _last_run_doc(s)} for s in found])
     else:
@@ -747,22 +759,38 @@ def delete(
         print(f"deleted scheduler {deleted.id} ({deleted.domain}); its jobs are kept")
 
 
-@app.command(short_help="The scheduler's jobs, newest first.")
+@app.command(short_help="The jobs of a scheduler (or of every one), newest first.")
 def history(
-    ref: RefArg,
+    ref: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="REF",
+            help="The scheduler (id or domain); without it, the jobs schedctl made for every "
+            "scheduler of the organisation.",
+            show_default=False,
+        ),
+    ] = None,
     limit: Annotated[int, typer.Option(metavar="INTEGER", help="Jobs per page, 1-1000.")] = 20,
     offset: Annotated[int, typer.Option(metavar="INTEGER", help="Jobs to skip, newest first.")] = 0,
+    since: HistorySinceOpt = None,
+    status: HistoryStatusOpt = None,
+    all_orgs: SelectAllOrgsOpt = False,
     org: OrgOpt = None,
     as_json: JsonOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
     """The scheduler's jobs, newest first, with each one's slot and whether the schedule
-    or a `run` made it."""
+    or a `run` made it; without REF, those of every scheduler (with --since, --status)."""
     from schedctl import render, schedulers
     from schedctl.validation import HISTORY_LIMIT, OFFSET, check_range, parse_ref
 
     check_range("--limit", limit, *HISTORY_LIMIT)
     check_range("--offset", offset, *OFFSET)
+    if ref is None:
+        _history_of_all(org, all_orgs, since, status, limit, offset, as_json)
+        return
+    if since is not None or status is not None or all_orgs:
+        raise InvalidInput("--since, --status and --all-orgs go with history without a REF")
     scheduler_ref = parse_ref(ref)
     with _session(org) as (conn, org_id):
         scheduler = schedulers.get(conn, org_id, scheduler_ref)
@@ -780,23 +808,46 @@ def history(
         )
 
 
-@app.command(short_help="Pause a scheduler, keeping the reason.")
+@app.command(short_help="Pause a scheduler (or many: --all, --match), keeping the reason.")
 def pause(
-    ref: RefArg,
+    ref: OptionalRefArg = None,
     reason: Annotated[
         str | None, typer.Option(metavar="TEXT", help="Why, for the next operator.")
     ] = None,
     until: UntilOpt = None,
+    every: SelectAllOpt = False,
+    match: MatchOpt = None,
+    all_orgs: SelectAllOrgsOpt = False,
+    dry_run: SelectDryRunOpt = False,
+    yes: SelectYesOpt = False,
     org: OrgOpt = None,
     as_json: JsonOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
-    """Pause a scheduler, keeping the reason; with --until, a tick resumes it then."""
-    from schedctl import schedulers
+    """Pause a scheduler, keeping the reason; with --until, a tick resumes it then. --all or
+    --match GLOB pause many in one transaction (more than one needs --yes)."""
+    from schedctl import schedulers, selectors
     from schedctl.validation import parse_reason, parse_ref, parse_until
 
     why = parse_reason(reason)
     resume_at = parse_until(until) if until is not None else None
+    if selectors.check_usage(ref=ref, every=every, match=match, all_orgs=all_orgs):
+        _select_and_change(
+            "pause",
+            lambda conn, selector, write: selectors.pause(
+                conn, selector, why, _actor(), resume_at, write=write
+            ),
+            org=org,
+            all_orgs=all_orgs,
+            match=match,
+            dry_run=dry_run,
+            yes=yes,
+            as_json=as_json,
+        )
+        return
+    if dry_run or yes:
+        raise InvalidInput("--dry-run and --yes go with --all or --match")
+    assert ref is not None
     scheduler_ref = parse_ref(ref)
     with _session(org) as (conn, org_id):
         scheduler, changed = schedulers.pause(
@@ -805,14 +856,38 @@ def pause(
     _emit_scheduler(scheduler, as_json, changed)
 
 
-@app.command(short_help="Resume a paused scheduler.")
+@app.command(short_help="Resume a paused scheduler (or many: --all, --match).")
 def resume(
-    ref: RefArg, org: OrgOpt = None, as_json: JsonOpt = False, verbose: VerboseOpt = False
+    ref: OptionalRefArg = None,
+    every: SelectAllOpt = False,
+    match: MatchOpt = None,
+    all_orgs: SelectAllOrgsOpt = False,
+    dry_run: SelectDryRunOpt = False,
+    yes: SelectYesOpt = False,
+    org: OrgOpt = None,
+    as_json: JsonOpt = False,
+    verbose: VerboseOpt = False,
 ) -> None:
-    """Resume a paused scheduler; a slot missed while paused runs at the next tick."""
-    from schedctl import schedulers
+    """Resume a paused scheduler; a slot missed while paused runs at the next tick. --all or
+    --match GLOB resume many in one transaction (more than one needs --yes)."""
+    from schedctl import schedulers, selectors
     from schedctl.validation import parse_ref
 
+    if selectors.check_usage(ref=ref, every=every, match=match, all_orgs=all_orgs):
+        _select_and_change(
+            "resume",
+            lambda conn, selector, write: selectors.resume(conn, selector, _actor(), write=write),
+            org=org,
+            all_orgs=all_orgs,
+            match=match,
+            dry_run=dry_run,
+            yes=yes,
+            as_json=as_json,
+        )
+        return
+    if dry_run or yes:
+        raise InvalidInput("--dry-run and --yes go with --all or --match")
+    assert ref is not None
     scheduler_ref = parse_ref(ref)
     with _session(org) as (conn, org_id):
         scheduler, changed = schedulers.resume(conn, org_id, scheduler_ref, _actor())
@@ -843,6 +918,11 @@ def log(
         typer.Argument(metavar="REF", help="Only this scheduler's entries (id or domain)."),
     ] = None,
     limit: LimitOpt = 20,
+    since: LogSinceOpt = None,
+    until: LogUntilOpt = None,
+    action: LogActionOpt = None,
+    actor: LogActorOpt = None,
+    source: LogSourceOpt = None,
     all_orgs: Annotated[
         bool,
         typer.Option("--all-orgs", help="Every organisation's entries, and those of none."),
@@ -851,22 +931,30 @@ def log(
     as_json: JsonOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
-    """The audit trail: who changed which scheduler or organisation, when, and how."""
-    from schedctl import render, schedulers
+    """The audit trail: who changed which scheduler or organisation, when, and how (and
+    whether a command, a file or tick did)."""
+    from schedctl import logs, render, render_incidents
     from schedctl.validation import HISTORY_LIMIT, check_range, parse_ref
 
     check_range("--limit", limit, *HISTORY_LIMIT)
+    filters = logs.AuditFilters(
+        since=logs.parse_when(since, "--since"),
+        until=logs.parse_when(until, "--until"),
+        actions=tuple(action or ()),
+        actor=actor,
+        source=source,
+    )
     scheduler_ref = parse_ref(ref) if ref is not None else None
     with _session(org, all_orgs=all_orgs) as (conn, org_id):
-        entries = schedulers.audit_log(conn, org_id, scheduler_ref, limit=limit)
+        entries = logs.audit_entries(conn, org_id, scheduler_ref, filters, limit=limit)
     if as_json:
-        render.print_json([render.doc(entry) for entry in entries])
+        render.print_json(render_incidents.audit_docs(entries))
     else:
         terminal = _terminal()
         render.table(
             "Audit log",
-            render.audit_headers(terminal=terminal, organisations=all_orgs),
-            render.audit_rows(entries, terminal=terminal, organisations=all_orgs),
+            render_incidents.audit_headers(terminal=terminal, organisations=all_orgs),
+            render_incidents.audit_rows(entries, terminal=terminal, organisations=all_orgs),
             terminal=terminal,
             dotted=4 if all_orgs else 3,
         )
@@ -973,17 +1061,28 @@ def status(
             help="Print Prometheus gauges for the whole database (exit 0 when it answered).",
         ),
     ] = False,
+    watch: WatchOpt = None,
     org: OrgOpt = None,
     as_json: JsonOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
     """Health for monitoring: exits 1 when ticks lag or the last tick failed."""
-    from schedctl import monitoring, render
+    from schedctl import monitoring, refresh, render
     from schedctl.validation import parse_duration
 
     lag_limit = parse_duration(max_lag)
     if prometheus and (org is not None or as_json):
         raise InvalidInput("--prometheus covers the whole database: it takes no --org or --json")
+    refresh.check(watch, as_json=as_json or prometheus)
+    if watch is not None:
+        with _session(org, all_orgs=all_orgs) as (conn, org_id):
+            refresh.run(
+                watch,
+                lambda: render.fields(
+                    render.status_lines(monitoring.status(conn, org_id, lag_limit))
+                ),
+            )
+        return
     with _session(org, all_orgs=all_orgs or prometheus) as (conn, org_id):
         report = monitoring.status(conn, org_id, lag_limit)
     if prometheus:
@@ -1093,6 +1192,205 @@ def export(
     with _session(org, all_orgs=all_orgs) as (conn, org_id):
         text = applying.export(conn, org_id, managed_only=managed)
     sys.stdout.write(text)
+
+
+# ================================================================ incident tools (issue 21)
+# timeline, doctor; the selectors of pause/resume; --watch; log and history filters.
+
+OptionalRefArg = Annotated[
+    str | None,
+    typer.Argument(
+        metavar="REF",
+        help="The scheduler's id (or its first 8+ characters), or its domain; or give --all "
+        "or --match.",
+        show_default=False,
+    ),
+]
+SelectAllOpt = Annotated[
+    bool, typer.Option("--all", help="Every scheduler of --org (or of all with --all-orgs).")
+]
+MatchOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--match", metavar="GLOB", help="Schedulers whose domain matches, e.g. '*.example.com'."
+    ),
+]
+SelectAllOrgsOpt = Annotated[
+    bool, typer.Option("--all-orgs", help="With --all or --match: in every organisation.")
+]
+SelectDryRunOpt = Annotated[
+    bool, typer.Option("--dry-run", help="With --all or --match: list what would change.")
+]
+SelectYesOpt = Annotated[
+    bool,
+    typer.Option("--yes", "-y", help="With --all or --match: change more than one without asking."),
+]
+LogSinceOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--since", metavar="WHEN", help="From this time (ISO 8601) or this long ago (e.g. 2h)."
+    ),
+]
+LogUntilOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--until", metavar="WHEN", help="Before this time (ISO 8601) or this long ago (e.g. 1h)."
+    ),
+]
+LogActionOpt = Annotated[
+    list[str] | None,
+    typer.Option("--action", metavar="ACTION", help="Only this action, e.g. pause (repeatable)."),
+]
+LogActorOpt = Annotated[
+    str | None, typer.Option("--actor", metavar="NAME", help="Only this actor's entries.")
+]
+LogSourceOpt = Annotated[
+    str | None,
+    typer.Option("--source", metavar="SOURCE", help="Only changes made by cli, apply or tick."),
+]
+HistorySinceOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--since",
+        metavar="WHEN",
+        help="Without REF: jobs made from this time (ISO 8601) or this long ago (e.g. 12h).",
+    ),
+]
+HistoryStatusOpt = Annotated[
+    str | None,
+    typer.Option("--status", metavar="STATUS", help="Without REF: only jobs in this status."),
+]
+WatchOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--watch",
+        metavar="[SECONDS]",
+        help="Redraw every SECONDS (default 2) on a terminal until Ctrl-C.",
+    ),
+]
+
+
+def _select_and_change(
+    verb: str,
+    change: Any,
+    *,
+    org: str | None,
+    all_orgs: bool,
+    match: str | None,
+    dry_run: bool,
+    yes: bool,
+    as_json: bool,
+) -> None:
+    """pause/resume with a selector: what would change (a rolled-back pass), confirmation
+    for more than one, then the change in one transaction."""
+    from schedctl import render_incidents, selectors
+
+    with _session(org, all_orgs=all_orgs) as (conn, org_id):
+        selector = selectors.Selector(org_id, match)
+        planned = change(conn, selector, False)
+        if not dry_run and len(planned) > 1 and not yes:
+            if not sys.stdin.isatty():
+                raise InvalidInput(
+                    f"refusing to {verb} {len(planned)} schedulers without a terminal to "
+                    "confirm: pass --yes (or --dry-run to list them)"
+                )
+            for line in render_incidents.selection_lines(planned, verb, dry_run=True):
+                print(line, file=sys.stderr)
+            if not typer.confirm(f"{verb.capitalize()} these {len(planned)} schedulers?", err=True):
+                raise OperationFailed(f"nothing was {verb}d")
+        done = planned if dry_run else change(conn, selector, True)
+    if as_json:
+        render_incidents.print_selection_json(done, dry_run=dry_run)
+    else:
+        for line in render_incidents.selection_lines(done, verb, dry_run=dry_run):
+            print(line)
+
+
+def _history_of_all(
+    org: str | None,
+    all_orgs: bool,
+    since: str | None,
+    status: str | None,
+    limit: int,
+    offset: int,
+    as_json: bool,
+) -> None:
+    """`history` without a REF: the jobs schedctl made across the organisation."""
+    from schedctl import logs, render, render_incidents
+
+    when = logs.parse_when(since, "--since")
+    with _session(org, all_orgs=all_orgs) as (conn, org_id):
+        jobs = logs.jobs_made(conn, org_id, since=when, status=status, limit=limit, offset=offset)
+        now = logs.database_now(conn)
+    if as_json:
+        render.print_json(render_incidents.job_docs(jobs))
+    else:
+        terminal = _terminal()
+        render.table(
+            "Jobs",
+            render_incidents.HISTORY_HEADERS,
+            render_incidents.history_rows(jobs, now, terminal=terminal),
+            terminal=terminal,
+            unbroken=(1,),
+            dotted=0,
+        )
+
+
+@app.command(short_help="The runs to come, per hour: a picture of the load.")
+def timeline(
+    hours: Annotated[
+        int, typer.Option(metavar="N", help="How many hours ahead to look (default 24).")
+    ] = 24,
+    bucket: Annotated[
+        str, typer.Option(metavar="DURATION", help="Width of each bar (default 1h).")
+    ] = "1h",
+    all_orgs: AllOrgsOpt = False,
+    watch: WatchOpt = None,
+    org: OrgOpt = None,
+    as_json: JsonOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """The runs that will start in the next hours, per bucket, with the busiest
+    organisations; herds (more than 3x the mean) are marked."""
+    from schedctl import refresh, render_timeline
+    from schedctl import timeline as timelines
+    from schedctl.validation import parse_duration
+
+    width = parse_duration(bucket, "--bucket")
+    timelines.check_window(hours, width)
+    refresh.check(watch, as_json=as_json)
+    with _session(org, all_orgs=all_orgs) as (conn, org_id):
+
+        def draw() -> None:
+            found = timelines.count(conn, org_id, hours=hours, bucket=width)
+            if as_json:
+                render_timeline.print_json(found)
+            elif _terminal():
+                render_timeline.chart(found)
+            else:
+                print("\n".join(render_timeline.lines(found)))
+
+        refresh.run(watch, draw)
+
+
+@app.command(short_help="Check what breaks deployments; exit 1 when something fails.")
+def doctor(as_json: JsonOpt = False, verbose: VerboseOpt = False) -> None:
+    """Check the connection, pooler, schema, role, row-level security, hooks, index, ticks,
+    the host's own scheduler loop and the clocks: ok, warn or fail, each with a remedy."""
+    from schedctl import doctor as checks
+    from schedctl import render_incidents
+
+    found = checks.run(load_settings())
+    if as_json:
+        render_incidents.print_doctor_json(found)
+    else:
+        for line in render_incidents.doctor_lines(found, terminal=_terminal()):
+            print(line)
+    if any(check.status == "fail" for check in found):
+        raise typer.Exit(1)
+
+
+# ================================================================ end of incident tools
 
 
 # ---------------------------------------------------------------- help
@@ -1275,6 +1573,9 @@ def _warn_about_unknown_settings() -> None:
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; every error becomes one `error:` line and its exit code."""
     args = sys.argv[1:] if argv is None else argv
+    from schedctl.refresh import with_default_seconds
+
+    args = with_default_seconds(args)  # `--watch` given no SECONDS
     _Verbosity.requested = False
     try:
         _warn_about_unknown_settings()

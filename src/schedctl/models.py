@@ -148,6 +148,9 @@ class AuditEntry:
     reason: str | None
     db_now: datetime = field(metadata=_INTERNAL)
     organisation_name: str | None = field(default=None, metadata=_INTERNAL)
+    # Where the change came from: cli (a command), apply (a file) or tick; None where the
+    # query does not say (left out of JSON then).
+    source: str | None = field(default=None, metadata=_INTERNAL)
 
 
 @dataclass(frozen=True)

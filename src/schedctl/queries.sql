@@ -1209,3 +1209,209 @@ DELETE FROM public.schedulers WHERE id IN (SELECT id FROM doomed);
 -- name: org_delete
 -- Delete an organisation (the host's foreign keys decide what goes with it).
 DELETE FROM public.organisations WHERE id = %(id)s;
+
+-- ================================================================ incident tools (timeline,
+-- selectors, log and history filters, doctor, completion)
+
+-- name: timeline_clock
+-- The window of a timeline: now, its end, and the start of the bucket that holds now (a whole
+-- multiple of the bucket size since the epoch, in UTC).
+SELECT now() AS now, now() + make_interval(hours => %(hours)s) AS until,
+       to_timestamp(floor(extract(epoch FROM now()) / %(bucket_seconds)s) * %(bucket_seconds)s)
+           AS start;
+
+-- name: timeline_counts
+-- The runs that will start between now and `hours` from now, counted per bucket and
+-- organisation, by the slot arithmetic of tick and `show --next`: each scheduler wakes now
+-- (enabled) or when its `pause --until` runs out (inside the window); a slot already due then
+-- is planned as tick plans it (coalesced, or dropped by a catch-up window) and runs at once;
+-- then every grid time up to the window's end (wall-clock grids placed by grid_slot).
+WITH clock AS (
+    SELECT now() AS now, now() + make_interval(hours => %(hours)s) AS until,
+           floor(extract(epoch FROM now()) / %(bucket_seconds)s) * %(bucket_seconds)s AS start
+),
+woken AS (
+    SELECT s.id, s.organisation_id, s.schedule_interval_hours AS hours, s.next_run_at,
+           s.created_at, st.grid_anchor AS anchor, COALESCE(st.time_zone, 'UTC') AS zone,
+           schedctl.spread_offset(s.id, COALESCE(st.spread_seconds, 0)) AS spread,
+           st.catchup_window_seconds AS window_seconds,
+           CASE WHEN s.is_enabled THEN c.now ELSE GREATEST(c.now, st.paused_until) END AS wake
+    FROM public.schedulers s
+    LEFT JOIN schedctl.scheduler_settings st ON st.scheduler_id = s.id
+    CROSS JOIN clock c
+    WHERE (%(organisation_id)s::uuid IS NULL OR s.organisation_id = %(organisation_id)s::uuid)
+      AND (s.is_enabled OR st.paused_until < c.until)
+),
+planned AS (
+    SELECT w.id, w.organisation_id, w.hours, w.anchor, w.zone, w.spread, w.wake,
+           w.next_run_at <= w.wake AND p.serve IS NOT NULL AS runs_at_wake,
+           CASE WHEN w.next_run_at <= w.wake THEN p.next_run_at ELSE w.next_run_at END AS following
+    FROM woken w
+    LEFT JOIN LATERAL schedctl.plan_slot(
+        w.next_run_at, w.wake, w.created_at, w.hours, w.anchor, w.zone, w.spread,
+        w.window_seconds
+    ) AS p ON w.next_run_at <= w.wake
+),
+runs AS (
+    SELECT organisation_id, wake AS at FROM planned WHERE runs_at_wake
+    UNION ALL
+    SELECT pl.organisation_id, g.at
+    FROM planned pl
+    CROSS JOIN clock c
+    CROSS JOIN LATERAL (
+        SELECT pl.following + k * make_interval(hours => pl.hours) AS at
+        FROM generate_series(
+            0, floor(extract(epoch FROM c.until - pl.following) / (pl.hours * 3600))::integer
+        ) AS k
+        WHERE pl.anchor IS NULL
+        UNION ALL
+        SELECT pl.following WHERE pl.anchor IS NOT NULL
+        UNION ALL
+        SELECT schedctl.grid_slot(
+            schedctl.grid_index(pl.following, pl.hours, pl.anchor, pl.zone, pl.spread) + k,
+            pl.hours, pl.anchor, pl.zone, pl.spread)
+        FROM generate_series(
+            1, floor(extract(epoch FROM c.until - pl.following) / (pl.hours * 3600))::integer + 1
+        ) AS k
+        WHERE pl.anchor IS NOT NULL
+    ) AS g
+)
+SELECT floor((extract(epoch FROM r.at) - c.start) / %(bucket_seconds)s)::integer AS bucket,
+       r.organisation_id, o.name AS organisation_name, count(*)::integer AS runs
+FROM runs r
+CROSS JOIN clock c
+LEFT JOIN public.organisations o ON o.id = r.organisation_id
+WHERE r.at < c.until
+GROUP BY 1, 2, 3
+ORDER BY 1, 4 DESC, 3, 2;
+
+-- name: selector_schedulers
+-- The schedulers of an organisation (or of all) whose domain matches a LIKE pattern (NULL:
+-- every one), by domain: the ones `pause`/`resume --all` or `--match` act on.
+SELECT s.id, s.organisation_id
+FROM public.schedulers s
+JOIN public.domains d ON d.id = s.domain_id
+WHERE (%(organisation_id)s::uuid IS NULL OR s.organisation_id = %(organisation_id)s::uuid)
+  AND (%(pattern)s::text IS NULL OR lower(rtrim(d.name, '.')) LIKE %(pattern)s::text)
+ORDER BY lower(d.name), s.organisation_id, s.id;
+
+-- name: doctor_server
+-- The server's version and the role the session runs as.
+SELECT current_setting('server_version') AS version,
+       current_setting('server_version_num')::integer AS version_num,
+       current_user AS role;
+
+-- name: doctor_schema
+-- Whether schedctl's schema is migrated at all.
+SELECT to_regclass('schedctl.served_slots') IS NOT NULL AS migrated;
+
+-- name: doctor_migrations
+-- The ids of the migrations yoyo recorded as applied.
+SELECT array_agg(migration_id ORDER BY migration_id) AS ids FROM schedctl._yoyo_migration;
+
+-- name: doctor_privileges
+-- Whether the current role holds each privilege a group of commands needs (`requirements`:
+-- a JSON array of {command, kind: table|column|function, object, col, privilege}); an object
+-- that does not exist is a privilege not held.
+SELECT r.command, r.kind, r.object, r.col, r.privilege, current_user AS role,
+       CASE
+           WHEN r.kind = 'table' THEN
+               to_regclass(r.object) IS NOT NULL
+               AND has_table_privilege(to_regclass(r.object), r.privilege)
+           WHEN r.kind = 'column' THEN
+               EXISTS (SELECT 1 FROM pg_attribute a
+                       WHERE a.attrelid = to_regclass(r.object) AND a.attname = r.col
+                         AND NOT a.attisdropped)
+               AND has_column_privilege(to_regclass(r.object), r.col, r.privilege)
+           WHEN r.kind = 'function' THEN
+               to_regprocedure(r.object) IS NOT NULL
+               AND has_function_privilege(to_regprocedure(r.object), r.privilege)
+           ELSE FALSE
+       END AS granted
+FROM jsonb_to_recordset(%(requirements)s::jsonb) AS r (
+    command text, kind text, object text, col text, privilege text
+);
+
+-- name: doctor_heartbeats
+-- Each host's last tick pass, its outcome and its age by the database clock.
+SELECT host, ticked_at, ok, message,
+       extract(epoch FROM now() - ticked_at)::float8 AS age_seconds
+FROM schedctl.tick_heartbeats
+ORDER BY ticked_at DESC;
+
+-- name: doctor_foreign_scheduled_jobs
+-- Jobs of the last day marked as scheduled (source_type 'scheduler') that schedctl did not
+-- make: no served slot names them and no `run` did: the host's own scheduler loop made them.
+SELECT count(*)::integer AS jobs
+FROM public.jobs j
+WHERE j.source_type = 'scheduler'
+  AND j.created_at > now() - interval '1 day'
+  AND j.source_info IS DISTINCT FROM 'manual run'
+  AND NOT EXISTS (
+      SELECT 1 FROM schedctl.served_slots ss
+      WHERE ss.scheduler_id = j.scheduler_id AND ss.job_id = j.id
+  )
+  AND NOT EXISTS (
+      SELECT 1 FROM schedctl.audit a
+      WHERE a.scheduler_id = j.scheduler_id AND a.action = 'run'
+        AND a.changes -> 'job_id' ->> 1 = j.id
+  );
+
+-- name: doctor_clock
+-- The server's clock.
+SELECT clock_timestamp() AS now;
+
+-- name: audit_search
+-- Audit entries of an organisation (or of all), or of one scheduler in it, newest first,
+-- filtered: from `since` and before `until` (each a time, or an age by the database clock),
+-- by action, by actor, and by source: apply (a file), tick (slots skipped or missed, and
+-- pauses that ran out) or cli (every other change, made by a command).
+SELECT a.id, a.at, a.actor, a.action, a.scheduler_id, a.organisation_id, a.domain,
+       a.changes, a.reason, now() AS db_now, o.name AS organisation_name, src.source
+FROM schedctl.audit a
+LEFT JOIN public.organisations o ON o.id = a.organisation_id
+CROSS JOIN LATERAL (
+    SELECT COALESCE(a.source, CASE
+        WHEN a.action IN ('skip', 'missed') THEN 'tick'
+        WHEN a.action = 'resume' AND a.reason LIKE 'paused until %%' THEN 'tick'
+        ELSE 'cli' END) AS source
+) AS src
+WHERE (%(organisation_id)s::uuid IS NULL OR a.organisation_id = %(organisation_id)s::uuid)
+  AND (%(scheduler_id)s::uuid IS NULL OR a.scheduler_id = %(scheduler_id)s::uuid)
+  AND a.at >= COALESCE(%(since_at)s::timestamptz, now() - %(since_ago)s::interval,
+                       '-infinity'::timestamptz)
+  AND a.at < COALESCE(%(until_at)s::timestamptz, now() - %(until_ago)s::interval,
+                      'infinity'::timestamptz)
+  AND (%(actions)s::text[] IS NULL OR a.action = ANY (%(actions)s::text[]))
+  AND (%(actor)s::text IS NULL OR a.actor = %(actor)s::text)
+  AND (%(source)s::text IS NULL OR src.source = %(source)s::text)
+ORDER BY a.at DESC, a.id DESC
+LIMIT %(limit)s;
+
+-- name: jobs_made
+-- The jobs schedctl made (for a served slot, or by `run`) for the schedulers of an
+-- organisation (or of all), newest first, one page: from `since` (a time, or an age by the
+-- database clock), of one status; each with its domain, slot and trigger.
+SELECT j.id, j.scheduler_id, d.name AS domain, j.status, j.progress, j.created_at,
+       j.started_at, j.completed_at, j.total_tasks, j.completed_tasks, j.failed_tasks,
+       j.skipped_tasks, ss.slot,
+       CASE WHEN ss.slot IS NULL THEN 'manual' ELSE 'scheduled' END AS trigger
+FROM public.jobs j
+JOIN public.domains d ON d.id = j.domain_id
+JOIN public.schedulers s ON s.id = j.scheduler_id AND s.organisation_id = j.organisation_id
+LEFT JOIN schedctl.served_slots ss ON ss.scheduler_id = j.scheduler_id AND ss.job_id = j.id
+WHERE (%(organisation_id)s::uuid IS NULL OR j.organisation_id = %(organisation_id)s::uuid)
+  AND j.created_at >= COALESCE(%(since_at)s::timestamptz, now() - %(since_ago)s::interval,
+                               '-infinity'::timestamptz)
+  AND (%(status)s::text IS NULL OR j.status = %(status)s::text)
+  AND (ss.job_id IS NOT NULL OR j.source_info = 'manual run' OR EXISTS (
+      SELECT 1 FROM schedctl.audit a
+      WHERE a.scheduler_id = j.scheduler_id AND a.action = 'run'
+        AND a.changes -> 'job_id' ->> 1 = j.id
+  ))
+ORDER BY j.created_at DESC, j.id DESC
+LIMIT %(limit)s OFFSET %(offset)s;
+
+-- name: database_now
+-- The database's clock.
+SELECT now() AS now;

@@ -665,30 +665,36 @@ def audit_log(
 ) -> list[AuditEntry]:
     """The organisation's audit entries (None: every entry), or one scheduler's (deleted or
     not), newest first."""
-    scheduler_id = None
-    if ref is not None:
-        if ref.prefix is not None:
-            rows = db.fetch_all(
-                conn,
-                "audit_find_prefix",
-                organisation_id=org_id,
-                prefix=ref.prefix,
-                limit=_CANDIDATES + 1,
-            )
-            if len(rows) > 1:
-                raise _ambiguous(ref, rows)
-            ref = replace(ref, id=rows[0]["id"] if rows else None, prefix=None)
-        found = db.fetch_optional(
-            conn, "audit_find_scheduler", organisation_id=org_id, **ref.params()
-        )
-        if found is None:
-            raise _not_found(ref)
-        scheduler_id = found["scheduler_id"]
     return db.records(
         conn,
         "audit_list",
         AuditEntry,
         organisation_id=org_id,
-        scheduler_id=scheduler_id,
+        scheduler_id=audit_scheduler_id(conn, org_id, ref),
         limit=limit,
     )
+
+
+def audit_scheduler_id(
+    conn: db.Connection, org_id: uuid.UUID | None, ref: Ref | None
+) -> uuid.UUID | None:
+    """The id of the scheduler (deleted or not) the organisation's audit trail names by
+    `ref` (None: no scheduler asked for); not found is exit 3."""
+    if ref is None:
+        return None
+    if ref.prefix is not None:
+        rows = db.fetch_all(
+            conn,
+            "audit_find_prefix",
+            organisation_id=org_id,
+            prefix=ref.prefix,
+            limit=_CANDIDATES + 1,
+        )
+        if len(rows) > 1:
+            raise _ambiguous(ref, rows)
+        ref = replace(ref, id=rows[0]["id"] if rows else None, prefix=None)
+    found = db.fetch_optional(conn, "audit_find_scheduler", organisation_id=org_id, **ref.params())
+    if found is None:
+        raise _not_found(ref)
+    scheduler_id: uuid.UUID = found["scheduler_id"]
+    return scheduler_id

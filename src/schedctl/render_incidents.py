@@ -1,0 +1,104 @@
+"""Output of the incident tools: the schedulers a selector changed, doctor's checks, and the
+jobs of every scheduler (`history` without a REF)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from schedctl import render
+from schedctl.doctor import FAIL, OK, WARN, Check
+from schedctl.models import AuditEntry, Job, Scheduler
+from schedctl.render import Cell, doc, job_rows, print_json
+
+_PAST = {"pause": "paused", "resume": "resumed"}
+
+
+def selection_lines(changed: Sequence[Scheduler], verb: str, *, dry_run: bool) -> list[str]:
+    """One line per scheduler changed (or that would be), then how many."""
+    past = _PAST.get(verb, verb)
+    done = f"would {verb}" if dry_run else past
+    lines = [f"{done} {s.domain} ({s.id})" for s in changed]
+    count = f"{len(changed)} scheduler(s) {'would be ' if dry_run else ''}{past}"
+    lines.append(count if changed else f"nothing to {verb}")
+    return lines
+
+
+def print_selection_json(changed: Sequence[Scheduler], *, dry_run: bool) -> None:
+    """{"dry_run", "schedulers": [each scheduler changed, as `show` prints it]}."""
+    print_json({"dry_run": dry_run, "schedulers": [doc(s) for s in changed]})
+
+
+_MARKS = {OK: ("ok", "green"), WARN: ("warn", "yellow"), FAIL: ("fail", "red")}
+
+
+def doctor_doc(checks: Sequence[Check]) -> dict[str, Any]:
+    return {
+        "ok": not any(c.status == FAIL for c in checks),
+        "checks": [
+            {"name": c.name, "status": c.status, "detail": c.detail, "remedy": c.remedy}
+            for c in checks
+        ],
+    }
+
+
+def print_doctor_json(checks: Sequence[Check]) -> None:
+    print_json(doctor_doc(checks))
+
+
+def doctor_lines(checks: Sequence[Check], *, terminal: bool) -> list[str]:
+    """`STATUS  name: detail`, and the remedy indented under it."""
+    color = terminal and not os.environ.get("NO_COLOR")
+    lines = []
+    for check in checks:
+        label, style = _MARKS.get(check.status, (check.status, ""))
+        shown = label.ljust(4)
+        if color:
+            codes = {"green": "32", "yellow": "33", "red": "31"}
+            shown = f"\x1b[{codes[style]}m{shown}\x1b[0m"
+        lines.append(f"{shown}  {check.name}: {check.detail}")
+        if check.remedy and check.status != OK:
+            lines.append(f"      -> {check.remedy}")
+    return lines
+
+
+HISTORY_HEADERS = (
+    "Domain",
+    "Job",
+    "Status",
+    "Progress",
+    "Created",
+    "Completed",
+    "Done",
+    "Failed",
+    "Slot",
+    "Trigger",
+)
+
+
+def history_rows(jobs: Sequence[Job], now: Any, *, terminal: bool) -> list[list[Cell]]:
+    """`history` without a REF: the rows of one scheduler's history, each with its domain."""
+    rows = job_rows(jobs, now, terminal=terminal)
+    return [[job.domain, *row] for job, row in zip(jobs, rows, strict=True)]
+
+
+def job_docs(jobs: Sequence[Job]) -> list[dict[str, Any]]:
+    return [doc(job) for job in jobs]
+
+
+def audit_docs(entries: Sequence[AuditEntry]) -> list[dict[str, Any]]:
+    """`log --json`: each entry as before, with where it came from."""
+    return [doc(entry) | {"source": entry.source} for entry in entries]
+
+
+def audit_headers(*, terminal: bool, organisations: bool = False) -> tuple[str, ...]:
+    """`log`'s columns, the source last (earlier columns keep their places)."""
+    return (*render.audit_headers(terminal=terminal, organisations=organisations), "Source")
+
+
+def audit_rows(
+    entries: Sequence[AuditEntry], *, terminal: bool, organisations: bool = False
+) -> list[list[Cell]]:
+    rows = render.audit_rows(entries, terminal=terminal, organisations=organisations)
+    return [[*row, entry.source or "-"] for entry, row in zip(entries, rows, strict=True)]
