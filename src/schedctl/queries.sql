@@ -1214,11 +1214,13 @@ DELETE FROM public.organisations WHERE id = %(id)s;
 -- selectors, log and history filters, doctor, completion)
 
 -- name: timeline_clock
--- The window of a timeline: now, its end, and the start of the bucket that holds now (a whole
--- multiple of the bucket size since the epoch, in UTC).
-SELECT now() AS now, now() + make_interval(hours => %(hours)s) AS until,
-       to_timestamp(floor(extract(epoch FROM now()) / %(bucket_seconds)s) * %(bucket_seconds)s)
-           AS start;
+-- The window of a timeline: now (the database's clock unless `now` is given), its end, and
+-- the start of the bucket that holds now (a whole multiple of the bucket size since the
+-- epoch, in UTC).
+SELECT c.now, c.now + make_interval(hours => %(hours)s) AS until,
+       to_timestamp(floor(extract(epoch FROM c.now) / %(bucket_seconds)s) * %(bucket_seconds)s)
+           AS start
+FROM (SELECT COALESCE(%(now)s::timestamptz, now()) AS now) AS c;
 
 -- name: timeline_counts
 -- The runs that will start between now and `hours` from now, counted per bucket and
@@ -1227,8 +1229,9 @@ SELECT now() AS now, now() + make_interval(hours => %(hours)s) AS until,
 -- is planned as tick plans it (coalesced, or dropped by a catch-up window) and runs at once;
 -- then every grid time up to the window's end (wall-clock grids placed by grid_slot).
 WITH clock AS (
-    SELECT now() AS now, now() + make_interval(hours => %(hours)s) AS until,
-           floor(extract(epoch FROM now()) / %(bucket_seconds)s) * %(bucket_seconds)s AS start
+    SELECT c.now, c.now + make_interval(hours => %(hours)s) AS until,
+           floor(extract(epoch FROM c.now) / %(bucket_seconds)s) * %(bucket_seconds)s AS start
+    FROM (SELECT COALESCE(%(now)s::timestamptz, now()) AS now) AS c
 ),
 woken AS (
     SELECT s.id, s.organisation_id, s.schedule_interval_hours AS hours, s.next_run_at,

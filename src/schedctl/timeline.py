@@ -64,13 +64,19 @@ def check_window(hours: int, bucket: timedelta) -> None:
 
 
 def count(
-    conn: db.Connection, org_id: uuid.UUID | None, *, hours: int, bucket: timedelta
+    conn: db.Connection,
+    org_id: uuid.UUID | None,
+    *,
+    hours: int,
+    bucket: timedelta,
+    now: datetime | None = None,
 ) -> Timeline:
     """The runs of one organisation's schedulers (None: every organisation's) that start in
-    the next `hours`, per bucket; one transaction, so both statements read the same clock."""
+    the next `hours` from `now` (None: the database's clock), per bucket; one transaction,
+    so both statements read the same clock."""
     check_window(hours, bucket)
     seconds = int(bucket.total_seconds())
-    params = {"hours": hours, "bucket_seconds": seconds, "organisation_id": org_id}
+    params = {"hours": hours, "bucket_seconds": seconds, "organisation_id": org_id, "now": now}
     with conn.work():
         clock = db.fetch_one(conn, "timeline_clock", **params)
         rows = db.fetch_all(conn, "timeline_counts", **params)
