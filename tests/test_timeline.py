@@ -125,9 +125,7 @@ def known(cli: Cli, conn: Conn) -> dict[str, object]:
     assert cli("pause", "stopped.com", "--org", acme).code == 0
     _set(conn, stopped["id"], "2030-03-09T12:00:00")
     # Due now with a catch-up window of 1 hour, 2.5 hours late: that slot is dropped.
-    late = make_scheduler(
-        cli, "late.com", "--org", acme, "--every", "6h", "--catchup-window", "1h"
-    )
+    late = make_scheduler(cli, "late.com", "--org", acme, "--every", "6h", "--catchup-window", "1h")
     _set(conn, late["id"], "2030-03-09T08:00:00")
     runs(acme, *(_at("2030-03-09T14:00:00") + timedelta(hours=6 * k) for k in range(4)))
     # Due now without a window: runs at once, then on its grid.
@@ -158,9 +156,7 @@ def test_counts_per_bucket_are_the_known_runs(
     for index, bucket in enumerate(found.buckets):
         assert bucket.start == START + timedelta(hours=index)
         wanted = {
-            org: per_bucket[index]
-            for org, per_bucket in expected.items()
-            if per_bucket.get(index)
+            org: per_bucket[index] for org, per_bucket in expected.items() if per_bucket.get(index)
         }
         assert {str(org): n for org, n in bucket.organisations.items()} == wanted, index
         assert bucket.runs == sum(wanted.values()), index
@@ -174,7 +170,11 @@ def test_one_organisation_counts_its_own_runs_only(
 ) -> None:
     acme = known["acme"]
     found = timelines.count(
-        connection, acme, hours=24, bucket=timedelta(hours=1), now=NOW  # type: ignore[arg-type]
+        connection,
+        acme,
+        hours=24,
+        bucket=timedelta(hours=1),
+        now=NOW,  # type: ignore[arg-type]
     )
     expected: dict[str, dict[int, int]] = known["expected"]  # type: ignore[assignment]
     assert [b.runs for b in found.buckets] == [
