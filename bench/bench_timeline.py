@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -128,13 +129,14 @@ def main() -> int:
                         conn.execute(statement, {"n": args.n, "zones": ZONES})  # type: ignore[arg-type]
             conn.execute("VACUUM ANALYZE")
             print(f"populated {args.n} schedulers in {time.perf_counter() - started:.1f} s")
-        process, query, server_cpu = [], [], []
+        process, query, server_cpu, client_cpu = [], [], [], []
         from schedctl import db, timeline
         from schedctl.config import Settings
 
         settings = Settings(database_url=uri)  # type: ignore[call-arg]
         for _ in range(args.runs):
             started = time.perf_counter()
+            children = resource.getrusage(resource.RUSAGE_CHILDREN)
             done = subprocess.run(
                 [sys.executable, "-m", "schedctl", "timeline", "--all-orgs", "--json"],
                 env=env,
@@ -142,6 +144,10 @@ def main() -> int:
                 text=True,
             )
             process.append(time.perf_counter() - started)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            client_cpu.append(
+                after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime
+            )
             assert done.returncode == 0, done.stderr
             with db.connect(settings) as conn:
                 backend = conn.info.backend_pid
@@ -160,6 +166,13 @@ def main() -> int:
             print(
                 f"CPU time of the server process for them:   {statistics.median(server_cpu):.2f} s"
                 " (what the load of other processes on the machine does not inflate)"
+            )
+            print(
+                f"CPU time of the timeline process itself:   {statistics.median(client_cpu):.2f} s"
+            )
+            print(
+                "the two together, what the command takes on an idle machine: "
+                f"{statistics.median(server_cpu) + statistics.median(client_cpu):.2f} s"
             )
         load = os.getloadavg()[0]
         print(f"load average during the run: {load:.1f} on {os.cpu_count()} CPUs")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 
@@ -168,19 +169,12 @@ def test_counts_per_bucket_are_the_known_runs(
 def test_one_organisation_counts_its_own_runs_only(
     known: dict[str, object], connection: db.Connection
 ) -> None:
-    acme = known["acme"]
+    acme = str(known["acme"])
     found = timelines.count(
-        connection,
-        acme,
-        hours=24,
-        bucket=timedelta(hours=1),
-        now=NOW,  # type: ignore[arg-type]
+        connection, uuid.UUID(acme), hours=24, bucket=timedelta(hours=1), now=NOW
     )
     expected: dict[str, dict[int, int]] = known["expected"]  # type: ignore[assignment]
-    assert [b.runs for b in found.buckets] == [
-        expected[acme].get(i, 0)  # type: ignore[index]
-        for i in range(25)
-    ]
+    assert [b.runs for b in found.buckets] == [expected[acme].get(i, 0) for i in range(25)]
     assert found.herds == []  # the herd is the other organisation's
 
 
