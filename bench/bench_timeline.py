@@ -174,6 +174,16 @@ def main() -> int:
                 "the two together, what the command takes on an idle machine: "
                 f"{statistics.median(server_cpu) + statistics.median(client_cpu):.2f} s"
             )
+        # What the machine's load does to CPU time: the bare imports every command pays.
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        subprocess.run(
+            [sys.executable, "-c", "import typer, pydantic_settings, psycopg, rich"], check=True
+        )
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        imports = after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime
+        print(
+            f"calibration: importing typer, pydantic_settings, psycopg, rich: {imports:.2f} s CPU"
+        )
         load = os.getloadavg()[0]
         print(f"load average during the run: {load:.1f} on {os.cpu_count()} CPUs")
         print(f"target: under {TARGET_SECONDS:.0f} s for {args.n} schedulers: {verdict}")

@@ -3,6 +3,7 @@ place on a terminal until Ctrl-C."""
 
 from __future__ import annotations
 
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -14,6 +15,7 @@ _MIN_SECONDS = 0.5
 _COMMANDS = ("status", "list", "timeline")
 # Home, then clear the screen below: the next drawing replaces the last in place.
 _REDRAW = "\x1b[H\x1b[2J"
+_TICK = 0.1  # how soon Ctrl-C is noticed while waiting
 
 
 def with_default_seconds(args: list[str]) -> list[str]:
@@ -52,16 +54,22 @@ def check(seconds: float | None, *, as_json: bool) -> None:
 
 
 def run(seconds: float | None, draw: Callable[[], None]) -> None:
-    """Draw once; with `seconds`, redraw in place every `seconds` until Ctrl-C (exit 0)."""
+    """Draw once; with `seconds`, redraw in place every `seconds` until Ctrl-C (exit 0).
+    Ctrl-C is taken as a request to stop after the drawing under way: a query cut in the
+    middle would leave the connection unusable, and the command would fail on leaving."""
     if seconds is None:
         draw()
         return
+    stop: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: stop.append(signum))
     try:
-        while True:
+        while not stop:
             sys.stdout.write(_REDRAW)
             draw()
             print(f"every {seconds:g}s; Ctrl-C to stop", file=sys.stderr)
             sys.stdout.flush()
-            time.sleep(seconds)
-    except KeyboardInterrupt:
-        return
+            deadline = time.monotonic() + seconds
+            while not stop and time.monotonic() < deadline:
+                time.sleep(min(_TICK, max(deadline - time.monotonic(), 0)))
+    finally:
+        signal.signal(signal.SIGINT, previous)
