@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 from typer.core import TyperCommand
 
+from schedctl import completion
 from schedctl.config import Settings, load_settings
 from schedctl.errors import InvalidInput, OperationFailed, SchedctlError, SchedulerNotFound
 from schedctl.models import Overlap
@@ -88,6 +89,7 @@ OrgOpt = Annotated[
         "--org",
         metavar="ORG",
         help="Organisation id or name (default: SCHEDCTL_ORG, or the only one).",
+        autocompletion=completion.organisations,
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
@@ -118,6 +120,7 @@ RefArg = Annotated[
         metavar="REF",
         help="The scheduler's id (or its first 8+ characters), or its domain.",
         show_default=False,
+        autocompletion=completion.refs,
     ),
 ]
 
@@ -190,7 +193,10 @@ def _pair(yes: bool, no: bool, yes_name: str, no_name: str) -> bool | None:
 EveryOpt = Annotated[
     str | None,
     typer.Option(
-        "--every", metavar="INTERVAL", help="6h, 12h, 24h or 48h (also 6, 12, 24, 48, 1d, 2d)."
+        "--every",
+        metavar="INTERVAL",
+        help="6h, 12h, 24h or 48h (also 6, 12, 24, 48, 1d, 2d).",
+        autocompletion=completion.every,
     ),
 ]
 ConcurrencyOpt = Annotated[
@@ -238,6 +244,7 @@ TimeZoneOpt = Annotated[
         "--time-zone",
         metavar="ZONE",
         help="IANA time zone of --at (default UTC); alone, keeps the local time of day.",
+        autocompletion=completion.time_zones,
     ),
 ]
 SpreadOpt = Annotated[
@@ -768,6 +775,7 @@ def history(
             help="The scheduler (id or domain); without it, the jobs schedctl made for every "
             "scheduler of the organisation.",
             show_default=False,
+            autocompletion=completion.refs,
         ),
     ] = None,
     limit: Annotated[int, typer.Option(metavar="INTEGER", help="Jobs per page, 1-1000.")] = 20,
@@ -915,7 +923,11 @@ def run(
 def log(
     ref: Annotated[
         str | None,
-        typer.Argument(metavar="REF", help="Only this scheduler's entries (id or domain)."),
+        typer.Argument(
+            metavar="REF",
+            help="Only this scheduler's entries (id or domain).",
+            autocompletion=completion.refs,
+        ),
     ] = None,
     limit: LimitOpt = 20,
     since: LogSinceOpt = None,
@@ -1204,6 +1216,7 @@ OptionalRefArg = Annotated[
         help="The scheduler's id (or its first 8+ characters), or its domain; or give --all "
         "or --match.",
         show_default=False,
+        autocompletion=completion.refs,
     ),
 ]
 SelectAllOpt = Annotated[

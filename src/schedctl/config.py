@@ -47,6 +47,11 @@ class Settings(BaseSettings):
         default=1, ge=1, le=2, validation_alias="SCHEDCTL_TICK_CONNECTIONS"
     )
 
+    # How long shell completion waits for the database before it completes nothing.
+    completion_timeout: float = Field(
+        default=0.5, gt=0, le=60, validation_alias="SCHEDCTL_COMPLETION_TIMEOUT"
+    )
+
     # A healthchecks.io-style URL pinged around each tick pass (see ping.py). Never a flag:
     # the URL is the secret.
     ping_url: SecretStr | None = Field(default=None, validation_alias="SCHEDCTL_PING_URL")
