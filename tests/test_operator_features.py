@@ -695,6 +695,7 @@ def test_log_json_newest_first_with_limit(cli: Cli, conn: Conn) -> None:
         "domain",
         "changes",
         "reason",
+        "source",
     }
     assert (first["scheduler_id"], first["actor"], first["reason"]) == (a["id"], "alice", "hold")
     assert first["organisation_id"] == a["organisation_id"]
@@ -728,7 +729,7 @@ def test_log_plain_output_is_readable(cli: Cli, conn: Conn) -> None:
     cli("update", "example.com", "--concurrency", "5", "--exclude", "/tmp")
     cli("pause", "example.com", "--reason", "billing hold")
     lines = cli("log").stdout.splitlines()
-    assert lines[0] == "at\tactor\taction\tdomain\tchanges\treason"
+    assert lines[0] == "at\tactor\taction\tdomain\tchanges\treason\tsource"
     pause, update, create, org_create = (line.split("\t") for line in lines[1:])
     assert org_create[2:5] == ["org_create", "-", "name Acme"]
     assert pause[1:] == [
@@ -737,6 +738,7 @@ def test_log_plain_output_is_readable(cli: Cli, conn: Conn) -> None:
         "example.com",
         "enabled yes -> no; pause reason billing hold",
         "billing hold",
+        "cli",
     ]
     assert update[4] == "concurrency 20 -> 5; exclude - -> /tmp"
     assert create[4] == (

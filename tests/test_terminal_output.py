@@ -221,7 +221,7 @@ def test_output_is_plain_text_when_stdout_is_not_a_terminal(
             ["history", "soon.org"],
             "job\tstatus\tprogress\tcreated\tcompleted\tdone\tfailed\tslot\ttrigger",
         ),
-        (["log"], "at\tactor\taction\tdomain\tchanges\treason"),
+        (["log"], "at\tactor\taction\tdomain\tchanges\treason\tsource"),
         (["org", "list"], "name\tschedulers\tid"),
     ):
         result = run_cli_subprocess(args, env)

@@ -93,12 +93,25 @@ def audit_docs(entries: Sequence[AuditEntry]) -> list[dict[str, Any]]:
 
 
 def audit_headers(*, terminal: bool, organisations: bool = False) -> tuple[str, ...]:
-    """`log`'s columns, the source last (earlier columns keep their places)."""
-    return (*render.audit_headers(terminal=terminal, organisations=organisations), "Source")
+    """`log`'s columns with the source after the reason (the organisation, in plain output,
+    stays the last column)."""
+    headers = render.audit_headers(terminal=terminal, organisations=organisations)
+    return _with_source(headers, "Source", terminal=terminal, organisations=organisations)
 
 
 def audit_rows(
     entries: Sequence[AuditEntry], *, terminal: bool, organisations: bool = False
 ) -> list[list[Cell]]:
     rows = render.audit_rows(entries, terminal=terminal, organisations=organisations)
-    return [[*row, entry.source or "-"] for entry, row in zip(entries, rows, strict=True)]
+    return [
+        list(_with_source(row, entry.source or "-", terminal=terminal, organisations=organisations))
+        for entry, row in zip(entries, rows, strict=True)
+    ]
+
+
+def _with_source(
+    row: Sequence[Any], source: Any, *, terminal: bool, organisations: bool
+) -> tuple[Any, ...]:
+    if organisations and not terminal:
+        return (*row[:-1], source, row[-1])
+    return (*row, source)
