@@ -41,7 +41,7 @@ schedulers:
     include: [/blog]
 """
 
-# The key the organisation lock of apply uses (queries.sql, apply_lock_organisations).
+# The key the organisation lock of apply uses (sql/apply.sql, apply_lock_organisations).
 APPLY_LOCK_KEY = 1399022672
 
 

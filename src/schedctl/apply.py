@@ -463,7 +463,12 @@ def _write(conn: db.Connection, work: _Work, actor: str) -> list[uuid.UUID]:
     if touched:
         db.execute(conn, "apply_settings_write", rows=Jsonb(touched))
     if work.deletes:
-        db.execute(conn, "apply_schedulers_delete", ids=[row["id"] for row in work.deletes])
+        db.execute(
+            conn,
+            "scheduler_delete",
+            ids=[row["id"] for row in work.deletes],
+            organisation_id=None,
+        )
         for row in work.deletes:
             audit.deleted(row)
     if audit.rows:

@@ -550,7 +550,7 @@ def delete(conn: db.Connection, org_id: uuid.UUID, ref: Ref, actor: str) -> Sche
     """Delete a scheduler; its jobs (detached) and audit entries stay."""
     with conn.work():
         old = _lock(conn, org_id, ref)
-        db.execute(conn, "scheduler_delete", id=old.id)
+        db.execute(conn, "scheduler_delete", ids=[old.id], organisation_id=None)
         _audit(conn, actor, "delete", old, _deleted(old))
     return old
 
