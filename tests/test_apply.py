@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from schedctl import manifest
 from schedctl.errors import InvalidInput
+from schedctl.fields import DEFAULTS
 from tests.helpers import (
     Cli,
     Conn,
@@ -590,7 +591,7 @@ def test_export_writes_any_value_so_it_reads_back(reason: str, paths: list[str])
     scheduler = manifest.ExportedScheduler(
         "00000000-0000-4000-8000-000000000001",
         "alpha.com",
-        {f.attr: f.default for f in manifest.FIELDS}
+        dict(DEFAULTS)
         | {
             "schedule_interval_hours": 6,
             "is_enabled": False,

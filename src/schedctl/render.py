@@ -10,29 +10,11 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import IO, TYPE_CHECKING, Any
 
-from schedctl.models import AuditEntry, Job, Organisation, Scheduler, public_fields
-from schedctl.validation import display_domain
+from schedctl.domains import display_domain
+from schedctl.models import AuditEntry, Job, Organisation, Scheduler, plain, public_fields, rfc3339
 
 if TYPE_CHECKING:
     from schedctl.hooks import Hooks
-
-
-def rfc3339(moment: datetime) -> str:
-    """A time as an RFC 3339 string in UTC."""
-    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
-
-
-def plain(value: Any) -> Any:
-    """A value as JSON holds it: times in RFC 3339 UTC, UUIDs as strings."""
-    if isinstance(value, datetime):
-        return rfc3339(value)
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if isinstance(value, dict):
-        return {key: plain(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [plain(item) for item in value]
-    return value
 
 
 def doc(record: Scheduler | Job | AuditEntry | Organisation) -> dict[str, Any]:

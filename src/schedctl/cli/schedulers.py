@@ -79,9 +79,9 @@ def create(
     verbose: VerboseOpt = False,
 ) -> None:
     """Create a scheduler: crawl DOMAIN every 6, 12, 24 or 48 hours."""
-    from schedctl import schedulers, validation
+    from schedctl import domains, schedulers, validation
 
-    name = validation.normalize_domain(domain)
+    name = domains.normalize_domain(domain)
     if every is None:
         raise InvalidInput("--every is required (6h, 12h, 24h or 48h)")
     changes = validation.scheduler_changes(
@@ -175,7 +175,7 @@ def update(
 ) -> None:
     """Change a scheduler; a new --every keeps the times on its grid. A change to what it
     already is writes nothing (JSON: "changed": false)."""
-    from schedctl import schedulers, validation
+    from schedctl import domains, schedulers, validation
 
     changes = validation.scheduler_changes(
         every=every,
@@ -202,7 +202,7 @@ def update(
     )
     if changes.is_empty():
         raise InvalidInput("nothing to change: give at least one option (see --help)")
-    scheduler_ref = validation.parse_ref(ref)
+    scheduler_ref = domains.parse_ref(ref)
     with ctx.session(org) as (conn, org_id):
         scheduler, changed = schedulers.update(conn, org_id, scheduler_ref, changes, ctx.actor())
     emit_scheduler(scheduler, as_json, changed)
@@ -218,8 +218,8 @@ def delete(
 ) -> None:
     """Delete a scheduler; its jobs stay."""
     from schedctl import render, schedulers
+    from schedctl.domains import parse_ref
     from schedctl.models import Ref
-    from schedctl.validation import parse_ref
 
     if not yes and not sys.stdin.isatty():
         raise InvalidInput("refusing to delete without a terminal to confirm: pass --yes")
@@ -251,7 +251,8 @@ def pause(
 ) -> None:
     """Pause a scheduler, keeping the reason; with --until, a tick resumes it then."""
     from schedctl import schedulers
-    from schedctl.validation import parse_reason, parse_ref, parse_until
+    from schedctl.domains import parse_ref
+    from schedctl.validation import parse_reason, parse_until
 
     why = parse_reason(reason)
     resume_at = parse_until(until) if until is not None else None
@@ -269,7 +270,7 @@ def resume(
 ) -> None:
     """Resume a paused scheduler; a slot missed while paused runs at the next tick."""
     from schedctl import schedulers
-    from schedctl.validation import parse_ref
+    from schedctl.domains import parse_ref
 
     scheduler_ref = parse_ref(ref)
     with ctx.session(org) as (conn, org_id):
@@ -283,7 +284,7 @@ def run(
 ) -> None:
     """Create a job now, outside the schedule (the overlap policy applies)."""
     from schedctl import render, schedulers
-    from schedctl.validation import parse_ref
+    from schedctl.domains import parse_ref
 
     scheduler_ref = parse_ref(ref)
     with ctx.session(org) as (conn, org_id):

@@ -16,6 +16,7 @@ from schedctl.cli.options import (
     RefArg,
     VerboseOpt,
 )
+from schedctl.models import rfc3339
 
 if TYPE_CHECKING:
     from schedctl.models import Scheduler
@@ -57,12 +58,11 @@ def list_(
 
 
 def _last_run_doc(scheduler: Scheduler) -> dict[str, Any] | None:
-    from schedctl import render
 
     last = scheduler.last_run
     if last is None:
         return None
-    return {"job_id": last.job_id, "status": last.status, "at": render.rfc3339(last.created_at)}
+    return {"job_id": last.job_id, "status": last.status, "at": rfc3339(last.created_at)}
 
 
 @command(app)
@@ -77,7 +77,8 @@ def show(
 ) -> None:
     """Show one scheduler, its next run times and its last job."""
     from schedctl import render, schedulers
-    from schedctl.validation import NEXT_RUNS, check_range, parse_ref
+    from schedctl.domains import parse_ref
+    from schedctl.validation import NEXT_RUNS, check_range
 
     check_range("--next", next_count, *NEXT_RUNS)
     scheduler_ref = parse_ref(ref)
@@ -90,10 +91,10 @@ def show(
         render.print_json(
             render.doc(scheduler)
             | {
-                "next_runs": [render.rfc3339(t) for t in runs],
+                "next_runs": [rfc3339(t) for t in runs],
                 "next_runs_local": [
                     {
-                        "at": render.rfc3339(run.at),
+                        "at": rfc3339(run.at),
                         "local_time": run.local_time.isoformat(timespec="seconds"),
                         "utc_offset_seconds": run.utc_offset_seconds,
                         "dst_day": run.dst_day,
@@ -127,7 +128,8 @@ def history(
     """The scheduler's jobs, newest first, with each one's slot and whether the schedule
     or a `run` made it."""
     from schedctl import render, schedulers
-    from schedctl.validation import HISTORY_LIMIT, OFFSET, check_range, parse_ref
+    from schedctl.domains import parse_ref
+    from schedctl.validation import HISTORY_LIMIT, OFFSET, check_range
 
     check_range("--limit", limit, *HISTORY_LIMIT)
     check_range("--offset", offset, *OFFSET)
@@ -165,7 +167,8 @@ def log(
 ) -> None:
     """The audit trail: who changed which scheduler or organisation, when, and how."""
     from schedctl import render, schedulers
-    from schedctl.validation import HISTORY_LIMIT, check_range, parse_ref
+    from schedctl.domains import parse_ref
+    from schedctl.validation import HISTORY_LIMIT, check_range
 
     check_range("--limit", limit, *HISTORY_LIMIT)
     scheduler_ref = parse_ref(ref) if ref is not None else None

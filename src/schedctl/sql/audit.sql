@@ -2,6 +2,19 @@
 -- Each statement under a "-- name: NAME" header (a piece shared by several under
 -- "-- fragment: NAME"), with one line saying what it does. Values are %(name)s parameters.
 
+-- name: audit_insert_many
+-- Append audit entries in order (`ord`), one per element of `rows`, with their source.
+INSERT INTO schedctl.audit (
+    actor, action, scheduler_id, organisation_id, domain, changes, reason, source
+)
+SELECT %(actor)s, v.action, v.scheduler_id, v.organisation_id, v.domain, v.changes, v.reason,
+       %(source)s
+FROM jsonb_to_recordset(%(rows)s::jsonb) AS v (
+    ord integer, action text, scheduler_id uuid, organisation_id uuid, domain text,
+    changes jsonb, reason text
+)
+ORDER BY v.ord;
+
 -- name: audit_insert
 -- Append one entry to the audit trail.
 INSERT INTO schedctl.audit (actor, action, scheduler_id, organisation_id, domain, changes, reason)

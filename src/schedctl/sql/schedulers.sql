@@ -2,59 +2,6 @@
 -- Each statement under a "-- name: NAME" header (a piece shared by several under
 -- "-- fragment: NAME"), with one line saying what it does. Values are %(name)s parameters.
 
--- name: domain_ensure
--- The id of the host's row for a host name, in whatever spelling the host stored it (letter
--- case, Unicode or A-label, a trailing dot: `spellings` holds the lowercased forms); a new
--- row in the normal form when there is none.
-WITH found AS (
-    SELECT id FROM public.domains
-    WHERE lower(rtrim(name, '.')) = ANY (%(spellings)s::text[])
-    ORDER BY name = %(name)s DESC, id
-    LIMIT 1
-),
-inserted AS (
-    INSERT INTO public.domains (name)
-    SELECT %(name)s WHERE NOT EXISTS (SELECT 1 FROM found)
-    ON CONFLICT (name) DO NOTHING
-    RETURNING id
-)
-SELECT id FROM found
-UNION ALL
-SELECT id FROM inserted;
-
--- name: scheduler_insert
--- Create a scheduler with the seed's columns; its first run is the given time, now, or now +
--- interval.
-INSERT INTO public.schedulers (
-    domain_id, organisation_id, schedule_interval_hours, next_run_at, is_enabled,
-    concurrency, find_links, max_pages, include_paths, exclude_paths, required_workers
-) VALUES (
-    %(domain_id)s, %(organisation_id)s, %(schedule_interval_hours)s,
-    CASE
-        WHEN %(start_at)s::timestamptz IS NOT NULL THEN %(start_at)s::timestamptz
-        WHEN %(start_now)s THEN date_trunc('second', now())
-        ELSE now() + make_interval(hours => %(schedule_interval_hours)s)
-    END,
-    %(is_enabled)s, %(concurrency)s, %(find_links)s,
-    %(max_pages)s, %(include_paths)s, %(exclude_paths)s, %(required_workers)s
-)
-RETURNING id;
-
--- name: settings_write
--- Store what schedctl keeps beside a scheduler's seed columns.
-INSERT INTO schedctl.scheduler_settings (
-    scheduler_id, overlap_policy, pause_reason, at_time, time_zone, grid_anchor, spread_seconds,
-    catchup_window_seconds, paused_until
-)
-VALUES (%(id)s, %(overlap_policy)s, %(pause_reason)s, %(at_time)s, %(time_zone)s,
-        %(grid_anchor)s, %(spread_seconds)s, %(catchup_window_seconds)s, %(paused_until)s)
-ON CONFLICT (scheduler_id) DO UPDATE
-SET overlap_policy = EXCLUDED.overlap_policy, pause_reason = EXCLUDED.pause_reason,
-    at_time = EXCLUDED.at_time, time_zone = EXCLUDED.time_zone,
-    grid_anchor = EXCLUDED.grid_anchor, spread_seconds = EXCLUDED.spread_seconds,
-    catchup_window_seconds = EXCLUDED.catchup_window_seconds,
-    paused_until = EXCLUDED.paused_until;
-
 -- fragment: settings_columns
 -- What schedctl keeps beside a scheduler, with its defaults where it keeps nothing, over
 -- schedctl.scheduler_settings st (LEFT JOINed): the same values whoever reads them.
@@ -131,21 +78,6 @@ WHERE (%(organisation_id)s::uuid IS NULL OR s.organisation_id = %(organisation_i
   AND (NOT %(due_only)s OR (s.is_enabled AND s.next_run_at <= now()))
 ORDER BY s.next_run_at, d.name, s.id;
 
--- name: scheduler_write
--- Store every changeable seed column of one scheduler and touch updated_at.
-UPDATE public.schedulers SET
-    schedule_interval_hours = %(schedule_interval_hours)s,
-    next_run_at = %(next_run_at)s,
-    is_enabled = %(is_enabled)s,
-    concurrency = %(concurrency)s,
-    find_links = %(find_links)s,
-    max_pages = %(max_pages)s,
-    include_paths = %(include_paths)s,
-    exclude_paths = %(exclude_paths)s,
-    required_workers = %(required_workers)s,
-    updated_at = now()
-WHERE id = %(id)s;
-
 -- name: scheduler_resume
 -- Enable a scheduler; a slot that passed while it was paused is due at once.
 WITH settings AS (
@@ -184,3 +116,156 @@ WHERE (%(organisation_id)s::uuid IS NULL OR s.organisation_id = %(organisation_i
   AND replace(s.id::text, '-', '') LIKE %(prefix)s || '%%'
 ORDER BY s.id
 LIMIT %(limit)s;
+
+-- name: domains_insert
+-- Add the host's rows for the given host names that it has in no spelling (`spellings`
+-- pairs each name's position with one lowercased spelling: letter case, Unicode or A-label,
+-- a trailing dot), in one pass over domains.
+WITH spelled AS (
+    SELECT * FROM unnest(%(spelling_idx)s::int[], %(spellings)s::text[]) AS w (idx, spelling)
+),
+known AS (
+    SELECT DISTINCT w.idx
+    FROM spelled w
+    JOIN public.domains d ON lower(rtrim(d.name, '.')) = w.spelling
+)
+INSERT INTO public.domains (name)
+SELECT n.name
+FROM unnest(%(name_idx)s::int[], %(names)s::text[]) AS n (idx, name)
+WHERE n.idx NOT IN (SELECT idx FROM known)
+ORDER BY n.idx
+ON CONFLICT (name) DO NOTHING;
+
+-- name: domains_find
+-- The id of the host's row for each given host name, in whatever spelling it was stored
+-- (the row spelled exactly as the normal form first).
+SELECT DISTINCT ON (w.idx) w.idx, d.id
+FROM unnest(%(spelling_idx)s::int[], %(spellings)s::text[]) AS w (idx, spelling)
+JOIN unnest(%(name_idx)s::int[], %(names)s::text[]) AS n (idx, name) ON n.idx = w.idx
+JOIN public.domains d ON lower(rtrim(d.name, '.')) = w.spelling
+ORDER BY w.idx, d.name = n.name DESC, d.id;
+
+-- name: schedulers_insert
+-- Create schedulers with the seed's columns, one row per element of `rows` (`create` one,
+-- `apply` many); each first runs at its `start_at`, at the database's clock to the second
+-- (`start_now`), or after one interval.
+INSERT INTO public.schedulers (
+    domain_id, organisation_id, schedule_interval_hours, next_run_at, is_enabled,
+    concurrency, find_links, max_pages, include_paths, exclude_paths, required_workers
+)
+SELECT v.domain_id, v.organisation_id, v.schedule_interval_hours,
+       CASE WHEN v.start_at IS NOT NULL THEN v.start_at
+            WHEN v.start_now THEN date_trunc('second', now())
+            ELSE now() + make_interval(hours => v.schedule_interval_hours) END,
+       v.is_enabled, v.concurrency, v.find_links, v.max_pages, v.include_paths,
+       v.exclude_paths, v.required_workers
+FROM jsonb_to_recordset(%(rows)s::jsonb) AS v (
+    idx integer, domain_id integer, organisation_id uuid, schedule_interval_hours integer,
+    start_at timestamptz, start_now boolean, is_enabled boolean, concurrency integer,
+    find_links boolean, max_pages integer, include_paths text, exclude_paths text,
+    required_workers integer
+)
+ORDER BY v.idx
+RETURNING id, domain_id, organisation_id, next_run_at;
+
+-- name: schedulers_update
+-- Store the seed columns of changed schedulers, one row per element of `rows` (`update` one,
+-- `apply` many), and touch updated_at. The next run is the row's `next_run_at` where it
+-- gives one (`--start-at`); else a new interval keeps the grid's anchor (the grid time
+-- before the next run), unless that time is before the scheduler's creation or its last
+-- served slot, when the next run stays and the new interval follows it.
+UPDATE public.schedulers s SET
+    schedule_interval_hours = v.schedule_interval_hours,
+    next_run_at = CASE
+        WHEN v.next_run_at IS NOT NULL THEN v.next_run_at
+        WHEN v.schedule_interval_hours = s.schedule_interval_hours THEN s.next_run_at
+        WHEN s.next_run_at - make_interval(hours => s.schedule_interval_hours) < GREATEST(
+            s.created_at,
+            (SELECT max(ss.slot) FROM schedctl.served_slots ss WHERE ss.scheduler_id = s.id)
+                + interval '1 microsecond'
+        ) THEN s.next_run_at
+        ELSE s.next_run_at - make_interval(hours => s.schedule_interval_hours)
+             + make_interval(hours => v.schedule_interval_hours)
+    END,
+    is_enabled = v.is_enabled,
+    concurrency = v.concurrency,
+    find_links = v.find_links,
+    max_pages = v.max_pages,
+    include_paths = v.include_paths,
+    exclude_paths = v.exclude_paths,
+    required_workers = v.required_workers,
+    updated_at = now()
+FROM jsonb_to_recordset(%(rows)s::jsonb) AS v (
+    id uuid, next_run_at timestamptz, schedule_interval_hours integer, is_enabled boolean,
+    concurrency integer, find_links boolean, max_pages integer, include_paths text,
+    exclude_paths text, required_workers integer
+)
+WHERE s.id = v.id
+RETURNING s.id, s.next_run_at;
+
+-- name: schedulers_place
+-- Move the next run of schedulers whose schedule was set, one row per element of `rows`
+-- (store.placement decides how): "now" is the wall-clock grid's first time from now, never
+-- before the scheduler's creation or just after its last served slot; "start" the grid's
+-- first time from the row's `start`; "next" the grid's first time from the next run moved
+-- by the new spread offset (to the second); "shift" the elapsed-time grid moved by it.
+-- Returns each next run and the grid's anchor (NULL for the elapsed-time grid).
+WITH v AS (
+    SELECT v.id, v.placement, v.at_time, v.time_zone, s.schedule_interval_hours, v.start,
+           s.next_run_at - schedctl.spread_offset(v.id, v.old_spread)
+               + schedctl.spread_offset(v.id, v.spread_seconds) AS shifted,
+           schedctl.spread_offset(v.id, v.spread_seconds) AS spread,
+           GREATEST(
+               now(), s.created_at,
+               (SELECT max(ss.slot) FROM schedctl.served_slots ss WHERE ss.scheduler_id = v.id)
+                   + interval '1 microsecond'
+           ) AS from_now
+    FROM jsonb_to_recordset(%(rows)s::jsonb) AS v (
+        id uuid, placement text, at_time time, time_zone text, old_spread integer,
+        spread_seconds integer, start timestamptz
+    )
+    JOIN public.schedulers s ON s.id = v.id
+),
+placed AS (
+    SELECT v.id, COALESCE(g.first_slot, v.shifted) AS next_run_at, g.anchor
+    FROM v
+    LEFT JOIN LATERAL schedctl.grid_start(
+        CASE v.placement
+            WHEN 'next' THEN date_trunc('second', v.shifted)
+            WHEN 'start' THEN v.start
+            ELSE v.from_now
+        END,
+        v.schedule_interval_hours, v.at_time, v.time_zone, v.spread
+    ) AS g ON v.placement <> 'shift'
+)
+UPDATE public.schedulers s SET next_run_at = p.next_run_at, updated_at = now()
+FROM placed p
+WHERE s.id = p.id
+RETURNING s.id, s.next_run_at, p.anchor;
+
+-- name: settings_write
+-- Store what schedctl keeps beside schedulers, one row per element of `rows`; `managed_by`
+-- marks one as managed by `apply` (NULL keeps the mark it has).
+INSERT INTO schedctl.scheduler_settings (
+    scheduler_id, overlap_policy, pause_reason, at_time, time_zone, grid_anchor, spread_seconds,
+    catchup_window_seconds, paused_until, managed_by
+)
+SELECT v.id, v.overlap_policy, v.pause_reason, v.at, v.time_zone, v.grid_anchor,
+       v.spread_seconds, v.catchup_window_seconds, v.paused_until, v.managed_by
+FROM jsonb_to_recordset(%(rows)s::jsonb) AS v (
+    id uuid, overlap_policy text, pause_reason text, at time, time_zone text,
+    grid_anchor timestamp, spread_seconds integer, catchup_window_seconds integer,
+    paused_until timestamptz, managed_by text
+)
+ORDER BY v.id
+ON CONFLICT (scheduler_id) DO UPDATE
+SET overlap_policy = EXCLUDED.overlap_policy, pause_reason = EXCLUDED.pause_reason,
+    at_time = EXCLUDED.at_time, time_zone = EXCLUDED.time_zone,
+    grid_anchor = EXCLUDED.grid_anchor, spread_seconds = EXCLUDED.spread_seconds,
+    catchup_window_seconds = EXCLUDED.catchup_window_seconds,
+    paused_until = EXCLUDED.paused_until,
+    managed_by = COALESCE(EXCLUDED.managed_by, scheduler_settings.managed_by);
+
+-- name: db_clock
+-- The database's clock (the transaction's start).
+SELECT now() AS db_now;
