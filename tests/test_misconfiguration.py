@@ -253,7 +253,7 @@ def test_completion_in_an_unsupported_shell_is_one_error_line(tmp_path: Path) ->
 
 def test_a_tick_cut_short_prints_its_error_once(capsys: pytest.CaptureFixture[str]) -> None:
     """The cut is the command's own error line; the summary does not print it again."""
-    from schedctl import render
+    from schedctl.output import text as render
     from schedctl.tick import Summary
 
     report = render.TickReport(as_json=False, quiet=False, dry_run=False)

@@ -55,35 +55,6 @@ class Plan:
         """Whether the database already is as the file says (nothing to do)."""
         return not (self.created or self.changed or self.adopted or self.deleted)
 
-    def doc(self) -> dict[str, Any]:
-        """The plan as one JSON document."""
-
-        def items(found: Sequence[Item], key: str | None) -> list[dict[str, Any]]:
-            return [
-                {
-                    "organisation_id": str(item.organisation_id),
-                    "domain": item.domain,
-                    "id": str(item.id) if item.id else None,
-                }
-                | ({key: item.changes} if key else {})
-                for item in found
-            ]
-
-        return {
-            "source": self.source,
-            "organisations": [{"id": str(o.id), "name": o.name} for o in self.organisations],
-            "prune": self.prune,
-            "written": self.written,
-            "in_sync": self.in_sync,
-            "created": items(self.created, "fields"),
-            "changed": items(self.changed, "changes"),
-            "adopted": items(self.adopted, "changes"),
-            "deleted": items(self.deleted, None),
-            "kept": items(self.kept, None),
-            "unmanaged": items(self.unmanaged, None),
-            "unchanged": self.unchanged,
-        }
-
 
 # ---------------------------------------------------------------- organisations
 

@@ -9,7 +9,7 @@ from schedctl import db
 from schedctl.errors import DatabaseUnavailable
 from schedctl.migrate import head_migration
 from schedctl.models import plain, rfc3339
-from schedctl.render import duration
+from schedctl.output.text import duration
 
 
 def status(conn: db.Connection, org_id: Any, max_lag: timedelta) -> dict[str, Any]:

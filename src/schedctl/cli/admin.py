@@ -37,7 +37,7 @@ def migrate(
 ) -> None:
     """Apply pending database migrations (safe to run again and concurrently)."""
     from schedctl import migrate as migration
-    from schedctl import render
+    from schedctl.output import json as documents
 
     outcome = migration.migrate(
         ctx.settings(),
@@ -45,16 +45,7 @@ def migrate(
         active_jobs_index=active_jobs_index,
     )
     if as_json:
-        render.print_json(
-            {
-                "dry_run": dry_run,
-                "migrations": outcome.migrations,
-                "removed_from_host_tables": outcome.released,
-                "active_jobs_index_created": outcome.index_created,
-                "active_jobs_index_advised": outcome.index_advised,
-                "connection": outcome.connection,
-            }
-        )
+        documents.emit(documents.migration(outcome, dry_run))
     else:
         verb = "would apply" if dry_run else "applied"
         for name in outcome.migrations:
@@ -101,7 +92,7 @@ def tick(
     verbose: VerboseOpt = False,
 ) -> None:
     """One pass over every due scheduler of every organisation (run it every minute)."""
-    from schedctl import render
+    from schedctl.output import text as render
     from schedctl.tick import Summary
     from schedctl.validation import TICK_LIMIT, check_range
     from schedctl.watch import monitored_pass
@@ -151,7 +142,9 @@ def status(
     verbose: VerboseOpt = False,
 ) -> None:
     """Health for monitoring: exits 1 when ticks lag or the last tick failed."""
-    from schedctl import monitoring, render
+    from schedctl import monitoring
+    from schedctl.output import json as documents
+    from schedctl.output import text as render
     from schedctl.validation import parse_duration
 
     lag_limit = parse_duration(max_lag)
@@ -166,7 +159,7 @@ def status(
         sys.stdout.write(status_text(report))
         return
     if as_json:
-        render.print_json(report)
+        documents.emit(report)
     else:
         render.fields(render.status_lines(report))
     if not report["ok"]:
@@ -187,10 +180,12 @@ def hooks_show(as_json: JsonOpt = False, verbose: VerboseOpt = False) -> None:
 
 
 def _emit_hooks(found: Any, as_json: bool) -> None:
-    from schedctl import hooks, render
+    from schedctl import hooks
+    from schedctl.output import json as documents
+    from schedctl.output import text as render
 
     if as_json:
-        render.print_json(render.hooks_doc(found))
+        documents.emit(documents.hooks(found))
     else:
         render.fields(render.hooks_lines(found, hooks.DEFAULTS))
 

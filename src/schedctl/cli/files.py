@@ -68,7 +68,9 @@ def apply_file(
 ) -> None:
     """Make the schedulers as FILE says, in one transaction."""
     from schedctl import apply as applying
-    from schedctl import manifest, render, render_plan
+    from schedctl import manifest
+    from schedctl.output import json as documents
+    from schedctl.output.plan import plan_lines
 
     text, source = _read_file(file)
     checked = manifest.parse(text, source)
@@ -83,9 +85,9 @@ def apply_file(
             actor=ctx.actor(),
         )
     if as_json:
-        render.print_json(plan.doc() | {"dry_run": dry_run or check})
+        documents.emit(documents.plan(plan, dry_run or check))
     else:
-        print("\n".join(render_plan.plan_lines(plan, dry_run=dry_run or check)))
+        print("\n".join(plan_lines(plan, dry_run=dry_run or check)))
     if check and not plan.in_sync:
         print(f"error: the database differs from {source}", file=sys.stderr)
         raise typer.Exit(1)

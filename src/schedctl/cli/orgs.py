@@ -24,14 +24,15 @@ if TYPE_CHECKING:
 @command(org_app, "create")
 def org_create(name: OrgNameArg, as_json: JsonOpt = False, verbose: VerboseOpt = False) -> None:
     """Create an organisation; a name already taken (in any letter case) is exit 4."""
-    from schedctl import organisations, render
+    from schedctl import organisations
+    from schedctl.output import json as documents
     from schedctl.validation import parse_org_name
 
     checked = parse_org_name(name)
     with ctx.connection() as conn:
         org = organisations.create(conn, checked, ctx.actor())
     if as_json:
-        render.print_json(render.doc(org))
+        documents.emit(documents.organisation(org))
     else:
         print(f"created organisation {org.name} ({org.id})")
 
@@ -41,7 +42,8 @@ def org_rename(
     org: OrgArg, name: OrgNameArg, as_json: JsonOpt = False, verbose: VerboseOpt = False
 ) -> None:
     """Rename an organisation; a name another one has (in any letter case) is exit 4."""
-    from schedctl import organisations, render
+    from schedctl import organisations
+    from schedctl.output import json as documents
     from schedctl.validation import parse_org_name
 
     checked = parse_org_name(name)
@@ -49,7 +51,7 @@ def org_rename(
         old, new = organisations.rename(conn, org, checked, ctx.actor())
     changed = old.name != new.name
     if as_json:
-        render.print_json(render.doc(new) | {"changed": changed})
+        documents.emit(documents.organisation(new, changed))
     elif changed:
         print(f"renamed organisation {old.name} to {new.name} ({new.id})")
     else:
@@ -71,7 +73,8 @@ def org_delete(
     verbose: VerboseOpt = False,
 ) -> None:
     """Delete an organisation; one with schedulers or jobs only with --cascade (else exit 4)."""
-    from schedctl import organisations, render
+    from schedctl import organisations
+    from schedctl.output import json as documents
 
     if not yes and not sys.stdin.isatty():
         raise InvalidInput("refusing to delete without a terminal to confirm: pass --yes")
@@ -93,15 +96,7 @@ def org_delete(
             raise OperationFailed("not deleted")
         deleted = organisations.delete(conn, found.id, cascade=cascade, actor=ctx.actor())
     if as_json:
-        render.print_json(
-            {
-                "id": str(deleted.organisation.id),
-                "name": deleted.organisation.name,
-                "deleted": True,
-                "schedulers_deleted": deleted.schedulers,
-                "jobs_deleted": deleted.jobs,
-            }
-        )
+        documents.emit(documents.organisation_deleted(deleted))
     else:
         print(
             f"deleted organisation {deleted.organisation.name} ({deleted.organisation.id})"
@@ -116,12 +111,14 @@ def org_delete(
 @command(org_app, "list")
 def org_list(as_json: JsonOpt = False, verbose: VerboseOpt = False) -> None:
     """List organisations."""
-    from schedctl import organisations, render
+    from schedctl import organisations
+    from schedctl.output import json as documents
+    from schedctl.output import text as render
 
     with ctx.connection() as conn:
         orgs = organisations.list_all(conn)
     if as_json:
-        render.print_json([render.doc(org) for org in orgs])
+        documents.emit([documents.organisation(org) for org in orgs])
     else:
         terminal = ctx.terminal()
         shown = render.short_ids(str(org.id) for org in orgs) if terminal else {}

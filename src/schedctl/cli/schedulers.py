@@ -39,11 +39,11 @@ if TYPE_CHECKING:
 def emit_scheduler(scheduler: Scheduler, as_json: bool, changed: bool | None = None) -> None:
     """Print a scheduler as `show` does; for a change, whether anything changed (JSON:
     "changed"; plain: a first line saying nothing did)."""
-    from schedctl import render
+    from schedctl.output import json as documents
+    from schedctl.output import text as render
 
     if as_json:
-        extra = {} if changed is None else {"changed": changed}
-        render.print_json(render.doc(scheduler) | extra)
+        documents.emit(documents.scheduler(scheduler, changed))
         return
     if changed is False:
         print(f"nothing changed: the scheduler of {scheduler.domain} is already so")
@@ -217,9 +217,10 @@ def delete(
     verbose: VerboseOpt = False,
 ) -> None:
     """Delete a scheduler; its jobs stay."""
-    from schedctl import render, schedulers
+    from schedctl import schedulers
     from schedctl.domains import parse_ref
     from schedctl.models import Ref
+    from schedctl.output import json as documents
 
     if not yes and not sys.stdin.isatty():
         raise InvalidInput("refusing to delete without a terminal to confirm: pass --yes")
@@ -233,7 +234,7 @@ def delete(
             raise OperationFailed("not deleted")
         deleted = schedulers.delete(conn, org_id, Ref.of_id(found.id), ctx.actor())
     if as_json:
-        render.print_json({"id": str(deleted.id), "deleted": True})
+        documents.emit(documents.scheduler_deleted(deleted))
     else:
         print(f"deleted scheduler {deleted.id} ({deleted.domain}); its jobs are kept")
 
@@ -283,13 +284,14 @@ def run(
     ref: RefArg, org: OrgOpt = None, as_json: JsonOpt = False, verbose: VerboseOpt = False
 ) -> None:
     """Create a job now, outside the schedule (the overlap policy applies)."""
-    from schedctl import render, schedulers
+    from schedctl import schedulers
     from schedctl.domains import parse_ref
+    from schedctl.output import json as documents
 
     scheduler_ref = parse_ref(ref)
     with ctx.session(org) as (conn, org_id):
         job = schedulers.run_now(conn, org_id, scheduler_ref, ctx.actor())
     if as_json:
-        render.print_json(render.doc(job))
+        documents.emit(documents.record(job))
     else:
         print(f"created job {job.id} for {job.domain}")

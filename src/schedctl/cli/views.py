@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -16,10 +16,9 @@ from schedctl.cli.options import (
     RefArg,
     VerboseOpt,
 )
-from schedctl.models import rfc3339
 
 if TYPE_CHECKING:
-    from schedctl.models import Scheduler
+    pass
 
 
 @command(app, "list", short_help="List the organisation's schedulers, soonest first.")
@@ -33,7 +32,9 @@ def list_(
     verbose: VerboseOpt = False,
 ) -> None:
     """List the organisation's schedulers, soonest first, with the last job each made."""
-    from schedctl import render, schedulers
+    from schedctl import schedulers
+    from schedctl.output import json as documents
+    from schedctl.output import text as render
     from schedctl.validation import exclusive
 
     state = ctx.pair(enabled, disabled, "--enabled", "--disabled")
@@ -41,7 +42,7 @@ def list_(
     with ctx.session(org, all_orgs=all_orgs) as (conn, org_id):
         found = schedulers.list_for(conn, org_id, enabled=state, due_only=due)
     if as_json:
-        render.print_json([render.doc(s) | {"last_run": _last_run_doc(s)} for s in found])
+        documents.emit(documents.scheduler_list(found))
     else:
         terminal = ctx.terminal()
         # Stable columns for scripts: plain output has the organisation with --all-orgs.
@@ -57,14 +58,6 @@ def list_(
         )
 
 
-def _last_run_doc(scheduler: Scheduler) -> dict[str, Any] | None:
-
-    last = scheduler.last_run
-    if last is None:
-        return None
-    return {"job_id": last.job_id, "status": last.status, "at": rfc3339(last.created_at)}
-
-
 @command(app)
 def show(
     ref: RefArg,
@@ -76,8 +69,10 @@ def show(
     verbose: VerboseOpt = False,
 ) -> None:
     """Show one scheduler, its next run times and its last job."""
-    from schedctl import render, schedulers
+    from schedctl import schedulers
     from schedctl.domains import parse_ref
+    from schedctl.output import json as documents
+    from schedctl.output import text as render
     from schedctl.validation import NEXT_RUNS, check_range
 
     check_range("--next", next_count, *NEXT_RUNS)
@@ -88,22 +83,7 @@ def show(
         runs = [run.at for run in local_runs]
         last = schedulers.last_job(conn, scheduler.id)
     if as_json:
-        render.print_json(
-            render.doc(scheduler)
-            | {
-                "next_runs": [rfc3339(t) for t in runs],
-                "next_runs_local": [
-                    {
-                        "at": rfc3339(run.at),
-                        "local_time": run.local_time.isoformat(timespec="seconds"),
-                        "utc_offset_seconds": run.utc_offset_seconds,
-                        "dst_day": run.dst_day,
-                    }
-                    for run in local_runs
-                ],
-                "last_job": last and render.doc(last),
-            }
-        )
+        documents.emit(documents.scheduler_shown(scheduler, local_runs, last))
         return
     terminal, now = ctx.terminal(), scheduler.db_now
     lines = render.scheduler_lines(scheduler, terminal=terminal)
@@ -127,8 +107,10 @@ def history(
 ) -> None:
     """The scheduler's jobs, newest first, with each one's slot and whether the schedule
     or a `run` made it."""
-    from schedctl import render, schedulers
+    from schedctl import schedulers
     from schedctl.domains import parse_ref
+    from schedctl.output import json as documents
+    from schedctl.output import text as render
     from schedctl.validation import HISTORY_LIMIT, OFFSET, check_range
 
     check_range("--limit", limit, *HISTORY_LIMIT)
@@ -138,7 +120,7 @@ def history(
         scheduler = schedulers.get(conn, org_id, scheduler_ref)
         jobs = schedulers.history(conn, scheduler.id, limit=limit, offset=offset)
     if as_json:
-        render.print_json([render.doc(job) for job in jobs])
+        documents.emit([documents.record(job) for job in jobs])
     else:
         terminal = ctx.terminal()
         render.table(
@@ -166,8 +148,10 @@ def log(
     verbose: VerboseOpt = False,
 ) -> None:
     """The audit trail: who changed which scheduler or organisation, when, and how."""
-    from schedctl import render, schedulers
+    from schedctl import schedulers
     from schedctl.domains import parse_ref
+    from schedctl.output import json as documents
+    from schedctl.output import text as render
     from schedctl.validation import HISTORY_LIMIT, check_range
 
     check_range("--limit", limit, *HISTORY_LIMIT)
@@ -175,7 +159,7 @@ def log(
     with ctx.session(org, all_orgs=all_orgs) as (conn, org_id):
         entries = schedulers.audit_log(conn, org_id, scheduler_ref, limit=limit)
     if as_json:
-        render.print_json([render.doc(entry) for entry in entries])
+        documents.emit([documents.record(entry) for entry in entries])
     else:
         terminal = ctx.terminal()
         render.table(

@@ -1,8 +1,7 @@
-"""Output: JSON documents for scripts, tables on a terminal, plain text otherwise."""
+"""Output for people: tables on a terminal, plain text otherwise, and the tick report."""
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import uuid
@@ -11,21 +10,11 @@ from datetime import datetime, timedelta, timezone
 from typing import IO, TYPE_CHECKING, Any
 
 from schedctl.domains import display_domain
-from schedctl.models import AuditEntry, Job, Organisation, Scheduler, plain, public_fields, rfc3339
+from schedctl.models import AuditEntry, Job, Scheduler, rfc3339
+from schedctl.output import json as documents
 
 if TYPE_CHECKING:
     from schedctl.hooks import Hooks
-
-
-def doc(record: Scheduler | Job | AuditEntry | Organisation) -> dict[str, Any]:
-    """A record in the JSON shape of the command-line contract: its public fields."""
-    return {name: plain(value) for name, value in public_fields(record).items()}
-
-
-def print_json(doc: Any, out: IO[str] | None = None) -> None:
-    """Exactly one JSON document on stdout."""
-    stream = out or sys.stdout
-    stream.write(json.dumps(doc, ensure_ascii=False) + "\n")
 
 
 def relative(moment: datetime, now: datetime) -> str:
@@ -555,17 +544,7 @@ class TickReport:
 
     def job(self, entry: dict[str, Any]) -> None:
         if self.as_json:
-            # What json.dumps would write, formatted directly: this runs once per job, tens
-            # of thousands of times in a large pass. Ids and times need no escaping.
-            job_id = "null" if entry["job_id"] is None else f'"{entry["job_id"]}"'
-            self._spool.write(
-                f'{", " if self._count else ""}{{"scheduler_id": "{entry["scheduler_id"]}", '
-                f'"job_id": {job_id}, '
-                f'"organisation_id": "{entry["organisation_id"]}", '
-                f'"domain": {json.dumps(entry["domain"])}, '
-                f'"slot": "{rfc3339(entry["slot"])}", '
-                f'"next_run_at": "{rfc3339(entry["next_run_at"])}"}}'
-            )
+            self._spool.write((", " if self._count else "") + documents.tick_job(entry))
         elif not self.quiet:
             verb = "would create a job" if self.dry_run else f"created job {entry['job_id']}"
             self._spool.write(
@@ -585,10 +564,9 @@ class TickReport:
         self._spool.seek(0)
         out = sys.stdout
         if self.as_json:
-            head = json.dumps(counts)[:-1]
-            out.write(f'{head}, "jobs": [')
+            out.write(documents.tick_head(counts))
             _copy(self._spool, out)
-            out.write(f'], "errors": {json.dumps(summary.errors)}}}\n')
+            out.write(documents.tick_tail(summary.errors))
         else:
             if not self.quiet:
                 _copy(self._spool, out)
@@ -637,15 +615,6 @@ def status_lines(report: dict[str, Any]) -> list[tuple[str, str]]:
         ("worst lag", f"{lag} (limit {duration(report['max_lag_seconds'])})"),
         ("last tick", last_text),
     ]
-
-
-def hooks_doc(hooks: Hooks) -> dict[str, Any]:
-    """The database's hooks as `hooks show --json` prints them: each hook's
-    value, null where schedctl's default applies."""
-    return hooks.settings() | {
-        "updated_at": hooks.updated_at and rfc3339(hooks.updated_at),
-        "updated_by": hooks.updated_by,
-    }
 
 
 def hooks_lines(hooks: Hooks, defaults: dict[str, str]) -> list[tuple[str, str]]:
