@@ -16,8 +16,8 @@ import pytest
 
 from schedctl import db, tick
 from schedctl import schedulers as operations
+from schedctl.cli.changes import scheduler_changes
 from schedctl.config import Settings
-from schedctl.validation import scheduler_changes
 from tests.helpers import (
     Cli,
     Conn,

@@ -9,6 +9,7 @@ import typer
 
 from schedctl.cli import session as ctx
 from schedctl.cli.app import app, command
+from schedctl.cli.changes import scheduler_changes
 from schedctl.cli.options import (
     AtOpt,
     CatchupOpt,
@@ -79,12 +80,12 @@ def create(
     verbose: VerboseOpt = False,
 ) -> None:
     """Create a scheduler: crawl DOMAIN every 6, 12, 24 or 48 hours."""
-    from schedctl import domains, schedulers, validation
+    from schedctl import domains, schedulers
 
     name = domains.normalize_domain(domain)
     if every is None:
         raise InvalidInput("--every is required (6h, 12h, 24h or 48h)")
-    changes = validation.scheduler_changes(
+    changes = scheduler_changes(
         every=every,
         concurrency=concurrency,
         find_links=ctx.pair(find_links, no_find_links, "--find-links", "--no-find-links"),
@@ -175,9 +176,9 @@ def update(
 ) -> None:
     """Change a scheduler; a new --every keeps the times on its grid. A change to what it
     already is writes nothing (JSON: "changed": false)."""
-    from schedctl import domains, schedulers, validation
+    from schedctl import domains, schedulers
 
-    changes = validation.scheduler_changes(
+    changes = scheduler_changes(
         every=every,
         concurrency=concurrency,
         find_links=ctx.pair(find_links, no_find_links, "--find-links", "--no-find-links"),

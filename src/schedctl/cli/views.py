@@ -33,9 +33,9 @@ def list_(
 ) -> None:
     """List the organisation's schedulers, soonest first, with the last job each made."""
     from schedctl import schedulers
+    from schedctl.cli.changes import exclusive
     from schedctl.output import json as documents
     from schedctl.output import text as render
-    from schedctl.validation import exclusive
 
     state = ctx.pair(enabled, disabled, "--enabled", "--disabled")
     exclusive(due=due, disabled=disabled)  # due ones are enabled
