@@ -220,7 +220,7 @@ CASES = _cases()
 def _create_args(case: Case) -> list[str]:
     state = case.first
     args = ["create", case.command_domain, "--every", state.every]
-    args += _option_args(DEFAULT, state)
+    args += _option_args(DEFAULT, state, creating=True)
     if not state.enabled:
         args.append("--disabled")
         if state.paused_until is not None:
@@ -239,10 +239,11 @@ def _paths_args(name: str, old: tuple[str, ...], new: tuple[str, ...]) -> list[s
     return [arg for path in new for arg in (f"--{name}", path)]
 
 
-def _option_args(old: State, new: State) -> list[str]:
-    """The options of `create`/`update` that take `old` to `new` (not the pause state)."""
+def _option_args(old: State, new: State, *, creating: bool = False) -> list[str]:
+    """The options of `update` that take `old` to `new` (not the pause state); `creating`:
+    those of `create` that make `new` (--every apart), `old` being the defaults."""
     args: list[str] = []
-    if new.every != old.every and old is not DEFAULT:
+    if new.every != old.every and not creating:
         args += ["--every", new.every]
     if new.overlap != old.overlap:
         args += ["--overlap", new.overlap]
@@ -255,7 +256,7 @@ def _option_args(old: State, new: State) -> list[str]:
     for name in ("include", "exclude"):
         old_paths, new_paths = getattr(old, name), getattr(new, name)
         if new_paths != old_paths:
-            if old is DEFAULT:
+            if creating:
                 args += [arg for path in new_paths for arg in (f"--{name}", path)]
             else:
                 args += _paths_args(name, old_paths, new_paths)
@@ -349,7 +350,8 @@ def _run(cli: Cli, *args: str) -> Any:
 def _scenario(cli: Cli, workdir: Path) -> Parity:
     make_org(cli, "Acme")  # the only organisation: every command and file is about it
     parity = Parity()
-    # one file per step, every case an entry; the first with each key written out now and then
+    # One file per step, an entry per case: the first gives the keys whose values are not
+    # create's defaults (as export writes them), the second every key, nulls and defaults too.
     first = _file([(c.file_domain, c.first) for c in CASES], explicit=False)
     second = _file([(c.file_domain, c.second) for c in CASES], explicit=True)
     for case in CASES:
