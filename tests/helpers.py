@@ -195,10 +195,13 @@ def run_cli(args: list[str]) -> Result:
     """schedctl's main() in this process, with stdout and stderr captured apart."""
     import schedctl.cli
 
+    # main() calls the `app` of its own module: the package's `app` is a re-export, and its
+    # `main` the function, which hides the module of that name.
+    main_module = sys.modules["schedctl.cli.main"]
     out, err = io.StringIO(), io.StringIO()
     code = 0
     with (
-        mock.patch.object(schedctl.cli, "app", _built_once(schedctl.cli.app)),
+        mock.patch.object(main_module, "app", _built_once(schedctl.cli.app)),
         redirect_stdout(out),
         redirect_stderr(err),
     ):
