@@ -887,9 +887,9 @@ def test_one_file_for_several_organisations(cli: Cli, conn: Conn, tmp_path: Path
 # ---------------------------------------------------------------- processes, size
 
 
-def test_apply_reads_stdin(database_url: str, conn: Conn) -> None:
+def test_apply_reads_stdin(cli: Cli, database_url: str, conn: Conn) -> None:
     env = {"SCHEDCTL_DATABASE_URL": database_url}
-    assert run_cli_subprocess(["org", "create", "Acme"], env).code == 0
+    make_org(cli, "Acme")
     result = run_cli_subprocess(["apply", "-f", "-", "--json"], env, stdin=BASE)
     assert result.code == 0, result.stderr
     assert json.loads(result.stdout)["source"] == "<stdin>"
@@ -913,9 +913,11 @@ def _waiting_for_advisory_lock(conn: Conn) -> int:
 
 
 @pytest.mark.slow
-def test_concurrent_applies_take_turns(database_url: str, conn: Conn, tmp_path: Path) -> None:
+def test_concurrent_applies_take_turns(
+    cli: Cli, database_url: str, conn: Conn, tmp_path: Path
+) -> None:
     env = {"SCHEDCTL_DATABASE_URL": database_url}
-    assert run_cli_subprocess(["org", "create", "Acme"], env).code == 0
+    make_org(cli, "Acme")
     org = str(fetch_one(conn, "SELECT id FROM organisations")[0])
     files = {}
     for name in ("a", "b"):

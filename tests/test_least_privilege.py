@@ -31,7 +31,6 @@ from tests.helpers import (
     make_due,
     make_org,
     make_scheduler,
-    run_cli_subprocess,
 )
 from tests.helpers import insert_active_job as _insert_active_job
 
@@ -101,11 +100,11 @@ def test_tick_runs_as_the_least_privileged_role(cli: Cli, conn: Conn, tick_role:
     docs = setup["docs"]
     env = {"SCHEDCTL_DATABASE_URL": tick_role.url}
 
-    dry = run_cli_subprocess(["tick", "--dry-run", "--json"], env)
+    dry = cli("tick", "--dry-run", "--json", env=env)
     assert dry.code == 0, dry.stderr
     assert conn.execute("SELECT count(*) FROM jobs").fetchone() == (2,)
 
-    result = run_cli_subprocess(["tick", "--json"], env)
+    result = cli("tick", "--json", env=env)
     assert result.code == 0, result.stderr
     summary = json.loads(result.stdout)
     assert (summary["due"], summary["created"], summary["skipped"], summary["failed"]) == (
@@ -145,7 +144,7 @@ def test_tick_runs_as_the_least_privileged_role(cli: Cli, conn: Conn, tick_role:
         "SELECT count(*) FROM schedulers WHERE next_run_at <= now() AND is_enabled"
     ).fetchone() == (0,)
 
-    quiet = run_cli_subprocess(["tick", "--quiet"], env)
+    quiet = cli("tick", "--quiet", env=env)
     assert (quiet.code, quiet.stdout, quiet.stderr) == (0, "", "")
 
 
@@ -197,7 +196,7 @@ def test_the_role_ticks_zoned_windowed_and_paused_until_schedulers(
         " WHERE scheduler_id = %s",
         [paused["id"]],
     )
-    result = run_cli_subprocess(["tick", "--json"], {"SCHEDCTL_DATABASE_URL": tick_role.url})
+    result = cli("tick", "--json", env={"SCHEDCTL_DATABASE_URL": tick_role.url})
     assert result.code == 0, result.stderr
     summary = json.loads(result.stdout)
     assert (summary["due"], summary["created"], summary["skipped"], summary["missed"]) == (
@@ -244,7 +243,7 @@ def test_schedctl_commands_that_change_schedulers_fail_as_the_role(
         ["update", "plain.com", "--every", "12h", "--org", org],
         ["create", "new.com", "--every", "6h", "--org", org],
     ):
-        result = run_cli_subprocess([*args, "--json"], env)
+        result = cli(*args, "--json", env=env)
         assert result.code != 0, args
         assert result.stdout == ""
         assert re.match(r"^error: .*permission denied", result.stderr), result.stderr
@@ -260,7 +259,7 @@ def test_grants_can_be_applied_again(
 ) -> None:
     _apply_grants(database_url, tick_role.group)
     _every_path_of_tick(cli, conn)
-    result = run_cli_subprocess(["tick", "--json"], {"SCHEDCTL_DATABASE_URL": tick_role.url})
+    result = cli("tick", "--json", env={"SCHEDCTL_DATABASE_URL": tick_role.url})
     assert result.code == 0, result.stderr
     assert json.loads(result.stdout)["created"] == 2
     with (
@@ -367,14 +366,14 @@ def test_status_and_list_run_as_the_monitoring_role(cli: Cli, conn: Conn, monito
     _every_path_of_tick(cli, conn)
     assert cli("tick", "--json").code == 0
     env = {"SCHEDCTL_DATABASE_URL": monitor_url}
-    status = run_cli_subprocess(["status", "--all-orgs", "--json"], env)
+    status = cli("status", "--all-orgs", "--json", env=env)
     assert status.code == 0, status.stderr
     report = json.loads(status.stdout)
     assert (report["enabled"], report["schema_version"]) == (4, MIGRATIONS[-1])
     assert report["last_tick"]["created"] == 2
-    org = run_cli_subprocess(["status", "--org", "Acme", "--json"], env)
+    org = cli("status", "--org", "Acme", "--json", env=env)
     assert org.code == 0, org.stderr
-    listed = run_cli_subprocess(["list", "--org", "Acme", "--json"], env)
+    listed = cli("list", "--org", "Acme", "--json", env=env)
     assert listed.code == 0, listed.stderr
     assert len(json.loads(listed.stdout)) == 4
 
@@ -389,7 +388,7 @@ def test_the_monitoring_role_writes_nothing(cli: Cli, conn: Conn, monitor_url: s
         ["tick"],
         ["org", "create", "Mallory"],
     ):
-        message = assert_error(run_cli_subprocess(args, env), 5)
+        message = assert_error(cli(*args, env=env), 5)
         assert "permission denied for " in message, message
         assert "contrib/grants.sql" in message, message
     assert fingerprint(conn) == before
@@ -408,7 +407,7 @@ def test_a_missing_privilege_names_the_privilege_and_the_object(
                 sql.Identifier(group.replace("schedctl_nagios_", "schedctl_monitor_"))
             )
         )
-    result = run_cli_subprocess(["status", "--all-orgs"], {"SCHEDCTL_DATABASE_URL": monitor_url})
+    result = cli("status", "--all-orgs", env={"SCHEDCTL_DATABASE_URL": monitor_url})
     message = assert_error(result, 5)
     assert message.startswith(
         f"permission denied for table _yoyo_migration: role {group} has no SELECT, INSERT, "
