@@ -11,6 +11,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,16 +22,19 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
 from tests.helpers import (
+    ENV_VARS,
     MIGRATIONS,
     Cli,
     Conn,
     as_uri,
     assert_error,
+    cli_against,
     fetch_one,
     fingerprint,
     make_due,
     make_org,
     make_scheduler,
+    with_database,
 )
 from tests.helpers import insert_active_job as _insert_active_job
 
@@ -55,6 +59,12 @@ def _apply_grants(database_url: str, group: str) -> None:
 @pytest.fixture
 def tick_role(database_url: str) -> Iterator[TickRole]:
     """grants.sql applied to this test's database, and a login role that is a member."""
+    with _tick_role(database_url) as role:
+        yield role
+
+
+@contextmanager
+def _tick_role(database_url: str) -> Iterator[TickRole]:
     suffix = uuid.uuid4().hex[:10]
     group, login, password = f"schedctl_tick_{suffix}", f"schedctl_cron_{suffix}", suffix
     _apply_grants(database_url, group)
@@ -148,6 +158,35 @@ def test_tick_runs_as_the_least_privileged_role(cli: Cli, conn: Conn, tick_role:
     assert (quiet.code, quiet.stdout, quiet.stderr) == (0, "", "")
 
 
+@pytest.fixture(scope="module")
+def refusing_world(
+    server_url: str,
+    template_db: str,
+    _dropper: Any,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[Conn, TickRole]]:
+    """One migrated database, with the schedulers of _every_path_of_tick and the tick role,
+    shared by the checks that the role is refused a statement (each changes nothing)."""
+    name = f"schedctl_t_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        admin.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                sql.Identifier(name), sql.Identifier(template_db)
+            )
+        )
+    try:
+        url = with_database(server_url, name)
+        with psycopg.connect(url, autocommit=True) as conn, _tick_role(url) as role:
+            with pytest.MonkeyPatch.context() as monkeypatch:  # as _clean_environment does
+                for var in ENV_VARS:
+                    monkeypatch.delenv(var, raising=False)
+                monkeypatch.chdir(tmp_path_factory.mktemp("refusing_world"))
+                _every_path_of_tick(cli_against(url, monkeypatch), conn)
+            yield conn, role
+    finally:
+        _dropper.drop(name)
+
+
 @pytest.mark.parametrize(
     "statement",
     [
@@ -168,13 +207,16 @@ def test_tick_runs_as_the_least_privileged_role(cli: Cli, conn: Conn, tick_role:
     ],
 )
 def test_the_role_cannot_do_anything_else(
-    cli: Cli, conn: Conn, tick_role: TickRole, statement: str
+    refusing_world: tuple[Conn, TickRole], statement: str
 ) -> None:
-    _every_path_of_tick(cli, conn)
-    with psycopg.connect(tick_role.url, autocommit=True) as role_conn:
+    conn, tick_role = refusing_world
+    with psycopg.connect(tick_role.url) as role_conn:
         assert role_conn.execute("SELECT current_user").fetchone() == (tick_role.login,)
+        # In a transaction that is rolled back: a statement wrongly allowed changes nothing
+        # the other statements of this world are tried against.
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             role_conn.execute(statement)
+        role_conn.rollback()
     assert conn.execute("SELECT count(*) FROM schedulers").fetchone() == (4,)
     assert conn.execute("SELECT count(*) FROM jobs").fetchone() == (2,)
 
