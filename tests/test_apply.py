@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,8 @@ from schedctl.fields import DEFAULTS
 from tests.helpers import (
     Cli,
     Conn,
+    SharedWorld,
+    SharedWorlds,
     assert_error,
     fetch_one,
     fingerprint,
@@ -702,19 +705,36 @@ INVALID_FILES = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(INVALID_FILES))
-def test_invalid_files_write_nothing(cli: Cli, conn: Conn, tmp_path: Path, name: str) -> None:
+def _applied_and_manual(cli: Cli, conn: Conn, folder: Path) -> None:
     make_org(cli, "Acme")
-    apply(cli, tmp_path, BASE)
+    apply(cli, folder, BASE)
     make_scheduler(cli, "manual.com")
+
+
+@pytest.fixture(scope="module")
+def applied_world(
+    shared_worlds: SharedWorlds, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[SharedWorld]:
+    """BASE applied and one scheduler made by a command, shared by the invalid files (none
+    of which may change anything)."""
+    with shared_worlds(tmp_path_factory.mktemp("applied"), _applied_and_manual) as world:
+        yield world
+
+
+@pytest.mark.parametrize("name", sorted(INVALID_FILES))
+def test_invalid_files_write_nothing(
+    applied_world: SharedWorld, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, name: str
+) -> None:
+    cli = applied_world.cli_for(monkeypatch)
     text, line = INVALID_FILES[name]
-    before = fingerprint(conn)
-    for extra in ([], ["--prune"], ["--dry-run"], ["--check"]):
-        message = assert_error(cli("apply", "-f", write(tmp_path, text, "bad.yaml"), *extra), 2)
-        assert "bad.yaml" in message
-        if line is not None:
-            assert f"bad.yaml:{line}:" in message, message
-    assert fingerprint(conn) == before
+    with psycopg.connect(applied_world.url, autocommit=True) as conn:
+        before = fingerprint(conn)
+        for extra in ([], ["--prune"], ["--dry-run"], ["--check"]):
+            message = assert_error(cli("apply", "-f", write(tmp_path, text, "bad.yaml"), *extra), 2)
+            assert "bad.yaml" in message
+            if line is not None:
+                assert f"bad.yaml:{line}:" in message, message
+        assert fingerprint(conn) == before
 
 
 def test_every_problem_is_named_with_its_line(cli: Cli, conn: Conn, tmp_path: Path) -> None:
@@ -888,9 +908,9 @@ def test_one_file_for_several_organisations(cli: Cli, conn: Conn, tmp_path: Path
 # ---------------------------------------------------------------- processes, size
 
 
-def test_apply_reads_stdin(database_url: str, conn: Conn) -> None:
+def test_apply_reads_stdin(cli: Cli, database_url: str, conn: Conn) -> None:
     env = {"SCHEDCTL_DATABASE_URL": database_url}
-    assert run_cli_subprocess(["org", "create", "Acme"], env).code == 0
+    make_org(cli, "Acme")
     result = run_cli_subprocess(["apply", "-f", "-", "--json"], env, stdin=BASE)
     assert result.code == 0, result.stderr
     assert json.loads(result.stdout)["source"] == "<stdin>"
@@ -914,9 +934,11 @@ def _waiting_for_advisory_lock(conn: Conn) -> int:
 
 
 @pytest.mark.slow
-def test_concurrent_applies_take_turns(database_url: str, conn: Conn, tmp_path: Path) -> None:
+def test_concurrent_applies_take_turns(
+    cli: Cli, database_url: str, conn: Conn, tmp_path: Path
+) -> None:
     env = {"SCHEDCTL_DATABASE_URL": database_url}
-    assert run_cli_subprocess(["org", "create", "Acme"], env).code == 0
+    make_org(cli, "Acme")
     org = str(fetch_one(conn, "SELECT id FROM organisations")[0])
     files = {}
     for name in ("a", "b"):

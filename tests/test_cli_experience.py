@@ -201,9 +201,9 @@ def test_org_delete_refused_by_a_host_table_changes_nothing(cli: Cli, conn: Conn
     assert fingerprint(conn) == before
 
 
-def test_org_delete_without_a_terminal_needs_yes(database_url: str, conn: Conn) -> None:
+def test_org_delete_without_a_terminal_needs_yes(cli: Cli, database_url: str, conn: Conn) -> None:
     env = {"SCHEDCTL_DATABASE_URL": database_url}
-    assert run_cli_subprocess(["org", "create", "Acme"], env).code == 0
+    make_org(cli, "Acme")
     before = fingerprint(conn)
     assert_error(run_cli_subprocess(["org", "delete", "Acme"], env), 2)
     assert fingerprint(conn) == before
@@ -638,7 +638,7 @@ def test_list_with_its_last_run_runs_as_the_monitor_role(
     try:
         params = conninfo_to_dict(database_url) | {"user": login, "password": suffix}
         url = as_uri(" ".join(f"{k}={v}" for k, v in params.items()))
-        listed = ok_json(run_cli_subprocess(["list", "--json"], {"SCHEDCTL_DATABASE_URL": url}))
+        listed = ok_json(cli("list", "--json", env={"SCHEDCTL_DATABASE_URL": url}))
         assert listed[0]["last_run"]["status"] == "pending"
     finally:
         for role in (login, group, f"t_{suffix}"):

@@ -787,10 +787,12 @@ def test_a_skipped_slot_is_in_the_audit_trail_with_rfc3339_times(cli: Cli, conn:
 # ---------------------------------------------------------------- 7. quiet cron output
 
 
-def test_tick_quiet_prints_nothing_when_all_went_well(database_url: str, conn: Conn) -> None:
+def test_tick_quiet_prints_nothing_when_all_went_well(
+    cli: Cli, database_url: str, conn: Conn
+) -> None:
     env = {"SCHEDCTL_DATABASE_URL": database_url}
-    assert run_cli_subprocess(["org", "create", "Acme"], env).code == 0
-    assert run_cli_subprocess(["create", "example.com", "--every", "6h"], env).code == 0
+    make_org(cli, "Acme")
+    make_scheduler(cli, "example.com")
     (scheduler_id,) = fetch_one(conn, "SELECT id FROM schedulers")
     make_due(conn, str(scheduler_id))
     result = run_cli_subprocess(["tick", "--quiet"], env)

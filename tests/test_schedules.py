@@ -9,9 +9,11 @@ from __future__ import annotations
 import collections
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import psycopg
 import pytest
 
 from schedctl import db, tick
@@ -21,6 +23,8 @@ from schedctl.config import Settings
 from tests.helpers import (
     Cli,
     Conn,
+    SharedWorld,
+    SharedWorlds,
     assert_error,
     db_now,
     fetch_one,
@@ -519,6 +523,20 @@ def test_status_lag_counts_from_the_creation(cli: Cli, conn: Conn) -> None:
 # ---------------------------------------------------------------- refused input
 
 
+def _spread_scheduler(cli: Cli, conn: Conn, folder: Path) -> None:
+    make_org(cli, "Acme")
+    make_scheduler(cli, "example.com", "--every", "12h", "--spread", "10h")
+
+
+@pytest.fixture(scope="module")
+def spread_world(
+    shared_worlds: SharedWorlds, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[SharedWorld]:
+    """One scheduler with a spread, shared by the refused inputs (none may change anything)."""
+    with shared_worlds(tmp_path_factory.mktemp("spread"), _spread_scheduler) as world:
+        yield world
+
+
 @pytest.mark.parametrize(
     "args",
     [
@@ -548,13 +566,15 @@ def test_status_lag_counts_from_the_creation(cli: Cli, conn: Conn) -> None:
         ["pause", "example.com", "--until", "0s"],
     ],
 )
-def test_refused_input_is_exit_2_and_writes_nothing(cli: Cli, conn: Conn, args: list[str]) -> None:
-    make_org(cli, "Acme")
-    make_scheduler(cli, "example.com", "--every", "12h", "--spread", "10h")
-    before = fingerprint(conn)
-    message = assert_error(cli(*args), 2)
-    assert message
-    assert fingerprint(conn) == before
+def test_refused_input_is_exit_2_and_writes_nothing(
+    spread_world: SharedWorld, monkeypatch: pytest.MonkeyPatch, args: list[str]
+) -> None:
+    cli = spread_world.cli_for(monkeypatch)
+    with psycopg.connect(spread_world.url, autocommit=True) as conn:
+        before = fingerprint(conn)
+        message = assert_error(cli(*args), 2)
+        assert message
+        assert fingerprint(conn) == before
 
 
 def test_the_settings_are_in_the_json_document_and_the_audit_trail(cli: Cli, conn: Conn) -> None:
