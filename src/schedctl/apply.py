@@ -18,9 +18,7 @@ from schedctl.fields import DEFAULTS, FIELDS, from_row
 from schedctl.manifest import Entry, ExportedScheduler, Manifest, dump, unknown_zones
 from schedctl.models import Organisation
 
-# The fields a pause or resume changes; a change of the others is an update.
-_PAUSE_FIELDS = ("is_enabled", "pause_reason", "paused_until")
-MANAGED_BY = "apply"
+MANAGED_BY = store.MANAGED_BY
 
 
 @dataclass(frozen=True)
@@ -224,39 +222,21 @@ def _new(interval_hours: int) -> dict[str, Any]:
     return {**DEFAULTS, "schedule_interval_hours": interval_hours}
 
 
-class _Audit(store.AuditTrail):
-    """The audit entries of one apply, in order, as `create`, `update`, `pause`, `resume` and
-    `delete` write them."""
-
-    def changed(
-        self,
-        row: dict[str, Any],
-        new: dict[str, Any],
-        next_run_at: datetime,
-        adopted: bool,
-    ) -> None:
-        old = {**_current_values(row), "next_run_at": row["next_run_at"]}
-        diff = audit.changed(old, {**new, "next_run_at": next_run_at})
-        pausing = {name: diff.pop(name) for name in _PAUSE_FIELDS if name in diff}
-        if adopted:
-            diff["managed_by"] = [None, MANAGED_BY]
-        scheduler = (row["id"], row["organisation_id"], row["domain"])
-        if diff:
-            self.add("update", *scheduler, diff)
-        if pausing:
-            if new["is_enabled"]:
-                self.add("resume", *scheduler, pausing)
-            else:
-                self.add("pause", *scheduler, pausing, new["pause_reason"])
-
-    def deleted(self, row: dict[str, Any]) -> None:
-        changes = audit.deleted({**_current_values(row), "next_run_at": row["next_run_at"]})
-        self.add("delete", row["id"], row["organisation_id"], row["domain"], changes)
+def _audit_change(
+    trail: store.AuditTrail,
+    row: dict[str, Any],
+    new: dict[str, Any],
+    next_run_at: datetime,
+    adopted: bool,
+) -> None:
+    old = {**_current_values(row), "next_run_at": row["next_run_at"]}
+    scheduler = (row["id"], row["organisation_id"], row["domain"])
+    trail.changed(scheduler, old, {**new, "next_run_at": next_run_at}, adopted=adopted)
 
 
 def _write(conn: db.Connection, work: _Work, actor: str) -> list[uuid.UUID]:
     """Carry out the plan; the ids of the schedulers created, in the plan's order."""
-    trail = _Audit()
+    trail = store.AuditTrail()
     created: list[uuid.UUID] = []
     new_runs: list[tuple[uuid.UUID, uuid.UUID, Entry, datetime]] = []
     if work.creates:
@@ -311,12 +291,13 @@ def _write(conn: db.Connection, work: _Work, actor: str) -> list[uuid.UUID]:
         next_run_at = moved.get(row["id"], row["next_run_at"])
         next_run_at, anchor = placed.get(row["id"], (next_run_at, row["grid_anchor"]))
         settings.append(store.settings_row(row["id"], entry.values, anchor, MANAGED_BY))
-        trail.changed(row, entry.values, next_run_at, row["id"] in adopted)
+        _audit_change(trail, row, entry.values, next_run_at, row["id"] in adopted)
     store.write_settings(conn, settings)
     if work.deletes:
         store.delete(conn, [row["id"] for row in work.deletes])
         for row in work.deletes:
-            trail.deleted(row)
+            changes = audit.deleted({**_current_values(row), "next_run_at": row["next_run_at"]})
+            trail.add("delete", row["id"], row["organisation_id"], row["domain"], changes)
     trail.write(conn, actor, MANAGED_BY)
     return created
 

@@ -365,7 +365,10 @@ def update(
                 raise psycopg.Rollback()
         if not diff:
             return old, False
-        _audit(conn, actor, "update", scheduler, diff)
+        trail = store.AuditTrail()
+        identity = (scheduler.id, scheduler.organisation_id, scheduler.domain)
+        trail.changed(identity, vars(old), vars(scheduler))
+        trail.write(conn, actor, None)
     return scheduler, True
 
 

@@ -19,6 +19,10 @@ from schedctl.fields import HOST, SETTINGS, to_columns
 
 # The constraint of the seed's schedulers table that makes (domain, organisation) unique.
 UNIQUE_DOMAIN_ORG = "unique_domain_org"
+# The fields a pause or resume changes; a change of the others is an update.
+PAUSE_FIELDS = ("is_enabled", "pause_reason", "paused_until")
+# What marks a scheduler as managed by `apply` (and the source of its audit entries).
+MANAGED_BY = "apply"
 # The fields that decide where a schedule's times fall.
 _GRID = ("at", "time_zone", "schedule_interval_hours", "spread_seconds")
 
@@ -168,6 +172,28 @@ class AuditTrail:
         self, scheduler_id: uuid.UUID, org_id: uuid.UUID, domain: str, values: Mapping[str, Any]
     ) -> None:
         self.add("create", scheduler_id, org_id, domain, audit.created(values))
+
+    def changed(
+        self,
+        scheduler: tuple[uuid.UUID, uuid.UUID, str],
+        old: Mapping[str, Any],
+        new: Mapping[str, Any],
+        *,
+        adopted: bool = False,
+    ) -> None:
+        """A change of a scheduler (its id, organisation and domain): an `update` entry for
+        its fields, and a `pause` or `resume` entry of its own for whether it is enabled."""
+        diff = audit.changed(old, new)
+        pausing = {name: diff.pop(name) for name in PAUSE_FIELDS if name in diff}
+        if adopted:
+            diff["managed_by"] = [None, MANAGED_BY]
+        if diff:
+            self.add("update", *scheduler, diff)
+        if pausing:
+            if new["is_enabled"]:
+                self.add("resume", *scheduler, pausing)
+            else:
+                self.add("pause", *scheduler, pausing, new["pause_reason"])
 
     def write(self, conn: db.Connection, actor: str, source: str | None) -> None:
         if self.rows:
