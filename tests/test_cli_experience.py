@@ -9,9 +9,11 @@ import re
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
@@ -19,6 +21,8 @@ from schedctl import embedded
 from tests.helpers import (
     Cli,
     Conn,
+    SharedWorld,
+    SharedWorlds,
     as_uri,
     assert_error,
     check_result,
@@ -226,15 +230,29 @@ CONFLICTS = [
 ]
 
 
-@pytest.mark.parametrize("args", CONFLICTS, ids=" ".join)
-def test_contradictory_flags_are_a_usage_error_before_connecting(
-    cli: Cli, conn: Conn, args: list[str]
-) -> None:
+def _one_scheduler(cli: Cli, conn: Conn, folder: Path) -> None:
     make_org(cli, "Acme")
     make_scheduler(cli, "example.com")
-    before = fingerprint(conn)
-    assert "cannot be used" in assert_error(cli(*args), 2)
-    assert fingerprint(conn) == before
+
+
+@pytest.fixture(scope="module")
+def one_scheduler_world(
+    shared_worlds: SharedWorlds, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[SharedWorld]:
+    """One scheduler, shared by the contradictory flags (none may change anything)."""
+    with shared_worlds(tmp_path_factory.mktemp("one"), _one_scheduler) as world:
+        yield world
+
+
+@pytest.mark.parametrize("args", CONFLICTS, ids=" ".join)
+def test_contradictory_flags_are_a_usage_error_before_connecting(
+    one_scheduler_world: SharedWorld, monkeypatch: pytest.MonkeyPatch, args: list[str]
+) -> None:
+    cli = one_scheduler_world.cli_for(monkeypatch)
+    with psycopg.connect(one_scheduler_world.url, autocommit=True) as conn:
+        before = fingerprint(conn)
+        assert "cannot be used" in assert_error(cli(*args), 2)
+        assert fingerprint(conn) == before
     # Checked before any connection: an unreachable database is not what is reported.
     result = cli(*args, env={"SCHEDCTL_DATABASE_URL": "postgresql://nobody@127.0.0.1:9/none"})
     assert_error(result, 2)
