@@ -1061,8 +1061,8 @@ def test_statements_sent_do_not_grow_with_the_file(
         apply(cli, tmp_path, "schedulers:\n" + first.replace("6h", "12h"))  # changes n
         per_size[n] = (created, list(sent))
     assert per_size[5] == per_size[200]
-    assert "apply_schedulers_insert" in per_size[5][0]
-    assert "apply_schedulers_update" in per_size[5][1]
+    assert "schedulers_insert" in per_size[5][0]
+    assert "schedulers_update" in per_size[5][1]
 
 
 def test_a_database_without_the_ownership_column_says_to_migrate(
