@@ -559,7 +559,9 @@ def test_tick_resumes_paused_until_schedulers_without_waiting_for_one_an_operato
         )
         summary, _ = _pass(tick_conn, _utc("2031-01-10T00:00"))
         assert summary.ok
-        enabled = dict(conn.execute("SELECT id::text, is_enabled FROM schedulers").fetchall())
+        enabled: dict[str, bool] = dict(
+            conn.execute("SELECT id::text, is_enabled FROM schedulers").fetchall()
+        )
         assert enabled == {ids[0]: True, held: False, ids[2]: True}
         operator.rollback()
         _pass(tick_conn, _utc("2031-01-10T00:01"))
