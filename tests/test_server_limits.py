@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -311,9 +312,10 @@ WHERE datname = current_database() AND application_name = 'schedctl' AND state =
 
 def tick_ended_mid_batch(url: str, output: str) -> tuple[Result, dict[str, datetime]]:
     """A tick over a few due schedulers whose session the server ends (pg_terminate_backend)
-    inside its batch's transaction: the batch's INSERT into jobs waits (a host trigger) for a
-    lock the test holds, so the tick is certainly there when the server ends it, however busy
-    the machine (no timeout decides it). Its result, and the slots."""
+    inside its batch's transaction, after the batch's statement: that statement's INSERT into
+    jobs waits (a host trigger) for a lock the test holds, so the tick is certainly there when
+    it is stopped (SIGSTOP), however busy the machine; no timeout decides anything. Its result,
+    and the slots."""
     with connected(url) as conn, connected(url) as holder:
         slots = seed_due(conn, 200)
         conn.execute(
@@ -334,9 +336,20 @@ def tick_ended_mid_batch(url: str, output: str) -> tuple[Result, dict[str, datet
             assert tick.poll() is None, finish_cli_process(tick, timeout=300)
             assert time.monotonic() < deadline, "the tick never applied a batch"
             time.sleep(0.005)
-        assert one(conn, "SELECT pg_terminate_backend(%s)", [pids[0]])
+        # Stopped there, the tick cannot go on once its statement ends: its session then sits
+        # idle in the transaction until the server ends it, and the tick reads why only
+        # after the statement's result (as after an idle-in-transaction timeout).
+        tick.send_signal(signal.SIGSTOP)
+        try:
+            holder.execute("SELECT pg_advisory_unlock(727273)")
+            idle = "SELECT state FROM pg_stat_activity WHERE pid = %s"
+            while one(conn, idle, [pids[0]]) != "idle in transaction":
+                assert time.monotonic() < deadline, "the batch's statement never ended"
+                time.sleep(0.005)
+            assert one(conn, "SELECT pg_terminate_backend(%s)", [pids[0]])
+        finally:
+            tick.send_signal(signal.SIGCONT)
         result = finish_cli_process(tick, timeout=300)
-        holder.execute("SELECT pg_advisory_unlock(727273)")
         conn.execute("DROP TRIGGER test_held_jobs ON jobs")
     return result, slots
 
