@@ -278,8 +278,8 @@ def test_four_ticks_under_a_short_idle_timeout_serve_each_slot_once_and_lose_not
 
 @pytest.mark.xfail(
     strict=False,
-    reason="the claim's ids are still converted inside the batch's transaction: with four "
-    "ticks on one CPU the gap before the next statement can pass 50 ms",
+    reason="timing: with four ticks pinned to one CPU of a busy machine, the gap between two "
+    "statements of a batch can pass the 50 ms idle timeout (seen at a load average of 25)",
 )
 @pytest.mark.slow
 @pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs sched_setaffinity")
