@@ -23,6 +23,7 @@ from schedctl.fields import DEFAULTS
 from tests.helpers import (
     Cli,
     Conn,
+    Result,
     SharedWorld,
     SharedWorlds,
     assert_error,
@@ -32,6 +33,7 @@ from tests.helpers import (
     make_org,
     make_scheduler,
     ok_json,
+    run_cli,
     run_cli_subprocess,
     start_cli_process,
 )
@@ -1074,3 +1076,52 @@ def test_a_database_without_the_ownership_column_says_to_migrate(
     for args in (["apply", "-f", write(tmp_path, BASE)], ["export"]):
         assert "schedctl migrate" in assert_error(cli(*args), 5)
     assert fingerprint(conn) == before
+
+
+BROKEN_FILE = (
+    "schedulers:\n"  # 1
+    "  - domain: localhost\n"  # 2
+    "    every: 7h\n"  # 3
+)
+
+
+def _check_broken_file_refused(result: Result, path: str) -> None:
+    message = assert_error(result, 2)
+    assert message.startswith(f"{path}: 2 problems, nothing applied"), message
+    assert f"{path}:2: " in message and "localhost" in message, message
+    assert f"{path}:3: " in message and "--every" in message, message
+
+
+def test_a_broken_file_is_exit_2_with_its_problems_while_the_database_is_unreachable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file is checked before connecting: its problems, not the connection's."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed again: nothing listens there
+    monkeypatch.setenv("SCHEDCTL_DATABASE_URL", f"postgresql://postgres@127.0.0.1:{port}/x")
+    monkeypatch.setenv("SCHEDCTL_CONNECT_TIMEOUT", "2")
+    path = write(tmp_path, BROKEN_FILE)
+    for extra in ([], ["--dry-run"], ["--check"], ["--json"]):
+        _check_broken_file_refused(run_cli(["apply", "-f", path, *extra]), path)
+
+
+def test_a_broken_file_starts_no_embedded_server(tmp_path: Path) -> None:
+    """With no database configured, a broken file is refused before the embedded server
+    would start: exit 2, no notice, no data directory made."""
+    import shutil
+    import tempfile
+
+    base = Path(tempfile.mkdtemp(prefix="schedctl-test-apply-"))  # not under pytest's folder
+    data_dir = base / "schedctl-data"
+    path = write(tmp_path, BROKEN_FILE)
+    try:
+        result = run_cli_subprocess(
+            ["apply", "-f", path], {"SCHEDCTL_DATA_DIR": str(data_dir)}, timeout=300
+        )
+        _check_broken_file_refused(result, path)
+        assert not data_dir.exists()
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
