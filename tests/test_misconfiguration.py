@@ -25,6 +25,7 @@ from tests.helpers import (
     Cli,
     Conn,
     assert_error,
+    cli_against,
     cli_env,
     fingerprint,
     make_org,
@@ -115,7 +116,7 @@ def test_dotenv_of_another_application_does_not_choose_the_database(
 
 
 def test_migrate_and_status_name_the_database_without_the_password(
-    database_url: str, conn: Conn
+    database_url: str, conn: Conn, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     params = conninfo_to_dict(database_url)
     role = "schedctl_named_" + os.urandom(4).hex()
@@ -131,24 +132,24 @@ def test_migrate_and_status_name_the_database_without_the_password(
             )
         else:
             url = f"postgresql://{role}:{password}@{host}:{port}/{params['dbname']}"
-        env = {"SCHEDCTL_DATABASE_URL": url}
+        cli = cli_against(url, monkeypatch)
         expected = {
             "host": host,
             "port": port,
             "database": params["dbname"],
             "user": role,
         }
-        migrate = run_cli_subprocess(["migrate"], env)
+        migrate = cli("migrate")
         assert migrate.code == 0, migrate.stderr
         assert migrate.stderr.splitlines() == [
             f"schedctl: database {params['dbname']} on {host}:{expected['port']} as {role}"
         ]
-        as_json = run_cli_subprocess(["migrate", "--json"], env)
+        as_json = cli("migrate", "--json")
         assert json.loads(as_json.stdout)["connection"] == expected
-        status = run_cli_subprocess(["status", "--all-orgs", "--json"], env)
+        status = cli("status", "--all-orgs", "--json")
         assert status.code == 0, status.stderr
         assert json.loads(status.stdout)["connection"] == expected
-        plain = run_cli_subprocess(["status", "--all-orgs"], env)
+        plain = cli("status", "--all-orgs")
         assert (
             f"reachable: {params['dbname']} on {host}:{expected['port']} as {role}" in plain.stdout
         )
@@ -253,7 +254,7 @@ def test_completion_in_an_unsupported_shell_is_one_error_line(tmp_path: Path) ->
 
 def test_a_tick_cut_short_prints_its_error_once(capsys: pytest.CaptureFixture[str]) -> None:
     """The cut is the command's own error line; the summary does not print it again."""
-    from schedctl import render
+    from schedctl.output import text as render
     from schedctl.tick import Summary
 
     report = render.TickReport(as_json=False, quiet=False, dry_run=False)

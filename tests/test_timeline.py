@@ -12,9 +12,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from schedctl import db, render_timeline
+from schedctl import db
 from schedctl import timeline as timelines
 from schedctl.config import load_settings
+from schedctl.output import timeline as render_timeline
 from tests.helpers import Cli, Conn, assert_error, make_org, make_scheduler, ok_json
 
 # A fixed clock, the day before the United States change to summer time (10 March 2030).

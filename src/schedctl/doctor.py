@@ -35,6 +35,11 @@ class Check:
     remedy: str = ""
 
 
+def failed(checks: list[Check]) -> bool:
+    """Whether any check failed (doctor exits 1 then)."""
+    return any(check.status == FAIL for check in checks)
+
+
 # What each group of commands needs: (kind, object, column, privilege). Kinds: table,
 # column, function, schema.
 _TICK = "tick"
@@ -325,7 +330,7 @@ def _active_jobs_index(conn: db.Connection) -> Check:
 
 
 def _heartbeats(conn: db.Connection) -> Check:
-    from schedctl.render import duration
+    from schedctl.models import duration
 
     rows = db.fetch_all(conn, "doctor_heartbeats")
     if not rows:

@@ -131,5 +131,5 @@ def jobs_made(
 
 def database_now(conn: db.Connection) -> datetime:
     """The database's clock (relative times in tables count from it)."""
-    now: datetime = db.fetch_one(conn, "database_now")["now"]
+    now: datetime = db.fetch_one(conn, "db_clock")["db_now"]
     return now

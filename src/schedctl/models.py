@@ -7,7 +7,7 @@ import dataclasses
 import json
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta
+from datetime import datetime, time, timedelta, timezone
 from enum import Enum
 from typing import Any
 
@@ -44,6 +44,46 @@ def paths_from_db(text: str | None) -> list[str]:
     if not isinstance(value, list):
         return []
     return [item for item in value if isinstance(item, str)]
+
+
+def rfc3339(moment: datetime) -> str:
+    """A time as an RFC 3339 string in UTC."""
+    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def plain(value: Any) -> Any:
+    """A value as JSON holds it: times in RFC 3339 UTC, UUIDs as strings."""
+    if isinstance(value, datetime):
+        return rfc3339(value)
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(item) for item in value]
+    return value
+
+
+def duration(seconds: float) -> str:
+    """A span of time for people: "42s", "1m 30s", "5h 12m", "2d 4h"."""
+    whole = int(seconds)
+    if whole < 3600 and whole % 60:
+        return f"{whole // 60}m {whole % 60}s" if whole >= 60 else f"{whole}s"
+    return span(timedelta(seconds=whole)) if whole else "0s"
+
+
+def span(delta: timedelta) -> str:
+    """A span for people in two units at most: "2d 4h", "5h 12m", "12m"."""
+    minutes = int(delta.total_seconds() // 60)
+    days, minutes = divmod(minutes, 1440)
+    hours, minutes = divmod(minutes, 60)
+    # Two units at most, and no zero ones: "2d 4h", "5h", "5h 12m", "12m", "0m".
+    parts = [f"{days}d"] if days else []
+    if hours:
+        parts.append(f"{hours}h")
+    if (minutes and not days) or not parts:
+        parts.append(f"{minutes}m")
+    return " ".join(parts)
 
 
 # A field read for schedctl's own use, left out of the JSON document.

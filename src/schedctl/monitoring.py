@@ -8,7 +8,7 @@ from typing import Any
 from schedctl import db
 from schedctl.errors import DatabaseUnavailable
 from schedctl.migrate import head_migration
-from schedctl.render import duration, plain, rfc3339
+from schedctl.models import duration, plain, rfc3339
 
 
 def status(conn: db.Connection, org_id: Any, max_lag: timedelta) -> dict[str, Any]:

@@ -1,8 +1,7 @@
-"""Output: JSON documents for scripts, tables on a terminal, plain text otherwise."""
+"""Output for people: tables on a terminal, plain text otherwise, and the tick report."""
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import uuid
@@ -10,40 +9,12 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import IO, TYPE_CHECKING, Any
 
-from schedctl.models import AuditEntry, Job, Organisation, Scheduler, public_fields
-from schedctl.validation import display_domain
+from schedctl.domains import display_domain
+from schedctl.models import AuditEntry, Job, Scheduler, duration, rfc3339, span
+from schedctl.output import json as documents
 
 if TYPE_CHECKING:
     from schedctl.hooks import Hooks
-
-
-def rfc3339(moment: datetime) -> str:
-    """A time as an RFC 3339 string in UTC."""
-    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
-
-
-def plain(value: Any) -> Any:
-    """A value as JSON holds it: times in RFC 3339 UTC, UUIDs as strings."""
-    if isinstance(value, datetime):
-        return rfc3339(value)
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if isinstance(value, dict):
-        return {key: plain(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [plain(item) for item in value]
-    return value
-
-
-def doc(record: Scheduler | Job | AuditEntry | Organisation) -> dict[str, Any]:
-    """A record in the JSON shape of the command-line contract: its public fields."""
-    return {name: plain(value) for name, value in public_fields(record).items()}
-
-
-def print_json(doc: Any, out: IO[str] | None = None) -> None:
-    """Exactly one JSON document on stdout."""
-    stream = out or sys.stdout
-    stream.write(json.dumps(doc, ensure_ascii=False) + "\n")
 
 
 def relative(moment: datetime, now: datetime) -> str:
@@ -52,7 +23,7 @@ def relative(moment: datetime, now: datetime) -> str:
     seconds = abs(delta.total_seconds())
     if seconds < 60:
         return "now"
-    text = _span(timedelta(seconds=seconds))
+    text = span(timedelta(seconds=seconds))
     return f"in {text}" if delta.total_seconds() > 0 else f"{text} overdue"
 
 
@@ -61,28 +32,7 @@ def ago(moment: datetime, now: datetime) -> str:
     delta = now - moment
     if delta.total_seconds() < 60:
         return "just now"
-    return f"{_span(delta)} ago"
-
-
-def duration(seconds: float) -> str:
-    """A span of time for people: "42s", "1m 30s", "5h 12m", "2d 4h"."""
-    whole = int(seconds)
-    if whole < 3600 and whole % 60:
-        return f"{whole // 60}m {whole % 60}s" if whole >= 60 else f"{whole}s"
-    return _span(timedelta(seconds=whole)) if whole else "0s"
-
-
-def _span(delta: timedelta) -> str:
-    minutes = int(delta.total_seconds() // 60)
-    days, minutes = divmod(minutes, 1440)
-    hours, minutes = divmod(minutes, 60)
-    # Two units at most, and no zero ones: "2d 4h", "5h", "5h 12m", "12m", "0m".
-    parts = [f"{days}d"] if days else []
-    if hours:
-        parts.append(f"{hours}h")
-    if (minutes and not days) or not parts:
-        parts.append(f"{minutes}m")
-    return " ".join(parts)
+    return f"{span(delta)} ago"
 
 
 def short_time(moment: datetime | None) -> str:
@@ -573,17 +523,7 @@ class TickReport:
 
     def job(self, entry: dict[str, Any]) -> None:
         if self.as_json:
-            # What json.dumps would write, formatted directly: this runs once per job, tens
-            # of thousands of times in a large pass. Ids and times need no escaping.
-            job_id = "null" if entry["job_id"] is None else f'"{entry["job_id"]}"'
-            self._spool.write(
-                f'{", " if self._count else ""}{{"scheduler_id": "{entry["scheduler_id"]}", '
-                f'"job_id": {job_id}, '
-                f'"organisation_id": "{entry["organisation_id"]}", '
-                f'"domain": {json.dumps(entry["domain"])}, '
-                f'"slot": "{rfc3339(entry["slot"])}", '
-                f'"next_run_at": "{rfc3339(entry["next_run_at"])}"}}'
-            )
+            self._spool.write((", " if self._count else "") + documents.tick_job(entry))
         elif not self.quiet:
             verb = "would create a job" if self.dry_run else f"created job {entry['job_id']}"
             self._spool.write(
@@ -603,10 +543,9 @@ class TickReport:
         self._spool.seek(0)
         out = sys.stdout
         if self.as_json:
-            head = json.dumps(counts)[:-1]
-            out.write(f'{head}, "jobs": [')
+            out.write(documents.tick_head(counts))
             _copy(self._spool, out)
-            out.write(f'], "errors": {json.dumps(summary.errors)}}}\n')
+            out.write(documents.tick_tail(summary.errors))
         else:
             if not self.quiet:
                 _copy(self._spool, out)
@@ -655,15 +594,6 @@ def status_lines(report: dict[str, Any]) -> list[tuple[str, str]]:
         ("worst lag", f"{lag} (limit {duration(report['max_lag_seconds'])})"),
         ("last tick", last_text),
     ]
-
-
-def hooks_doc(hooks: Hooks) -> dict[str, Any]:
-    """The database's hooks as `hooks show --json` prints them: each hook's
-    value, null where schedctl's default applies."""
-    return hooks.settings() | {
-        "updated_at": hooks.updated_at and rfc3339(hooks.updated_at),
-        "updated_by": hooks.updated_by,
-    }
 
 
 def hooks_lines(hooks: Hooks, defaults: dict[str, str]) -> list[tuple[str, str]]:

@@ -1,12 +1,12 @@
-"""How `timeline` shows the runs to come: its JSON document, a bar chart for people (fitted
-to the terminal's width), and tab-separated lines for scripts."""
+"""How `timeline` shows the runs to come for people: a bar chart (fitted to the terminal's
+width), and tab-separated lines for scripts (its JSON document is output.json.timeline)."""
 
 from __future__ import annotations
 
 import os
 from typing import IO, Any
 
-from schedctl.render import duration, rfc3339
+from schedctl.models import duration, rfc3339
 from schedctl.timeline import HERD_FACTOR, Bucket, Timeline
 
 # The busiest organisations named beside a bar.
@@ -14,25 +14,6 @@ _BUSIEST = 3
 _LABEL = 11  # "Mon 14:05  "
 _COUNT = 7
 _MARK = 2  # " !" on a herd
-
-
-def doc(found: Timeline) -> dict[str, Any]:
-    """The JSON document: the window's start, the bucket size, each bucket with its runs per
-    organisation id, the mean per bucket and the starts of the herds."""
-    return {
-        "from": rfc3339(found.now),
-        "bucket_seconds": int(found.bucket.total_seconds()),
-        "buckets": [
-            {
-                "start": rfc3339(bucket.start),
-                "runs": bucket.runs,
-                "organisations": {str(org): runs for org, runs in bucket.organisations.items()},
-            }
-            for bucket in found.buckets
-        ],
-        "mean": round(found.mean, 3),
-        "herds": [rfc3339(bucket.start) for bucket in found.herds],
-    }
 
 
 def lines(found: Timeline) -> list[str]:
@@ -117,9 +98,3 @@ def summary(found: Timeline) -> list[str]:
         out.append("  `schedctl update REF --spread 1h` spreads a scheduler's runs over a window")
         out.append("  and flattens them")
     return out
-
-
-def print_json(found: Timeline) -> None:
-    from schedctl.render import print_json as emit
-
-    emit(doc(found))

@@ -1,5 +1,6 @@
-"""Output of the incident tools: the schedulers a selector changed, doctor's checks, and the
-jobs of every scheduler (`history` without a REF)."""
+"""Output of the incident tools for people: the schedulers a selector changed, doctor's checks,
+the jobs of every scheduler (`history` without a REF), and `log` with each entry's source
+(their JSON documents are in output.json)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,10 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from schedctl import render
 from schedctl.doctor import FAIL, OK, WARN, Check
 from schedctl.models import AuditEntry, Job, Scheduler
-from schedctl.render import Cell, doc, job_rows, print_json
+from schedctl.output import text as render
+from schedctl.output.text import Cell
 
 _PAST = {"pause": "paused", "resume": "resumed"}
 
@@ -25,26 +26,7 @@ def selection_lines(changed: Sequence[Scheduler], verb: str, *, dry_run: bool) -
     return lines
 
 
-def print_selection_json(changed: Sequence[Scheduler], *, dry_run: bool) -> None:
-    """{"dry_run", "schedulers": [each scheduler changed, as `show` prints it]}."""
-    print_json({"dry_run": dry_run, "schedulers": [doc(s) for s in changed]})
-
-
-_MARKS = {OK: ("ok", "green"), WARN: ("warn", "yellow"), FAIL: ("fail", "red")}
-
-
-def doctor_doc(checks: Sequence[Check]) -> dict[str, Any]:
-    return {
-        "ok": not any(c.status == FAIL for c in checks),
-        "checks": [
-            {"name": c.name, "status": c.status, "detail": c.detail, "remedy": c.remedy}
-            for c in checks
-        ],
-    }
-
-
-def print_doctor_json(checks: Sequence[Check]) -> None:
-    print_json(doctor_doc(checks))
+_MARKS = {OK: ("ok", "32"), WARN: ("warn", "33"), FAIL: ("fail", "31")}  # green, yellow, red
 
 
 def doctor_lines(checks: Sequence[Check], *, terminal: bool) -> list[str]:
@@ -52,44 +34,23 @@ def doctor_lines(checks: Sequence[Check], *, terminal: bool) -> list[str]:
     color = terminal and not os.environ.get("NO_COLOR")
     lines = []
     for check in checks:
-        label, style = _MARKS.get(check.status, (check.status, ""))
+        label, code = _MARKS.get(check.status, (check.status, ""))
         shown = label.ljust(4)
-        if color:
-            codes = {"green": "32", "yellow": "33", "red": "31"}
-            shown = f"\x1b[{codes[style]}m{shown}\x1b[0m"
+        if color and code:
+            shown = f"\x1b[{code}m{shown}\x1b[0m"
         lines.append(f"{shown}  {check.name}: {check.detail}")
         if check.remedy and check.status != OK:
             lines.append(f"      -> {check.remedy}")
     return lines
 
 
-HISTORY_HEADERS = (
-    "Domain",
-    "Job",
-    "Status",
-    "Progress",
-    "Created",
-    "Completed",
-    "Done",
-    "Failed",
-    "Slot",
-    "Trigger",
-)
+HISTORY_HEADERS = ("Domain", *render.JOB_HEADERS)
 
 
 def history_rows(jobs: Sequence[Job], now: Any, *, terminal: bool) -> list[list[Cell]]:
     """`history` without a REF: the rows of one scheduler's history, each with its domain."""
-    rows = job_rows(jobs, now, terminal=terminal)
+    rows = render.job_rows(jobs, now, terminal=terminal)
     return [[job.domain, *row] for job, row in zip(jobs, rows, strict=True)]
-
-
-def job_docs(jobs: Sequence[Job]) -> list[dict[str, Any]]:
-    return [doc(job) for job in jobs]
-
-
-def audit_docs(entries: Sequence[AuditEntry]) -> list[dict[str, Any]]:
-    """`log --json`: each entry as before, with where it came from."""
-    return [doc(entry) | {"source": entry.source} for entry in entries]
 
 
 def audit_headers(*, terminal: bool, organisations: bool = False) -> tuple[str, ...]:
