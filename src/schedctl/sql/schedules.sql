@@ -2,15 +2,6 @@
 -- Each statement under a "-- name: NAME" header (a piece shared by several under
 -- "-- fragment: NAME"), with one line saying what it does. Values are %(name)s parameters.
 
--- name: grid_start
--- The first slot of a wall-clock grid at or after `start` (by the scheduler's spread offset),
--- and the grid's anchor.
-SELECT g.first_slot, g.anchor
-FROM schedctl.grid_start(
-    %(start)s, %(hours)s, %(at_time)s, %(time_zone)s,
-    schedctl.spread_offset(%(id)s, %(spread_seconds)s)
-) AS g;
-
 -- name: spread_offset_seconds
 -- A scheduler's offset inside a spread window of the given width.
 SELECT extract(epoch FROM schedctl.spread_offset(%(id)s, %(spread_seconds)s))::integer
@@ -23,10 +14,6 @@ SELECT (%(moment)s::timestamptz AT TIME ZONE %(time_zone)s)::time AS at_time;
 -- name: time_zone_known
 -- Whether the server's time zone database knows a zone name.
 SELECT EXISTS (SELECT 1 FROM pg_timezone_names WHERE name = %(time_zone)s) AS known;
-
--- name: last_served_slot
--- The latest slot a job was made for, if any.
-SELECT max(slot) AS slot FROM schedctl.served_slots WHERE scheduler_id = %(id)s;
 
 -- name: scheduler_next_runs
 -- The next run times of a scheduler on a wall-clock grid: its next_run_at, then (from the
