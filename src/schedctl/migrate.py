@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import psycopg
 
 from schedctl import db
-from schedctl.config import Settings
+from schedctl.config import DATABASE_URL_NAMES, Settings, refuse_misspelt_database_setting
 from schedctl.errors import InvalidInput, OperationFailed
 
 SCHEMA = "schedctl"
@@ -98,6 +98,7 @@ def migrate(
     API roles; with `active_jobs_index`, also build the opt-in index on jobs."""
     from yoyo import read_migrations
 
+    refuse_misspelt_database_setting(DATABASE_URL_NAMES)
     url = (
         settings.migrate_database_url.get_secret_value()
         if settings.migrate_database_url is not None
