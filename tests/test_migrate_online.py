@@ -187,7 +187,7 @@ def _host_without_scheduler_id(new_database: NewDatabase, monkeypatch: pytest.Mo
     return url
 
 
-def _scheduler_id_state(conn: Conn) -> tuple[object, ...]:
+def _scheduler_id_state(conn: Conn) -> tuple[str | None, ...]:
     row = conn.execute(
         "SELECT"
         " (SELECT format_type(atttypid, atttypmod) || ' ' || attnotnull::text FROM pg_attribute"
@@ -277,7 +277,9 @@ def test_the_hosts_inserts_go_on_while_the_index_builds_and_a_killed_build_is_re
         while watcher.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", [pid]).fetchone():
             assert time.monotonic() < deadline
             time.sleep(0.05)
-        assert _scheduler_id_state(watcher)[2].startswith("false "), _scheduler_id_state(watcher)
+        assert str(_scheduler_id_state(watcher)[2]).startswith("false "), _scheduler_id_state(
+            watcher
+        )
         open_txn.commit()
     result = run_cli_subprocess(["migrate"], _migrate_env(url))
     assert result.code == 0, result.stderr
