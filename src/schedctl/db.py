@@ -144,8 +144,8 @@ def translate(exc: psycopg.Error, settings: Settings) -> SchedctlError:
 
 
 _GRANTS_HINT = (
-    "contrib/grants.sql grants role schedctl_monitor what status and list need, "
-    "and schedctl_tick what tick needs"
+    "contrib/grants.sql grants role schedctl_monitor what the reading commands need, "
+    "schedctl_tick what tick needs, and schedctl_operator what the others need"
 )
 # The object of a "permission denied for <kind> <name>" message, and the privilege each
 # kind of object other than a table asks for.
