@@ -33,7 +33,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 TARGET_STALL = 0.100
-BASELINE_WINDOW = 3.0
+BASELINE_WINDOW = 5.0
 
 INSERT_JOB = """
 INSERT INTO public.jobs (id, domain_id, organisation_id, status, progress, created_at,
@@ -119,21 +119,38 @@ class Sampler(threading.Thread):
         super().__init__(daemon=True)
         self.url = url
         self.samples: list[tuple[float, str]] = []
+        self.loop_waits: list[tuple[float, bool]] = []
         self.stop = threading.Event()
 
     def run(self) -> None:
         with psycopg.connect(self.url, autocommit=True) as conn:
             while not self.stop.is_set():
                 rows = conn.execute(
-                    "SELECT regexp_replace(query, '^(\\s*--[^\\n]*\\n)*\\s*', '')"
-                    " || coalesce(' [waits: ' || wait_event || ']', '')"
+                    "SELECT application_name = 'bench_insert_loop',"
+                    " regexp_replace(query, '^(\\s*--[^\\n]*\\n)*\\s*', '')"
+                    " || coalesce(' [waits: ' || wait_event || ']', ''),"
+                    " wait_event_type IS NOT DISTINCT FROM 'Lock'"
                     " FROM pg_stat_activity WHERE datname = current_database()"
                     " AND pid <> pg_backend_pid() AND state = 'active'"
-                    " AND application_name <> 'bench_insert_loop'"
                 ).fetchall()
                 now = time.monotonic()
-                self.samples += [(now, " ".join(str(r[0]).split())[:70]) for r in rows]
+                for is_loop, text, waits in rows:
+                    if is_loop:
+                        self.loop_waits.append((now, bool(waits)))
+                    else:
+                        self.samples.append((now, " ".join(str(text).split())[:70]))
                 time.sleep(0.005)
+
+    def longest_lock_wait(self) -> float:
+        """The longest time the insert loop was seen waiting for a lock, from one sample of
+        it waiting to the next of it not waiting."""
+        longest, since = 0.0, None
+        for at, waits in self.loop_waits:
+            if waits and since is None:
+                since = at
+            elif not waits and since is not None:
+                longest, since = max(longest, at - since), None
+        return longest
 
     def during(self, start: float, end: float) -> list[str]:
         seen: list[str] = []
@@ -178,7 +195,11 @@ def measure(url: str, change: list[str] | None, offline_ddl: bool = False) -> di
             sys.exit(f"migrate failed ({done.returncode}): {done.stderr.strip()}")
     change_end = time.monotonic()
     sampler.stop.set()
-    time.sleep(1.0)
+    # The loop alone again, for as long as the change took: its longest insert is what the
+    # machine's own load gives an insert in a window of that length.
+    after_start = time.monotonic()
+    time.sleep(min(max(change_end - change_start, 1.0), 60.0))
+    after_end = time.monotonic()
     loop.terminate()
     loop.wait(timeout=60)
     times = [tuple(pair) for pair in json.loads(Path(out).read_text())]
@@ -188,7 +209,8 @@ def measure(url: str, change: list[str] | None, offline_ddl: bool = False) -> di
         # Every insert that overlapped the window, with how long it took.
         return sorted(e - s for s, e in times if e >= start and s <= end)
 
-    alone = stalls(window_start, change_start)
+    alone = stalls(window_start, change_start) + stalls(after_start, after_end)
+    alone.sort()
     during = stalls(change_start, change_end)
     longest = sorted(
         ((e - s, s, e) for s, e in times if e >= change_start and s <= change_end), reverse=True
@@ -204,6 +226,8 @@ def measure(url: str, change: list[str] | None, offline_ddl: bool = False) -> di
         "during_inserts": len(during),
         "during_max_ms": 1000 * during[-1],
         "during_p99_ms": 1000 * during[int(0.99 * (len(during) - 1))],
+        "lock_wait_ms": 1000 * sampler.longest_lock_wait(),
+        "alone_s": (change_start - window_start) + (after_end - after_start),
     }
 
 
@@ -225,12 +249,16 @@ def report(title: str, figures: dict[str, float]) -> None:
     print(f"== {title}")
     print(f"  the change took                  {figures['change_s']:.2f} s")
     print(
-        f"  inserts alone ({BASELINE_WINDOW:g} s before):     longest"
+        f"  inserts alone ({figures['alone_s']:.0f} s before and after): longest"
         f" {figures['alone_max_ms']:.1f} ms, p99 {figures['alone_p99_ms']:.1f} ms"
     )
     print(
         f"  inserts during the change ({figures['during_inserts']:,.0f}): longest"
         f" {figures['during_max_ms']:.1f} ms, p99 {figures['during_p99_ms']:.1f} ms"
+    )
+    print(
+        "  longest wait of an insert for a lock (sampled every ~5 ms):"
+        f" {figures['lock_wait_ms']:.1f} ms"
     )
 
 
