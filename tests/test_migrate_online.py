@@ -233,7 +233,7 @@ def _wait_for_index_build(watcher: Conn, proc: subprocess.Popen[str]) -> int:
     while True:
         row = watcher.execute(
             "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
-            " AND query LIKE '%%CREATE INDEX CONCURRENTLY%%schedctl_jobs_scheduler_id_idx%%'"
+            " AND query LIKE '%%CREATE INDEX%%schedctl_jobs_scheduler_id_idx%%'"
             " AND wait_event_type = 'Lock'"
         ).fetchone()
         if row is not None:
