@@ -172,6 +172,7 @@ def test_grants_documents_the_commands_of_each_role() -> None:
     assert "tick" in documented["schedctl_tick"]
 
 
+@pytest.mark.timeout(1200)  # about 35 schedctl processes for the operator
 @pytest.mark.parametrize("role", ROLES)
 def test_every_documented_command_runs_as_its_role(
     cli: Cli, conn: Conn, logins: Logins, role: str, tmp_path: Path
