@@ -9,7 +9,6 @@ from datetime import datetime, time, timedelta, timezone
 from typing import Any
 
 import psycopg
-from psycopg.types.json import Jsonb
 
 from schedctl import audit, db, store
 from schedctl.errors import Conflict, InvalidInput, NotFound, SchedulerNotFound
@@ -93,17 +92,9 @@ def _audit(
     changes: dict[str, Any],
     reason: str | None = None,
 ) -> None:
-    db.execute(
-        conn,
-        "audit_insert",
-        actor=actor,
-        action=action,
-        scheduler_id=scheduler.id,
-        organisation_id=scheduler.organisation_id,
-        domain=scheduler.domain,
-        changes=Jsonb(changes),
-        reason=reason,
-    )
+    trail = store.AuditTrail()
+    trail.add(action, scheduler.id, scheduler.organisation_id, scheduler.domain, changes, reason)
+    trail.write(conn, actor, None)
 
 
 def create(

@@ -150,9 +150,9 @@ class AuditTrail:
     def add(
         self,
         action: str,
-        scheduler_id: uuid.UUID,
+        scheduler_id: uuid.UUID | None,
         org_id: uuid.UUID,
-        domain: str,
+        domain: str | None,
         changes: dict[str, Any],
         reason: str | None = None,
     ) -> None:
@@ -160,7 +160,7 @@ class AuditTrail:
             {
                 "ord": len(self.rows),
                 "action": action,
-                "scheduler_id": str(scheduler_id),
+                "scheduler_id": scheduler_id and str(scheduler_id),
                 "organisation_id": str(org_id),
                 "domain": domain,
                 "changes": changes,
