@@ -342,7 +342,8 @@ def test_the_crontab_runs_tick_every_minute_reading_the_url_from_a_file() -> Non
         if line.strip() and not line.startswith("#") and "=" not in line.split()[0]
     ]
     assert lines == [
-        "* * * * * schedctl set -a && . /etc/schedctl/env && set +a && exec schedctl tick --quiet"
+        "* * * * * schedctl set -a && . /etc/schedctl/env && set +a"
+        " && exec /usr/local/bin/schedctl tick --quiet"
     ]
     assert "SCHEDCTL_DATABASE_URL=postgresql" not in "\n".join(lines)
 
@@ -361,8 +362,12 @@ def test_the_crontab_command_ticks_quietly_as_the_role(
         for line in (CONTRIB / "crontab.example").read_text().splitlines()
         if line.startswith("* * * * * schedctl ")
     )
-    command = line.removeprefix("* * * * * schedctl ").replace("/etc/schedctl/env", str(env_file))
-    path = os.pathsep.join([str(Path(sys.executable).parent), "/usr/bin", "/bin"])
+    command = (
+        line.removeprefix("* * * * * schedctl ")
+        .replace("/etc/schedctl/env", str(env_file))
+        .replace("/usr/local/bin/schedctl", str(Path(sys.executable).parent / "schedctl"))
+    )
+    path = os.pathsep.join(["/usr/bin", "/bin"])  # Debian cron's
     proc = subprocess.run(
         ["sh", "-c", command],
         env={"PATH": path, "HOME": str(tmp_path)},  # cron's bare environment
@@ -454,7 +459,7 @@ def test_a_missing_privilege_names_the_privilege_and_the_object(
     assert message.startswith(
         f"permission denied for table _yoyo_migration: role {group} has no SELECT, INSERT, "
         "UPDATE, DELETE privilege on table schedctl._yoyo_migration (contrib/grants.sql "
-        "grants role schedctl_monitor what status and list need"
+        "grants role schedctl_monitor what the reading commands need"
     ), message
 
 

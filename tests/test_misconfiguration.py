@@ -66,6 +66,51 @@ def test_an_unknown_name_in_dotenv_is_warned_about_too(cli: Cli, tmp_path: Path)
     ]
 
 
+@pytest.mark.parametrize(
+    ("misspelt", "meant", "command", "fallback"),
+    [
+        ("SCHEDCTL_DATABSE_URL", "SCHEDCTL_DATABASE_URL", "status", None),
+        ("SCHEDCTL_DB_URL", "SCHEDCTL_DATABASE_URL", "list", None),
+        ("SCHEDCTL_DATABASE_URI", "SCHEDCTL_DATABASE_URL", "tick", "DATABASE_URL"),
+        ("SCHEDCTL_DATABSE_URL", "SCHEDCTL_DATABASE_URL", "migrate", None),
+        ("SCHEDCTL_MIGRATE_DATABSE_URL", "SCHEDCTL_MIGRATE_DATABASE_URL", "migrate", "main"),
+    ],
+)
+def test_a_misspelt_database_variable_is_refused_and_nothing_is_started(
+    database_url: str,
+    conn: Conn,
+    scratch_dir: Path,
+    misspelt: str,
+    meant: str,
+    command: str,
+    fallback: str | None,
+) -> None:
+    """With a near miss of a database variable set and the variable itself not set,
+    schedctl neither starts the embedded server (no data folder is made) nor falls back to
+    DATABASE_URL or the main URL: exit 5, naming both names."""
+    data_dir = scratch_dir / "embedded"
+    env = {misspelt: database_url, "SCHEDCTL_DATA_DIR": str(data_dir)}
+    if fallback == "DATABASE_URL":
+        env["DATABASE_URL"] = database_url
+    elif fallback == "main":
+        env["SCHEDCTL_DATABASE_URL"] = database_url
+    before = fingerprint(conn)
+    result = run_cli_subprocess([command], env)
+    assert result.code == 5, (result.code, result.stdout, result.stderr)
+    assert result.stdout == ""
+    error = result.stderr.splitlines()[-1]
+    assert error.startswith("error: ") and misspelt in error and meant in error, result.stderr
+    assert not data_dir.exists()
+    assert fingerprint(conn) == before
+
+
+def test_the_right_name_beside_a_misspelt_one_is_used(cli: Cli) -> None:
+    """The refusal is for a near miss set instead of the name, not beside it."""
+    make_org(cli, "Acme")
+    result = cli("status", "--json", env={"SCHEDCTL_DATABSE_URL": "postgresql://x@y/z"})
+    assert result.code == 0, result.stderr
+
+
 @pytest.fixture
 def scratch_dir() -> Iterator[Path]:
     """A folder outside pytest's own (the embedded server may run as another user)."""

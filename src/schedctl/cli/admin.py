@@ -53,9 +53,13 @@ def migrate(
             print(f"{verb} {name}")
         for label in outcome.released:
             print(f"removed {label} (added to the host's tables by schedctl 0.1)")
+        for step in outcome.completed:
+            print(step)
         if outcome.index_created:
             print("built index schedctl_jobs_active_idx on jobs")
-        if not outcome.migrations and not outcome.released and not outcome.index_created:
+        if not (
+            outcome.migrations or outcome.released or outcome.completed or outcome.index_created
+        ):
             print("schema is up to date")
     if not as_json:  # (JSON has it as "connection")
         from schedctl.db import describe

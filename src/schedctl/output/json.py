@@ -102,6 +102,7 @@ def migration(outcome: Outcome, dry_run: bool) -> dict[str, Any]:
         "dry_run": dry_run,
         "migrations": outcome.migrations,
         "removed_from_host_tables": outcome.released,
+        "completed_on_host_tables": outcome.completed,
         "active_jobs_index_created": outcome.index_created,
         "active_jobs_index_advised": outcome.index_advised,
         "connection": outcome.connection,

@@ -6,10 +6,6 @@
 -- The last migration applied, as yoyo recorded it.
 SELECT migration_id FROM schedctl._yoyo_migration ORDER BY applied_at_utc DESC, migration_id DESC LIMIT 1;
 
--- name: migrate_lock
--- Wait for the advisory lock that lets one `migrate` run at a time.
-SELECT pg_advisory_lock(%(key)s);
-
 -- name: migrate_unlock
 -- Release the migration lock (a dropped connection releases it too).
 SELECT pg_advisory_unlock(%(key)s);
@@ -152,3 +148,57 @@ DROP INDEX CONCURRENTLY IF EXISTS public.schedctl_jobs_active_idx;
 CREATE INDEX CONCURRENTLY IF NOT EXISTS schedctl_jobs_active_idx
     ON public.jobs (domain_id, organisation_id)
     WHERE status = ANY ({active_statuses});
+
+-- name: migrate_try_lock
+-- Take the advisory lock that lets one `migrate` run at a time, if it is free (migrate asks
+-- again until SCHEDCTL_LOCK_TIMEOUT has passed: no statement ever waits for it).
+SELECT pg_try_advisory_lock(%(key)s) AS locked;
+
+-- name: migrate_lock_holder
+-- The session that holds the migrate lock, and since when it is connected (NULL where this
+-- role may not see another role's sessions).
+SELECT l.pid, a.backend_start AS since
+FROM pg_locks l
+LEFT JOIN pg_stat_activity a ON a.pid = l.pid
+WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+  AND l.classid = (%(key)s::bigint >> 32)::oid
+  AND l.objid = (%(key)s::bigint & 4294967295)::oid
+LIMIT 1;
+
+-- name: migrate_session_settings
+-- migrate's session runs as long as it needs, whatever statement_timeout the role has; its
+-- waits for locks are bounded by lock_timeout instead.
+SELECT set_config('statement_timeout', '0', false);
+
+-- name: session_lock_timeout
+-- How long each statement of this session waits for a lock ('0': the role's default of none).
+SELECT set_config('lock_timeout', %(lock_timeout)s, false);
+
+-- name: jobs_scheduler_id_state
+-- Whether migration 0002 added scheduler_id to the host's jobs (its foreign key then bears
+-- schedctl's name), whether that foreign key is validated, and whether its index is valid
+-- (NULL: there is none).
+SELECT
+    c.oid IS NOT NULL AS added,
+    coalesce(c.convalidated, true) AS validated,
+    (SELECT i.indisvalid FROM pg_index i
+     WHERE i.indexrelid = to_regclass('public.schedctl_jobs_scheduler_id_idx')) AS index_valid
+FROM (SELECT 1) AS one
+LEFT JOIN pg_constraint c
+    ON c.conrelid = to_regclass('public.jobs') AND c.conname = 'schedctl_jobs_scheduler_id_fkey';
+
+-- name: jobs_scheduler_id_validate
+-- Check every row of jobs against the foreign key 0002 added NOT VALID. It takes a SHARE
+-- UPDATE EXCLUSIVE lock on jobs, which the host's reads and writes do not wait for.
+ALTER TABLE public.jobs VALIDATE CONSTRAINT schedctl_jobs_scheduler_id_fkey;
+
+-- name: jobs_scheduler_id_index_drop_invalid
+-- Remove the index a killed build left invalid, without blocking the host's writes.
+DROP INDEX CONCURRENTLY IF EXISTS public.schedctl_jobs_scheduler_id_idx;
+
+-- name: jobs_scheduler_id_index_create
+-- The index of jobs by scheduler, built without blocking the host's writes (it cannot run
+-- inside a transaction).
+CREATE INDEX CONCURRENTLY IF NOT EXISTS schedctl_jobs_scheduler_id_idx
+    ON public.jobs (scheduler_id) WHERE scheduler_id IS NOT NULL;
