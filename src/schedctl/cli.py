@@ -1228,6 +1228,87 @@ def hooks_clear(
     _emit_hooks(found, as_json)
 
 
+# ---------------------------------------------------------------- pg-cron (begin)
+
+pg_cron_app = typer.Typer(
+    help="Run the tick pass inside the database on pg_cron's clock (Supabase Cron).",
+    no_args_is_help=True,
+    context_settings=_CONTEXT,
+)
+app.add_typer(pg_cron_app, name="pg-cron")
+
+
+@pg_cron_app.command("install", cls=_Command)
+def pg_cron_install(
+    schedule: Annotated[
+        str,
+        typer.Option(
+            metavar="SPEC",
+            help="pg_cron schedule: five cron fields, or 'N seconds' (pg_cron 1.5 or later).",
+        ),
+    ] = "* * * * *",
+    role: Annotated[
+        str | None,
+        typer.Option(
+            metavar="ROLE",
+            help="Login role the job runs as, not a superuser (default: the connecting role; "
+            "schedctl_cron when that is a superuser).",
+        ),
+    ] = None,
+    as_json: JsonOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Register CALL schedctl.tick() with pg_cron; running it again updates the job."""
+    from schedctl import pgcron
+
+    parsed = pgcron.parse_schedule(schedule)
+    with _connection() as conn:
+        report = pgcron.install(conn, load_settings(), parsed, role)
+    _emit_pg_cron(report, as_json)
+
+
+@pg_cron_app.command("show", cls=_Command)
+def pg_cron_show(
+    limit: Annotated[
+        int, typer.Option(metavar="INTEGER", help="Show the latest N runs (1-1000).")
+    ] = 10,
+    as_json: JsonOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """The pg_cron job and its latest runs, from pg_cron's own record."""
+    from schedctl import pgcron
+    from schedctl.validation import HISTORY_LIMIT, check_range
+
+    check_range("--limit", limit, *HISTORY_LIMIT)
+    with _connection() as conn:
+        report = pgcron.show(conn, load_settings(), limit)
+    _emit_pg_cron(report, as_json)
+
+
+@pg_cron_app.command("remove", cls=_Command)
+def pg_cron_remove(as_json: JsonOpt = False, verbose: VerboseOpt = False) -> None:
+    """Unschedule the pg_cron job of this database."""
+    from schedctl import pgcron, render
+
+    with _connection() as conn:
+        removed = pgcron.remove(conn, load_settings())
+    if as_json:
+        render.print_json(removed)
+    else:
+        print(f"removed pg_cron job {removed['name']} of database {removed['database']}")
+
+
+def _emit_pg_cron(report: dict[str, Any], as_json: bool) -> None:
+    from schedctl import pgcron, render
+
+    if as_json:
+        render.print_json(report)
+    else:
+        render.fields(pgcron.lines(report))
+
+
+# ---------------------------------------------------------------- pg-cron (end)
+
 # ---------------------------------------------------------------- entry point
 
 

@@ -654,7 +654,19 @@ def status_lines(report: dict[str, Any]) -> list[tuple[str, str]]:
         ("due now", str(report["due"])),
         ("worst lag", f"{lag} (limit {duration(report['max_lag_seconds'])})"),
         ("last tick", last_text),
+        *_pg_cron_status_lines(report.get("pg_cron")),
     ]
+
+
+def _pg_cron_status_lines(cron: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """status: the pg_cron job's latest run, where pg_cron lives in this database."""
+    if cron is None:
+        return []
+    run = cron["last_run"]
+    text = f"{cron['name']} ({cron['schedule']}, as {cron['role']}): " + (
+        f"{run['status']} at {run['start_time']}" if run else "no run yet"
+    )
+    return [("pg_cron", text)]
 
 
 def hooks_doc(hooks: Hooks) -> dict[str, Any]:
