@@ -196,8 +196,11 @@ DELETE FROM public.schedulers WHERE id = %(id)s;
 SELECT j.id, j.scheduler_id, d.name AS domain, j.status, j.progress, j.created_at,
        j.started_at, j.completed_at, j.total_tasks, j.completed_tasks, j.failed_tasks,
        j.skipped_tasks, ss.slot,
-       CASE WHEN ss.slot IS NULL AND j.source_info = 'manual run' THEN 'manual'
-            ELSE 'scheduled' END AS trigger
+       CASE WHEN ss.slot IS NULL AND (j.source_info = 'manual run' OR EXISTS (
+                SELECT 1 FROM schedctl.audit a
+                WHERE a.action = 'run' AND a.scheduler_id = j.scheduler_id
+                  AND a.changes -> 'job_id' ->> 1 = j.id))
+            THEN 'manual' ELSE 'scheduled' END AS trigger
 FROM public.jobs j
 JOIN public.domains d ON d.id = j.domain_id
 JOIN public.schedulers s ON s.id = j.scheduler_id
@@ -212,51 +215,15 @@ LIMIT %(limit)s OFFSET %(offset)s;
 SELECT j.id, j.scheduler_id, d.name AS domain, j.status, j.progress, j.created_at,
        j.started_at, j.completed_at, j.total_tasks, j.completed_tasks, j.failed_tasks,
        j.skipped_tasks, ss.slot,
-       CASE WHEN ss.slot IS NULL AND j.source_info = 'manual run' THEN 'manual'
-            ELSE 'scheduled' END AS trigger
+       CASE WHEN ss.slot IS NULL AND (j.source_info = 'manual run' OR EXISTS (
+                SELECT 1 FROM schedctl.audit a
+                WHERE a.action = 'run' AND a.scheduler_id = j.scheduler_id
+                  AND a.changes -> 'job_id' ->> 1 = j.id))
+            THEN 'manual' ELSE 'scheduled' END AS trigger
 FROM public.jobs j
 JOIN public.domains d ON d.id = j.domain_id
 LEFT JOIN schedctl.served_slots ss ON ss.scheduler_id = j.scheduler_id AND ss.job_id = j.id
 WHERE j.id = %(id)s;
-
--- name: job_active_exists
--- Whether a job of this domain and organisation is still active.
-SELECT EXISTS (
-    SELECT 1 FROM public.jobs
-    WHERE domain_id = %(domain_id)s AND organisation_id = %(organisation_id)s
-      AND status IN ('pending', 'initializing', 'running', 'paused')
-);
-
--- name: job_insert_manual
--- A job made now by `run`, outside the schedule: same template as the scheduler, no slot.
--- The replace policy first cancels (unless `cancel_active` is false: a cancel-job hook did) the active jobs of the domain and organisation
--- (a data-modifying CTE always runs to completion, referenced or not).
-WITH sched AS (
-    SELECT s.id, s.domain_id, s.organisation_id, s.concurrency, s.find_links, s.max_pages,
-           s.include_paths, s.exclude_paths, s.required_workers,
-           COALESCE(st.overlap_policy, 'replace') AS overlap_policy
-    FROM public.schedulers s
-    LEFT JOIN schedctl.scheduler_settings st ON st.scheduler_id = s.id
-    WHERE s.id = %(scheduler_id)s
-),
-cancelled AS (
-    UPDATE public.jobs j SET status = 'cancelled', completed_at = now()
-    FROM sched
-    WHERE %(cancel_active)s AND sched.overlap_policy = 'replace'
-      AND j.domain_id = sched.domain_id AND j.organisation_id = sched.organisation_id
-      AND j.status IN ('pending', 'initializing', 'running', 'paused')
-    RETURNING j.id
-)
-INSERT INTO public.jobs (
-    id, domain_id, organisation_id, status, progress, created_at, concurrency, find_links,
-    max_pages, include_paths, exclude_paths, required_workers, source_type, source_detail,
-    source_info, scheduler_id
-)
-SELECT gen_random_uuid()::text, domain_id, organisation_id, 'pending', 0, now(), concurrency,
-       find_links, max_pages, include_paths, exclude_paths, required_workers, 'scheduler',
-       id::text, %(source_info)s, id
-FROM sched
-RETURNING id;
 
 -- name: audit_insert
 -- Append one entry to the audit trail.
@@ -284,252 +251,6 @@ WHERE (%(organisation_id)s::uuid IS NULL OR organisation_id = %(organisation_id)
   AND (scheduler_id = %(id)s::uuid OR lower(rtrim(domain, '.')) = ANY (%(spellings)s::text[]))
 ORDER BY at DESC, id DESC
 LIMIT 1;
-
--- name: tick_claim
--- Lock up to a batch of due schedulers, most overdue first, skipping rows another tick
--- holds; their ids come back as one uuid[] for tick_apply.
--- NO KEY UPDATE is enough to keep other ticks and operators out, and lets the host
--- keep inserting jobs that reference these schedulers meanwhile.
-SELECT array_agg(id) AS ids, count(*) AS claimed
-FROM (
-    SELECT id FROM public.schedulers
-    WHERE is_enabled AND next_run_at <= COALESCE(%(now)s::timestamptz, now())
-      AND NOT (id = ANY (%(exclude)s::uuid[]))
-    ORDER BY next_run_at
-    LIMIT %(batch)s
-    FOR NO KEY UPDATE SKIP LOCKED
-) AS claimed;
-
--- name: tick_apply
--- For the claimed schedulers: apply the overlap policy, make one job per slot (the slot's row
--- in served_slots refuses a second), record skipped slots, and move next_run_at to the first
--- grid time strictly after now. Returns one row per scheduler with what was done, its
--- columns in the order tick.py unpacks them.
--- Run in the claim's transaction, after it: this statement's snapshot is taken once the
--- rows are locked, so it sees every slot an earlier tick served for them.
-WITH clock AS (
-    SELECT COALESCE(%(now)s::timestamptz, now()) AS now
-),
-planned AS MATERIALIZED (
-    SELECT s.id, s.domain_id, s.organisation_id, d.name AS domain,
-           CASE WHEN z.next_run_at IS NULL THEN s.next_run_at
-                ELSE COALESCE(z.serve, s.next_run_at) END AS slot,
-           COALESCE(st.overlap_policy, 'replace') AS overlap_policy, s.concurrency,
-           s.find_links, s.max_pages, s.include_paths, s.exclude_paths, s.required_workers,
-           -- grid times from before the scheduler existed are not counted
-           COALESCE(z.missed, m.missed - CASE WHEN s.next_run_at < s.created_at
-               THEN GREATEST(0, ceil(extract(epoch FROM s.created_at - s.next_run_at)
-                                     / (s.schedule_interval_hours * 3600))::integer - 1)
-               ELSE 0 END) AS missed,
-           COALESCE(
-               z.next_run_at,
-               s.next_run_at
-                   + make_interval(hours => s.schedule_interval_hours * (m.missed + 1))
-           ) AS next_run_at,
-           -- A slot that already has its job (next_run_at was set back onto it): nothing is
-           -- cancelled or made for it again; the schedule just moves on. So too when no slot
-           -- is to be served: every due one is later than the catch-up window allows.
-           z.next_run_at IS NOT NULL AND z.serve IS NULL OR EXISTS (
-               SELECT 1 FROM schedctl.served_slots ss
-               WHERE ss.scheduler_id = s.id
-                 AND ss.slot = CASE WHEN z.next_run_at IS NULL THEN s.next_run_at
-                                    ELSE z.serve END
-           ) AS served,
-           s.next_run_at AS due_slot, st.catchup_window_seconds,
-           gen_random_uuid()::text AS job_id,
-           clock.now
-    FROM unnest(%(ids)s::uuid[]) AS claimed (id)
-    JOIN public.schedulers s ON s.id = claimed.id
-    JOIN public.domains d ON d.id = s.domain_id
-    LEFT JOIN schedctl.scheduler_settings st ON st.scheduler_id = s.id
-    CROSS JOIN clock
-    -- grid times <= now after the slot: exact (numeric) division of the elapsed seconds
-    CROSS JOIN LATERAL (
-        SELECT floor(extract(epoch FROM clock.now - s.next_run_at)
-                     / (s.schedule_interval_hours * 3600))::integer AS missed
-    ) AS m
-    -- A wall-clock grid (--at) or a catch-up window: planned by schedctl.plan_slot, for
-    -- those rows only (the others keep the arithmetic above).
-    LEFT JOIN LATERAL (
-        SELECT * FROM schedctl.plan_slot(
-            s.next_run_at, clock.now, s.created_at, s.schedule_interval_hours, st.grid_anchor,
-            st.time_zone, schedctl.spread_offset(s.id, st.spread_seconds),
-            st.catchup_window_seconds
-        )
-        WHERE st.grid_anchor IS NOT NULL OR st.catchup_window_seconds IS NOT NULL
-        -- not pulled up: the condition is checked before the call, not after it
-        OFFSET 0
-    ) AS z ON TRUE
-),
--- The active jobs of the batch's domains and organisations, found in one pass over the
--- active jobs (each checked against a hash of the batch's domains and organisations), not
--- one probe per scheduler: the host's jobs table keeps years of finished jobs per domain.
--- `IS TRUE` keeps each IN a hashed subplan rather than a join: the jobs a pass has just made
--- are active but not yet in the table's statistics, and on an estimate of one active job the
--- planner would pick a nested loop over the batch, N x the batch's size.
-active AS MATERIALIZED (
-    SELECT j.id, j.domain_id, j.organisation_id
-    FROM public.jobs j
-    WHERE j.status IN ('pending', 'initializing', 'running', 'paused')
-      AND (j.organisation_id IN (SELECT organisation_id FROM planned)) IS TRUE
-      AND ((j.domain_id, j.organisation_id) IN (SELECT domain_id, organisation_id FROM planned))
-          IS TRUE
-),
-decided AS MATERIALIZED (
-    SELECT p.*,
-           NOT p.served AND p.overlap_policy = 'skip' AND EXISTS (
-               SELECT 1 FROM active a
-               WHERE a.domain_id = p.domain_id AND a.organisation_id = p.organisation_id
-           ) AS skip
-    FROM planned p
-),
-cancelled AS (
-    -- step cancel_job: tick_apply_cancel_hook when a cancel-job hook is set
-    UPDATE public.jobs j SET status = 'cancelled', completed_at = p.now
-    FROM active a
-    JOIN decided p ON p.domain_id = a.domain_id AND p.organisation_id = a.organisation_id
-    WHERE j.id = a.id AND p.overlap_policy = 'replace' AND NOT p.served
-    RETURNING j.id
-    -- end step
-),
--- step create_job: tick_apply_create_hook when a create-job hook is set
-recorded AS (
-    INSERT INTO schedctl.served_slots (scheduler_id, slot, job_id)
-    SELECT p.id, p.slot, p.job_id FROM decided p
-    WHERE NOT p.skip AND NOT p.served
-      -- a one-time filter: the replaced jobs are cancelled before the new ones are made
-      AND (SELECT count(*) FROM cancelled) >= 0
-    ON CONFLICT (scheduler_id, slot) DO NOTHING
-    RETURNING scheduler_id, job_id
-),
-inserted AS (
-    INSERT INTO public.jobs (
-        id, domain_id, organisation_id, status, progress, created_at, concurrency,
-        find_links, max_pages, include_paths, exclude_paths, required_workers,
-        source_type, source_detail, source_info, scheduler_id
-    )
-    SELECT r.job_id, p.domain_id, p.organisation_id, 'pending', 0, p.now,
-           p.concurrency, p.find_links, p.max_pages, p.include_paths, p.exclude_paths,
-           p.required_workers, 'scheduler', p.id::text, NULL, p.id
-    FROM recorded r
-    JOIN decided p ON p.id = r.scheduler_id
-    RETURNING id, scheduler_id
-),
--- end step
-skipped AS (
-    -- Times are written as render.rfc3339 writes them: UTC, "Z", microseconds when not 0.
-    INSERT INTO schedctl.audit (
-        actor, action, scheduler_id, organisation_id, domain, changes, reason
-    )
-    SELECT %(actor)s, 'skip', p.id, p.organisation_id, p.domain,
-           jsonb_build_object('slot', t.slot, 'next_run_at', jsonb_build_array(t.slot, t.next)),
-           'a job of this domain is still active'
-    FROM decided p
-    CROSS JOIN LATERAL (
-        SELECT replace(to_char(p.slot AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US'),
-                       '.000000', '') || 'Z' AS slot,
-               replace(to_char(p.next_run_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US'),
-                       '.000000', '') || 'Z' AS next
-    ) AS t
-    WHERE p.skip
-),
-missed_late AS (
-    -- Slots the catch-up window let pass, and why (times written as in `skipped`).
-    INSERT INTO schedctl.audit (
-        actor, action, scheduler_id, organisation_id, domain, changes, reason
-    )
-    SELECT %(actor)s, 'missed', p.id, p.organisation_id, p.domain,
-           jsonb_build_object('slot', t.slot, 'missed', p.missed,
-                              'next_run_at', jsonb_build_array(t.slot, t.next)),
-           p.missed || CASE WHEN p.missed = 1 THEN ' slot was' ELSE ' slots were' END
-               || ' not served: later than the catch-up window of '
-               || (p.catchup_window_seconds / 60) || ' min'
-    FROM decided p
-    CROSS JOIN LATERAL (
-        SELECT replace(to_char(p.due_slot AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US'),
-                       '.000000', '') || 'Z' AS slot,
-               replace(to_char(p.next_run_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US'),
-                       '.000000', '') || 'Z' AS next
-    ) AS t
-    WHERE p.catchup_window_seconds IS NOT NULL AND p.missed > 0
-),
-advanced AS (
-    UPDATE public.schedulers s
-    SET next_run_at = p.next_run_at, updated_at = p.now
-    FROM decided p
-    WHERE s.id = p.id
-)
-SELECT p.id AS scheduler_id, i.id AS job_id, p.organisation_id, p.domain, p.slot,
-       p.next_run_at, p.missed, p.skip OR p.served AS skip
-FROM decided p
-LEFT JOIN inserted i ON i.scheduler_id = p.id
-ORDER BY p.slot, p.id;
-
--- name: tick_apply_cancel_hook
--- tick_apply's cancel step with a cancel-job hook: the host's FUNCTION(job_id text) for each
--- active job the replace policy cancels ({function} is its quoted name). MATERIALIZED: run
--- once per job, by the one-time filter of the step that makes the jobs.
-SELECT {function}(a.id) AS id
-FROM active a
-JOIN decided p ON p.domain_id = a.domain_id AND p.organisation_id = a.organisation_id
-WHERE p.overlap_policy = 'replace' AND NOT p.served
-
--- name: tick_apply_cancel_dry_run
--- tick_apply's cancel step in a dry run while a cancel-job hook is set: no hook is called.
-SELECT a.id FROM active a WHERE FALSE
-
--- name: tick_apply_create_hook
--- tick_apply's steps that make the jobs with a create-job hook: the host's
--- FUNCTION(scheduler_id uuid, slot timestamptz) once per slot to serve, after the replaced
--- jobs were cancelled; the id it returns is the slot's record. No ON CONFLICT: the claim's
--- lock and `served` already keep a second call away, and should a row for the slot appear
--- anyway, the unique violation rolls back the host's job with it. NULL is a declined slot:
--- skipped, with the reason in the audit trail, and no record (the schedule moves on).
-made AS MATERIALIZED (
-    SELECT p.id, p.slot, {function}(p.id, p.slot) AS job_id
-    FROM decided p
-    WHERE NOT p.skip AND NOT p.served
-      AND (SELECT count(*) FROM cancelled) >= 0
-),
-recorded AS (
-    INSERT INTO schedctl.served_slots (scheduler_id, slot, job_id)
-    SELECT id, slot, job_id FROM made WHERE job_id IS NOT NULL
-    RETURNING scheduler_id, job_id
-),
-inserted AS (
-    SELECT job_id AS id, scheduler_id FROM recorded
-),
-declined AS (
-    INSERT INTO schedctl.audit (
-        actor, action, scheduler_id, organisation_id, domain, changes, reason
-    )
-    SELECT %(actor)s, 'skip', p.id, p.organisation_id, p.domain,
-           jsonb_build_object('slot', t.slot, 'next_run_at', jsonb_build_array(t.slot, t.next)),
-           'the create-job hook declined the slot (it returned NULL)'
-    FROM made m
-    JOIN decided p ON p.id = m.id
-    CROSS JOIN LATERAL (
-        SELECT replace(to_char(p.slot AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US'),
-                       '.000000', '') || 'Z' AS slot,
-               replace(to_char(p.next_run_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US'),
-                       '.000000', '') || 'Z' AS next
-    ) AS t
-    WHERE m.job_id IS NULL
-),
-
--- name: tick_apply_create_dry_run
--- tick_apply's steps that make the jobs, in a dry run while a create-job hook is set: no hook
--- is called and nothing is written; each slot to serve is reported as it would be made.
-recorded AS (
-    SELECT p.id AS scheduler_id, p.job_id FROM decided p WHERE NOT p.skip AND NOT p.served
-),
-inserted AS (
-    SELECT job_id AS id, scheduler_id FROM recorded
-),
-
--- name: tick_notify
--- Wake the host's workers: sent when the batch's transaction commits, not before.
-SELECT pg_notify(%(channel)s, %(payload)s);
 
 -- name: hooks_get
 -- The database's hooks (NULL: schedctl's default).
@@ -578,25 +299,6 @@ JOIN pg_namespace n ON n.oid = p.pronamespace
 WHERE n.nspname = %(schema)s AND p.proname = %(name)s
 ORDER BY fits DESC, signature;
 
--- name: job_cancel_active
--- `run` under replace with hooks: cancel the active jobs of the scheduler's domain and
--- organisation as the host's flow does (no cancel-job hook).
-UPDATE public.jobs SET status = 'cancelled', completed_at = now()
-WHERE domain_id = %(domain_id)s AND organisation_id = %(organisation_id)s
-  AND status IN ('pending', 'initializing', 'running', 'paused');
-
--- name: job_cancel_active_hook
--- `run` under replace with a cancel-job hook: the host's FUNCTION(job_id text) for each
--- active job of the scheduler's domain and organisation ({function} is its quoted name).
-SELECT {function}(id) FROM public.jobs
-WHERE domain_id = %(domain_id)s AND organisation_id = %(organisation_id)s
-  AND status IN ('pending', 'initializing', 'running', 'paused')
-ORDER BY id;
-
--- name: job_create_hook
--- `run` with a create-job hook: the host's FUNCTION(scheduler_id, slot) with the time of the
--- run as its slot ({function} is its quoted name); the id of the job it made, or NULL.
-SELECT {function}(%(scheduler_id)s, now()) AS id;
 -- name: tick_resume_paused
 -- Resume the schedulers whose pause has run out (`pause --until`), all at once, each with an
 -- audit entry by tick (schedctl.resume_paused: tick's role may not enable schedulers itself).
@@ -1209,6 +911,22 @@ DELETE FROM public.schedulers WHERE id IN (SELECT id FROM doomed);
 -- name: org_delete
 -- Delete an organisation (the host's foreign keys decide what goes with it).
 DELETE FROM public.organisations WHERE id = %(id)s;
+
+-- ================================================================ the pass in the database
+-- A job is made in one place: schedctl.make_jobs (migration 0010_tick), through these two.
+
+-- name: tick_batch
+-- One batch of a tick pass (schedctl.tick_batch): claim, make the jobs, notify; one row per
+-- scheduler claimed, in schedctl.tick_outcome's column order (tick.py unpacks them).
+SELECT * FROM schedctl.tick_batch(
+    %(batch)s, %(exclude)s::uuid[], %(now)s::timestamptz, %(actor)s, %(dry_run)s,
+    %(lock_timeout)s
+);
+
+-- name: run_job
+-- `run`: a job for one scheduler (locked by the caller) now, as tick makes one (see
+-- schedctl.run_job); its outcome.
+SELECT * FROM schedctl.run_job(%(scheduler_id)s, %(actor)s);
 
 -- ================================================================ pg_cron (pg-cron install/show/remove)
 
