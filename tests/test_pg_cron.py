@@ -355,17 +355,25 @@ def _wait_for_run(cluster: PostgresCluster, database: str, after: datetime) -> d
     pytest.fail(f"no pg_cron run of {database}'s job after {after}:\n{cluster.log()[-3000:]}")
 
 
+def _heartbeat(url: str) -> tuple[Any, ...] | None:
+    """pg_cron's heartbeat in the database of `url`: ok, due, created, failed."""
+    with _admin(url) as conn:
+        return conn.execute(
+            "SELECT ok, due, created, failed FROM schedctl.tick_heartbeats WHERE host = 'pg_cron'"
+        ).fetchone()
+
+
 @pytest.mark.slow
 def test_a_real_minute_pg_cron_and_cli_ticks_serve_each_slot_once(
     cron_cluster: PostgresCluster, app_url: str
 ) -> None:
-    """In `app` (pg_cron lives elsewhere): 600 schedulers come due at the next whole minute,
+    """In `app` (pg_cron lives elsewhere): 2,500 schedulers come due at the next whole minute,
     when pg_cron calls the pass and two loops of CLI ticks race it; each slot gets one job
     with its first task (the hooks), pg_cron's pass sends NOTIFY, `show` lists the run and
     `status` counts it. In `postgres` (pg_cron's own database, as on Supabase) the job's role
     lost a privilege after the install: the run fails, and `show` and `status` say so."""
     home = cron_cluster.url("postgres")
-    count = 600
+    count = 2500  # more than one batch of the procedure (1,000, then 2,000)
     with _admin(app_url) as conn:
         seed_due(conn, count, prefix="cron", orgs=5)
         minute = _next_minute(conn)
@@ -396,8 +404,8 @@ def test_a_real_minute_pg_cron_and_cli_ticks_serve_each_slot_once(
             wait = conn.execute("SELECT extract(epoch FROM %s - now())", [minute]).fetchone()
         time.sleep(max(0.0, float(wait[0]) - 2))  # type: ignore[index]
         give_up = time.monotonic() + 150
-        # Two loops of CLI ticks, a few schedulers each, from just before the minute until
-        # pg_cron's pass has finished.
+        # Two loops of CLI ticks, from just before the minute until pg_cron's pass has
+        # finished; its heartbeat read at once (the next minute's run would replace it).
         ticks: list[Result] = []
         running: list[subprocess.Popen[str]] = []
         run: dict[str, Any] | None = None
@@ -406,8 +414,9 @@ def test_a_real_minute_pg_cron_and_cli_ticks_serve_each_slot_once(
                 running.remove(proc)
                 ticks.append(finish_cli_process(proc))
             while len(running) < 2:
-                running.append(start_cli_process(["tick", "--limit", "5", "--json"], env))
+                running.append(start_cli_process(["tick", "--json"], env))
             run = _finished_run(cron_cluster, _dbname(app_url), minute)
+            beat = _heartbeat(app_url)
             time.sleep(0.1)
             if time.monotonic() > give_up:
                 pytest.fail(f"no pg_cron run after {minute}:\n{cron_cluster.log()[-3000:]}")
@@ -432,14 +441,15 @@ def test_a_real_minute_pg_cron_and_cli_ticks_serve_each_slot_once(
                 "SELECT count(*) FROM schedulers WHERE next_run_at > %s", [minute]
             ).fetchone()[0]  # type: ignore[index]
             assert moved == count
-            beats = dict(conn.execute("SELECT host, ok FROM schedctl.tick_heartbeats").fetchall())
-            assert beats.get("pg_cron") is True, beats
+            assert beat is not None and beat[0] is True, beat
         cli_made = sum(json.loads(t.stdout)["created"] for t in ticks)
         # pg_cron's own pass made jobs: its batches were announced from its session.
         notifies = [n for n in listener.notifies(timeout=1, stop_after=10_000)]
         from_pg_cron = [n for n in notifies if n.pid == run["pid"]]
         assert from_pg_cron, (run, cli_made, [(n.pid, n.payload) for n in notifies])
-        assert cli_made < count
+        # pg_cron's pass and the CLI ticks between them served every slot, none twice.
+        assert beat[2] + cli_made == count, (beat, cli_made)
+        assert beat[3] == 0
 
         shown = ok_json(_cli(app_url, "pg-cron", "show", "--json"))
         assert shown["runs"][0]["status"] == "succeeded"
@@ -454,7 +464,8 @@ def test_a_real_minute_pg_cron_and_cli_ticks_serve_each_slot_once(
         assert status["ok"], status["problems"]
         gauges = _cli(app_url, "status", "--prometheus")
         assert gauges.code == 0, gauges.stderr
-        assert "schedctl_last_tick_success 1" in gauges.stdout, gauges.stdout
+        assert "schedctl_tick_last_success 1\n" in gauges.stdout, gauges.stdout
+        assert f"schedctl_tick_last_created {beat[2]}\n" in gauges.stdout, gauges.stdout
 
         # pg_cron's own database: the run failed for the missing privilege.
         failed = _wait_for_run(cron_cluster, "postgres", minute)
