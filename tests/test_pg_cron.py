@@ -316,6 +316,58 @@ def test_show_and_remove_without_a_job_exit_3(cron_cluster: PostgresCluster, app
     assert_error(_cli(app_url, "pg-cron", "remove"), 3)
 
 
+def test_status_reports_a_failed_run_of_the_job_where_pg_cron_lives(
+    cron_cluster: PostgresCluster,
+) -> None:
+    """In pg_cron's own database (Supabase's case) `status` reads pg_cron's record: a run
+    that failed as a whole leaves no heartbeat, so this is where it shows. (A recorded run,
+    written here; the real-minute test makes a real one.)"""
+    home = cron_cluster.url("postgres")
+    doc = ok_json(_cli(home, "pg-cron", "install", "--schedule", NEVER, "--json"))
+    jobid = doc["job"]["jobid"]
+    try:
+        healthy = ok_json(_cli(home, "status", "--all-orgs", "--json"))
+        assert healthy["pg_cron"] == {
+            "name": "schedctl-tick",
+            "schedule": NEVER,
+            "role": JOB_ROLE,
+            "active": True,
+            "last_run": None,
+        }
+        with _admin(home) as conn:
+            conn.execute(
+                "INSERT INTO cron.job_run_details (jobid, job_pid, database, username, command,"
+                " status, return_message, start_time, end_time) VALUES"
+                " (%(id)s, 1, 'postgres', %(role)s, 'CALL schedctl.tick()', 'succeeded', 'CALL',"
+                "  now() - interval '2 minutes', now() - interval '2 minutes'),"
+                " (%(id)s, 2, 'postgres', %(role)s, 'CALL schedctl.tick()', 'failed',"
+                "  'ERROR:  permission denied for table jobs', now() - interval '1 minute',"
+                "  now() - interval '1 minute'),"
+                " (%(id)s, 3, 'postgres', %(role)s, 'CALL schedctl.tick()', 'running', NULL,"
+                "  now(), NULL)",
+                {"id": jobid, "role": JOB_ROLE},
+            )
+        result = _cli(home, "status", "--all-orgs", "--json")
+        assert result.code == 1, result.stderr
+        report = json.loads(result.stdout)
+        assert report["pg_cron"]["last_run"]["status"] == "failed"  # not the running one
+        assert report["problems"] == [
+            "the last pg_cron run of schedctl-tick failed at "
+            f"{report['pg_cron']['last_run']['start_time']}: "
+            "ERROR:  permission denied for table jobs"
+        ]
+        gauges = _cli(home, "status", "--prometheus")
+        assert "schedctl_pg_cron_last_run_success 0\n" in gauges.stdout, gauges.stdout
+        shown = ok_json(_cli(home, "pg-cron", "show", "--json"))
+        assert [run["status"] for run in shown["runs"]] == ["running", "failed", "succeeded"]
+        text = _cli(home, "pg-cron", "show")
+        assert "permission denied for table jobs" in text.stdout, text.stdout
+    finally:
+        with _admin(home) as conn:
+            conn.execute("DELETE FROM cron.job_run_details WHERE jobid = %s", [jobid])
+            conn.execute("DELETE FROM cron.job WHERE jobid = %s", [jobid])
+
+
 # ---------------------------------------------------------------- a real minute
 
 
