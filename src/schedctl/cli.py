@@ -1231,7 +1231,7 @@ def hooks_clear(
 # ---------------------------------------------------------------- pg-cron (begin)
 
 pg_cron_app = typer.Typer(
-    help="Run the tick pass inside the database on pg_cron's clock (Supabase Cron).",
+    help="pg_cron runs tick inside the database (Supabase Cron).",
     no_args_is_help=True,
     context_settings=_CONTEXT,
 )
@@ -1258,7 +1258,9 @@ def pg_cron_install(
     as_json: JsonOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
-    """Register CALL schedctl.tick() with pg_cron; running it again updates the job."""
+    """Register CALL schedctl.tick() with pg_cron.
+
+    Running it again updates the job in place (schedule, role)."""
     from schedctl import pgcron
 
     parsed = pgcron.parse_schedule(schedule)
