@@ -372,9 +372,10 @@ def test_status_reports_a_failed_run_of_the_job_where_pg_cron_lives(
 
 
 def _next_minute(conn: psycopg.Connection[tuple[Any, ...]]) -> datetime:
-    """The next whole minute by the database clock, at least 15 s away (time to set up)."""
+    """The first whole minute by the database clock at least 8 s away (time to start the
+    CLI ticks before it)."""
     found: datetime = conn.execute(
-        "SELECT date_trunc('minute', now() + interval '15 seconds') + interval '1 minute'"
+        "SELECT date_trunc('minute', now() + interval '68 seconds' - interval '1 microsecond')"
     ).fetchone()[0]  # type: ignore[index]
     return found
 
@@ -419,17 +420,16 @@ def _heartbeat(url: str) -> tuple[Any, ...] | None:
 def test_a_real_minute_pg_cron_and_cli_ticks_serve_each_slot_once(
     cron_cluster: PostgresCluster, app_url: str
 ) -> None:
-    """In `app` (pg_cron lives elsewhere): 2,500 schedulers come due at the next whole minute,
+    """In `app` (pg_cron lives elsewhere): 10,000 schedulers come due at the next whole minute,
     when pg_cron calls the pass and two loops of CLI ticks race it; each slot gets one job
     with its first task (the hooks), pg_cron's pass sends NOTIFY, `show` lists the run and
     `status` counts it. In `postgres` (pg_cron's own database, as on Supabase) the job's role
     lost a privilege after the install: the run fails, and `show` and `status` say so."""
     home = cron_cluster.url("postgres")
-    count = 2500  # more than one batch of the procedure (1,000, then 2,000)
-    with _admin(app_url) as conn:
+    count = 10_000  # several batches of the procedure, a pass long enough to race
+    with _admin(app_url) as conn, conn.transaction():  # not due while the test sets up
         seed_due(conn, count, prefix="cron", orgs=5)
-        minute = _next_minute(conn)
-        conn.execute("UPDATE schedulers SET next_run_at = %s", [minute])
+        conn.execute("UPDATE schedulers SET next_run_at = now() + interval '1 day'")
     hooks = _cli(
         app_url,
         "hooks",
@@ -448,13 +448,16 @@ def test_a_real_minute_pg_cron_and_cli_ticks_serve_each_slot_once(
     assert installed["job"]["name"] == "schedctl-tick"  # pg_cron lives in this database
     with _admin(home) as conn:  # after the install, which checks the role's privileges
         conn.execute("REVOKE USAGE ON SCHEMA schedctl FROM schedctl_tick")
+    with _admin(app_url) as conn:  # due at a minute the jobs are surely installed for
+        minute = _next_minute(conn)
+        conn.execute("UPDATE schedulers SET next_run_at = %s", [minute])
     try:
         listener = _admin(app_url)
         listener.execute(sql.SQL("LISTEN {}").format(sql.Identifier(CHANNEL)))
         env = {"SCHEDCTL_DATABASE_URL": app_url}
         with _admin(app_url) as conn:
             wait = conn.execute("SELECT extract(epoch FROM %s - now())", [minute]).fetchone()
-        time.sleep(max(0.0, float(wait[0]) - 2))  # type: ignore[index]
+        time.sleep(max(0.0, float(wait[0]) - 5))  # type: ignore[index]
         give_up = time.monotonic() + 150
         # Two loops of CLI ticks, from just before the minute until pg_cron's pass has
         # finished; its heartbeat read at once (the next minute's run would replace it).
