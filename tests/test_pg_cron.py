@@ -316,6 +316,41 @@ def test_show_and_remove_without_a_job_exit_3(cron_cluster: PostgresCluster, app
     assert_error(_cli(app_url, "pg-cron", "remove"), 3)
 
 
+def test_a_role_that_is_not_a_superuser_installs_the_job_as_itself(
+    cron_cluster: PostgresCluster,
+) -> None:
+    """Supabase's case: pg_cron lives in the database, and the connecting role (not a
+    superuser, allowed to use pg_cron's schema) makes the job with `cron.schedule`, run as
+    itself; it sees, shows and removes its own job."""
+    home = cron_cluster.url("postgres")
+    role = f"owner_{uuid.uuid4().hex[:8]}"
+    with _admin(home) as conn:
+        conn.execute(
+            sql.SQL("CREATE ROLE {} LOGIN IN ROLE schedctl_tick").format(sql.Identifier(role))
+        )
+        conn.execute(sql.SQL("GRANT USAGE ON SCHEMA cron TO {}").format(sql.Identifier(role)))
+    as_role = home.replace("postgres@", f"{role}@", 1)
+    try:
+        doc = ok_json(_cli(as_role, "pg-cron", "install", "--schedule", NEVER, "--json"))
+        assert (doc["job"]["name"], doc["job"]["role"]) == ("schedctl-tick", role)
+        assert _cron_jobs(cron_cluster, "postgres") == [
+            ("schedctl-tick", NEVER, "CALL schedctl.tick()", role, True)
+        ]
+        assert ok_json(_cli(as_role, "pg-cron", "show", "--json"))["job"] == doc["job"]
+        # Another role's job is not one it may make, nor see.
+        message = assert_error(
+            _cli(as_role, "pg-cron", "install", "--schedule", NEVER, "--role", JOB_ROLE), 5
+        )
+        assert "schedule_in_database" in message, message
+        ok_json(_cli(as_role, "pg-cron", "remove", "--json"))
+        assert _cron_jobs(cron_cluster, "postgres") == []
+    finally:
+        with _admin(home) as conn:
+            conn.execute("DELETE FROM cron.job WHERE username = %s", [role])
+            conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
+
 def test_status_reports_a_failed_run_of_the_job_where_pg_cron_lives(
     cron_cluster: PostgresCluster,
 ) -> None:

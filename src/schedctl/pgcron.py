@@ -98,9 +98,8 @@ def _field_item_ok(item: str, low: int, high: int, names: tuple[str, ...]) -> bo
     if found["range"] == "*":
         return True
     bounds = [_field_value(found[part], names) for part in ("low", "high") if found[part]]
-    if any(value is None or not low <= value <= high for value in bounds):
-        return False
-    return len(bounds) == 1 or bounds[0] <= bounds[1]  # type: ignore[operator]
+    values = [value for value in bounds if value is not None and low <= value <= high]
+    return len(values) == len(bounds) and values == sorted(values)
 
 
 def _field_value(text: str, names: tuple[str, ...]) -> int | None:
@@ -232,7 +231,20 @@ def install(
             if place.here and role == place.current_role:
                 db.fetch_one(cron_conn, "pg_cron_schedule", **params)
             else:
-                db.fetch_one(cron_conn, "pg_cron_schedule_in_database", **params)
+                try:
+                    db.fetch_one(cron_conn, "pg_cron_schedule_in_database", **params)
+                except pgerrors.InsufficientPrivilege:
+                    raise DatabaseUnavailable(
+                        f"role {place.current_role} may not make a pg_cron job "
+                        + (f"for role {role}" if place.here else "for another database")
+                        + ": that needs a superuser, or EXECUTE on cron.schedule_in_database "
+                        + (
+                            f"granted to it; or connect as {role} and install without --role"
+                            if place.here
+                            else "granted to it"
+                        )
+                        + "; nothing was changed"
+                    ) from None
         return _report(cron_conn, place, RUNS_SHOWN)
 
 
