@@ -302,7 +302,10 @@ ORDER BY fits DESC, signature;
 -- name: tick_resume_paused
 -- Resume the schedulers whose pause has run out (`pause --until`), all at once, each with an
 -- audit entry by tick (schedctl.resume_paused: tick's role may not enable schedulers itself).
-SELECT schedctl.resume_paused(COALESCE(%(now)s::timestamptz, now()), %(actor)s) AS resumed;
+-- One statement, its own transaction; the lock timeout set first (the select list is
+-- evaluated in order).
+SELECT set_config('lock_timeout', %(lock_timeout)s, true) AS lock_timeout,
+       schedctl.resume_paused(COALESCE(%(now)s::timestamptz, now()), %(actor)s) AS resumed;
 
 -- name: grid_start
 -- The first slot of a wall-clock grid at or after `start` (by the scheduler's spread offset),
@@ -359,16 +362,17 @@ CROSS JOIN LATERAL (
 ) AS local
 ORDER BY runs.n;
 
--- name: tick_heartbeat_relaxed
--- The heartbeat's transaction does not wait for its WAL flush: a heartbeat lost in a crash
--- costs nothing, and an idle tick, run every minute, stays cheap.
-SET LOCAL synchronous_commit TO OFF;
-
 -- name: tick_heartbeat
--- Record this host's last tick pass and its outcome, for `status`.
+-- Record this host's last tick pass and its outcome, for `status`. One statement, its own
+-- transaction, which does not wait for its WAL flush: a heartbeat lost in a crash costs
+-- nothing, and an idle tick, run every minute, stays cheap.
+WITH relaxed AS (
+    SELECT set_config('synchronous_commit', 'off', true) AS synchronous_commit
+)
 INSERT INTO schedctl.tick_heartbeats (host, ticked_at, ok, due, created, skipped, failed, missed, message)
-VALUES (%(host)s, now(), %(ok)s, %(due)s, %(created)s, %(skipped)s, %(failed)s, %(missed)s,
-        %(message)s)
+SELECT %(host)s, now(), %(ok)s, %(due)s, %(created)s, %(skipped)s, %(failed)s, %(missed)s,
+       %(message)s
+FROM relaxed
 ON CONFLICT (host) DO UPDATE SET
     ticked_at = EXCLUDED.ticked_at, ok = EXCLUDED.ok, due = EXCLUDED.due,
     created = EXCLUDED.created, skipped = EXCLUDED.skipped, failed = EXCLUDED.failed,
