@@ -626,3 +626,43 @@ def test_a_large_batch_notifies_a_truncated_list_within_the_limit(
     assert all(len(note.payload.encode()) < 8000 for note in notes)
     big = [p for p in payloads if p["created"] > 150]
     assert big and all(p["truncated"] and 0 < len(p["job_ids"]) < p["created"] for p in big)
+
+
+# ---------------------------------------------------------------- run: the same step as tick
+
+
+def test_run_wakes_the_channels_listeners_within_a_second(
+    cli: Cli, conn: Conn, database_url: str
+) -> None:
+    ok_json(cli("hooks", "set", "--notify", "new_jobs", "--json"))
+    make_org(cli, "Acme")
+    doc = make_scheduler(cli, "woken.com")
+
+    with _listen(database_url, "new_jobs") as listener:
+        job = ok_json(cli("run", doc["id"], "--json"))
+        notes = _received(listener, 1.0)
+
+    assert [json.loads(note.payload) for note in notes] == [
+        {"created": 1, "job_ids": [job["id"]], "truncated": False}
+    ]
+
+
+def test_a_run_through_the_create_job_hook_is_reported_as_a_run(
+    example: Cli, conn: Conn, database_url: str
+) -> None:
+    ok_json(example("hooks", "set", "--notify", "new_jobs", "--json"))
+    make_org(example, "Acme")
+    doc = make_scheduler(example, "hooked-run.com")
+
+    with _listen(database_url, "new_jobs") as listener:
+        job = ok_json(example("run", doc["id"], "--json"))
+        notes = _received(listener, 1.0)
+
+    # Made by the hook (its first task is there), reported as a run, not as a slot.
+    assert conn.execute("SELECT url FROM tasks WHERE job_id = %s", [job["id"]]).fetchall() == [
+        ("https://hooked-run.com/",)
+    ]
+    assert (job["trigger"], job["slot"]) == ("manual", None)
+    (listed,) = ok_json(example("history", doc["id"], "--json"))
+    assert (listed["id"], listed["trigger"], listed["slot"]) == (job["id"], "manual", None)
+    assert [json.loads(note.payload)["job_ids"] for note in notes] == [[job["id"]]]
