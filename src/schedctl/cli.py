@@ -1167,6 +1167,18 @@ def hooks_set(
             "makes the job for a slot and returns its id (NULL declines the slot).",
         ),
     ] = None,
+    # t19: the set-based create-jobs hook
+    create_jobs: Annotated[
+        str | None,
+        typer.Option(
+            "--create-jobs",
+            metavar="FUNCTION",
+            help="SCHEMA.FUNCTION(scheduler_ids uuid[], slots timestamptz[]) RETURNS "
+            "TABLE(scheduler_id uuid, slot timestamptz, job_id text): makes a batch's jobs "
+            "in one call (a NULL job_id declines the slot). At most one of --create-job and "
+            "--create-jobs.",
+        ),
+    ] = None,
     cancel_job: Annotated[
         str | None,
         typer.Option(
@@ -1190,13 +1202,18 @@ def hooks_set(
     """Set hooks; each function is checked (form, privilege) before anything is stored."""
     from schedctl import hooks
 
+    if create_job and create_jobs:  # t19
+        raise InvalidInput("give at most one of --create-job and --create-jobs")
     changes = hooks.HookChanges(
         create_job=hooks.parse_function(create_job, "--create-job") if create_job else None,
+        create_jobs=hooks.parse_function(create_jobs, "--create-jobs") if create_jobs else None,
         cancel_job=hooks.parse_function(cancel_job, "--cancel-job") if cancel_job else None,
         notify=hooks.parse_channel(notify) if notify is not None else None,
     )
     if changes.is_empty():
-        raise InvalidInput("nothing to set: give --create-job, --cancel-job or --notify")
+        raise InvalidInput(
+            "nothing to set: give --create-job, --create-jobs, --cancel-job or --notify"
+        )
     with _connection() as conn:
         found = hooks.change(conn, changes, _actor())
     _emit_hooks(found, as_json)
@@ -1206,6 +1223,9 @@ def hooks_set(
 def hooks_clear(
     create_job: Annotated[
         bool, typer.Option("--create-job", help="Back to schedctl's own insert.")
+    ] = False,
+    create_jobs: Annotated[  # t19
+        bool, typer.Option("--create-jobs", help="No set-based create-jobs hook.")
     ] = False,
     cancel_job: Annotated[
         bool, typer.Option("--cancel-job", help="Back to schedctl's own status update.")
@@ -1217,9 +1237,10 @@ def hooks_clear(
     """Clear hooks (every one when no option is given)."""
     from schedctl import hooks
 
-    every = not (create_job or cancel_job or notify)
+    every = not (create_job or create_jobs or cancel_job or notify)
     changes = hooks.HookChanges(
         create_job=True if create_job or every else None,
+        create_jobs=True if create_jobs or every else None,
         cancel_job=True if cancel_job or every else None,
         notify=True if notify or every else None,
     )

@@ -17,6 +17,7 @@ from schedctl.errors import InvalidInput
 # What schedctl does where no hook is set, as `hooks show` tells it.
 DEFAULTS = {
     "create_job": "schedctl inserts the job itself (pending, linked by jobs.scheduler_id)",
+    "create_jobs": "no set-based hook",
     "cancel_job": "schedctl sets the job's status to cancelled and completed_at to now",
     "notify": "no notification; workers find new jobs in the jobs table",
 }
@@ -48,6 +49,7 @@ class Hooks:
     create_job: Function | None = None
     cancel_job: Function | None = None
     notify: str | None = None
+    create_jobs: Function | None = None
     updated_at: datetime | None = None
     updated_by: str | None = None
 
@@ -58,6 +60,7 @@ class Hooks:
 
         return cls(
             create_job=function(row["create_job_schema"], row["create_job_function"]),
+            create_jobs=function(row["create_jobs_schema"], row["create_jobs_function"]),
             cancel_job=function(row["cancel_job_schema"], row["cancel_job_function"]),
             notify=row["notify_channel"],
             updated_at=row["updated_at"],
@@ -65,16 +68,17 @@ class Hooks:
         )
 
     def settings(self) -> dict[str, str | None]:
-        """The three hooks as text (None: the default), for output and the audit trail."""
+        """The hooks as text (None: the default), for output and the audit trail."""
         return {
             "create_job": str(self.create_job) if self.create_job else None,
+            "create_jobs": str(self.create_jobs) if self.create_jobs else None,
             "cancel_job": str(self.cancel_job) if self.cancel_job else None,
             "notify": self.notify,
         }
 
     def create_hook(self) -> Function | None:
-        """The function that makes jobs, if one is set."""
-        return self.create_job
+        """The function that makes jobs (per slot or per batch), if one is set."""
+        return self.create_job or self.create_jobs
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,7 @@ class HookChanges:
     create_job: Function | bool | None = None
     cancel_job: Function | bool | None = None
     notify: str | bool | None = None
+    create_jobs: Function | bool | None = None
 
     def is_empty(self) -> bool:
         return all(getattr(self, f.name) is None for f in fields(self))
@@ -157,6 +162,8 @@ def read(conn: db.Connection) -> Hooks:
 
 _SIGNATURES = {
     "create_job": "(scheduler_id uuid, slot timestamptz) RETURNS text",
+    "create_jobs": "(scheduler_ids uuid[], slots timestamptz[]) "
+    "RETURNS TABLE(scheduler_id uuid, slot timestamptz, job_id text)",
     "cancel_job": "(job_id text) RETURNS void",
 }
 
@@ -197,6 +204,21 @@ def change(conn: db.Connection, changes: HookChanges, actor: str) -> Hooks:
             new = replace(new, create_job=changes.create_job)
         elif changes.create_job is True:
             new = replace(new, create_job=None)
+        if isinstance(changes.create_jobs, Function):
+            _check_function(conn, "create_jobs", changes.create_jobs)
+            new = replace(new, create_jobs=changes.create_jobs)
+        elif changes.create_jobs is True:
+            new = replace(new, create_jobs=None)
+        if new.create_job is not None and new.create_jobs is not None:
+            given, other = (
+                ("--create-job", "--create-jobs")
+                if isinstance(changes.create_job, Function)
+                else ("--create-jobs", "--create-job")
+            )
+            raise InvalidInput(
+                f"{given}: at most one of --create-job and --create-jobs is set; clear the "
+                f"other first (schedctl hooks clear {other})"
+            )
         if isinstance(changes.cancel_job, Function):
             _check_function(conn, "cancel_job", changes.cancel_job)
             new = replace(new, cancel_job=changes.cancel_job)
@@ -215,6 +237,8 @@ def change(conn: db.Connection, changes: HookChanges, actor: str) -> Hooks:
             "hooks_write",
             create_job_schema=new.create_job.schema if new.create_job else None,
             create_job_function=new.create_job.name if new.create_job else None,
+            create_jobs_schema=new.create_jobs.schema if new.create_jobs else None,
+            create_jobs_function=new.create_jobs.name if new.create_jobs else None,
             cancel_job_schema=new.cancel_job.schema if new.cancel_job else None,
             cancel_job_function=new.cancel_job.name if new.cancel_job else None,
             notify_channel=new.notify,

@@ -254,14 +254,14 @@ LIMIT 1;
 
 -- name: hooks_get
 -- The database's hooks (NULL: schedctl's default).
-SELECT create_job_schema, create_job_function, cancel_job_schema, cancel_job_function,
-       notify_channel, updated_at, updated_by
+SELECT create_job_schema, create_job_function, create_jobs_schema, create_jobs_function,
+       cancel_job_schema, cancel_job_function, notify_channel, updated_at, updated_by
 FROM schedctl.hooks;
 
 -- name: hooks_lock
 -- The database's hooks, locked for a change.
-SELECT create_job_schema, create_job_function, cancel_job_schema, cancel_job_function,
-       notify_channel, updated_at, updated_by
+SELECT create_job_schema, create_job_function, create_jobs_schema, create_jobs_function,
+       cancel_job_schema, cancel_job_function, notify_channel, updated_at, updated_by
 FROM schedctl.hooks
 FOR UPDATE;
 
@@ -270,6 +270,8 @@ FOR UPDATE;
 UPDATE schedctl.hooks SET
     create_job_schema = %(create_job_schema)s,
     create_job_function = %(create_job_function)s,
+    create_jobs_schema = %(create_jobs_schema)s,
+    create_jobs_function = %(create_jobs_function)s,
     cancel_job_schema = %(cancel_job_schema)s,
     cancel_job_function = %(cancel_job_function)s,
     notify_channel = %(notify_channel)s,
@@ -278,11 +280,18 @@ UPDATE schedctl.hooks SET
 
 -- name: hook_function_candidates
 -- The functions of a schema and name, each with whether it has the form a hook needs
--- (`kind` create_job: (uuid, timestamptz) RETURNS text; cancel_job: (text) RETURNS void)
+-- (`kind` create_job: (uuid, timestamptz) RETURNS text; create_jobs: (uuid[], timestamptz[])
+-- RETURNS TABLE(uuid, timestamptz, text); cancel_job: (text) RETURNS void)
 -- and whether the current role may call it.
 SELECT format('%%I.%%I(%%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid))
            AS signature,
        coalesce(pg_get_function_result(p.oid), 'nothing (a procedure)') AS result,
+       CASE WHEN %(kind)s = 'create_jobs' THEN
+           p.prokind = 'f' AND p.proretset AND p.prorettype = 'record'::regtype
+           AND p.proargtypes = '2951 1185'::oidvector  -- uuid[], timestamptz[]
+           AND p.proallargtypes = '{2951,1185,2950,1184,25}'::oid[]
+           AND p.proargmodes = '{i,i,t,t,t}'::"char"[]
+       ELSE
        p.prokind = 'f' AND NOT p.proretset
            AND p.proargtypes = CASE %(kind)s
                WHEN 'create_job' THEN '2950 1184'::oidvector  -- uuid, timestamptz
@@ -290,7 +299,8 @@ SELECT format('%%I.%%I(%%s)', n.nspname, p.proname, pg_get_function_identity_arg
            END
            AND p.prorettype = CASE %(kind)s
                WHEN 'create_job' THEN 'text'::regtype ELSE 'void'::regtype
-           END AS fits,
+           END
+       END AS fits,
        has_schema_privilege(n.oid, 'USAGE') AND has_function_privilege(p.oid, 'EXECUTE')
            AS executable,
        current_user AS role
@@ -302,7 +312,10 @@ ORDER BY fits DESC, signature;
 -- name: tick_resume_paused
 -- Resume the schedulers whose pause has run out (`pause --until`), all at once, each with an
 -- audit entry by tick (schedctl.resume_paused: tick's role may not enable schedulers itself).
-SELECT schedctl.resume_paused(COALESCE(%(now)s::timestamptz, now()), %(actor)s) AS resumed;
+-- One statement, its own transaction; the lock timeout set first (the select list is
+-- evaluated in order).
+SELECT set_config('lock_timeout', %(lock_timeout)s, true) AS lock_timeout,
+       schedctl.resume_paused(COALESCE(%(now)s::timestamptz, now()), %(actor)s) AS resumed;
 
 -- name: grid_start
 -- The first slot of a wall-clock grid at or after `start` (by the scheduler's spread offset),
@@ -359,16 +372,17 @@ CROSS JOIN LATERAL (
 ) AS local
 ORDER BY runs.n;
 
--- name: tick_heartbeat_relaxed
--- The heartbeat's transaction does not wait for its WAL flush: a heartbeat lost in a crash
--- costs nothing, and an idle tick, run every minute, stays cheap.
-SET LOCAL synchronous_commit TO OFF;
-
 -- name: tick_heartbeat
--- Record this host's last tick pass and its outcome, for `status`.
+-- Record this host's last tick pass and its outcome, for `status`. One statement, its own
+-- transaction, which does not wait for its WAL flush: a heartbeat lost in a crash costs
+-- nothing, and an idle tick, run every minute, stays cheap.
+WITH relaxed AS (
+    SELECT set_config('synchronous_commit', 'off', true) AS synchronous_commit
+)
 INSERT INTO schedctl.tick_heartbeats (host, ticked_at, ok, due, created, skipped, failed, missed, message)
-VALUES (%(host)s, now(), %(ok)s, %(due)s, %(created)s, %(skipped)s, %(failed)s, %(missed)s,
-        %(message)s)
+SELECT %(host)s, now(), %(ok)s, %(due)s, %(created)s, %(skipped)s, %(failed)s, %(missed)s,
+       %(message)s
+FROM relaxed
 ON CONFLICT (host) DO UPDATE SET
     ticked_at = EXCLUDED.ticked_at, ok = EXCLUDED.ok, due = EXCLUDED.due,
     created = EXCLUDED.created, skipped = EXCLUDED.skipped, failed = EXCLUDED.failed,

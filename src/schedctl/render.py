@@ -683,7 +683,8 @@ def hooks_lines(hooks: Hooks, defaults: dict[str, str]) -> list[tuple[str, str]]
     settings = hooks.settings()
     lines = [
         (key.replace("_", "-"), settings[key] or f"not set: {defaults[key]}")
-        for key in ("create_job", "cancel_job", "notify")
+        for key in ("create_job", "create_jobs", "cancel_job", "notify")
+        if key != "create_jobs" or settings[key] is not None  # shown where it is set
     ]
     if hooks.updated_at is not None:
         lines.append(("changed", f"{rfc3339(hooks.updated_at)} by {hooks.updated_by}"))

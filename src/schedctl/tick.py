@@ -266,28 +266,31 @@ def _report(state: _Pass, outcomes: list[Outcome]) -> None:
 
 
 def resume_paused(conn: db.Connection, *, now: datetime | None, actor: str) -> None:
-    """Resume, in one statement, the schedulers whose `pause --until` has come, before the
-    pass claims what is due."""
-    with conn.work():
-        db.execute(conn, "tick_resume_paused", now=now, actor=actor)
+    """Resume, in one statement (its own transaction), the schedulers whose `pause --until`
+    has come, before the pass claims what is due."""
+    db.execute(
+        conn,
+        "tick_resume_paused",
+        now=now,
+        actor=actor,
+        lock_timeout=f"{int(conn.lock_timeout * 1000)}ms",
+    )
 
 
 def record_heartbeat(conn: db.Connection, summary: Summary) -> None:
-    """Leave this host's outcome for `status`."""
-    with conn.work():
-        db.execute(conn, "tick_heartbeat_relaxed")
-        db.execute(
-            conn,
-            "tick_heartbeat",
-            host=socket.gethostname(),
-            ok=summary.ok,
-            due=summary.due,
-            created=summary.created,
-            skipped=summary.skipped,
-            failed=summary.failed,
-            missed=summary.missed,
-            message=summary.errors[0]["message"] if summary.errors else None,
-        )
+    """Leave this host's outcome for `status` (one statement, its own transaction)."""
+    db.execute(
+        conn,
+        "tick_heartbeat",
+        host=socket.gethostname(),
+        ok=summary.ok,
+        due=summary.due,
+        created=summary.created,
+        skipped=summary.skipped,
+        failed=summary.failed,
+        missed=summary.missed,
+        message=summary.errors[0]["message"] if summary.errors else None,
+    )
 
 
 def _record_failure(conn: db.Connection, message: str) -> None:
