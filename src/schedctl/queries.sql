@@ -527,6 +527,7 @@ BEGIN
         EXECUTE 'REVOKE ALL ON ALL TABLES IN SCHEMA schedctl FROM ' || grantee;
         EXECUTE 'REVOKE ALL ON ALL SEQUENCES IN SCHEMA schedctl FROM ' || grantee;
         EXECUTE 'REVOKE ALL ON ALL FUNCTIONS IN SCHEMA schedctl FROM ' || grantee;
+        EXECUTE 'REVOKE ALL ON ALL PROCEDURES IN SCHEMA schedctl FROM ' || grantee;
     END LOOP;
 END
 $$;

@@ -60,13 +60,14 @@ DECLARE
                 WHERE overlap_policy = 'replace' AND NOT served)) IS TRUE))
         RETURNING j.id$$;
     made_step text := 'SELECT t.*, t.new_job_id AS job_id FROM to_serve t';
-    write_step text := $$
-        recorded AS (
+    -- The served-slot record of the slots made (tick only: a run records no slot).
+    record_step text := $$
             INSERT INTO schedctl.served_slots (scheduler_id, slot, job_id)
-            SELECT id, slot, job_id FROM made WHERE $4 IS NULL
+            SELECT id, slot, job_id FROM made
             ON CONFLICT (scheduler_id, slot) DO NOTHING
-            RETURNING scheduler_id
-        ),
+            RETURNING scheduler_id$$;
+    write_step text := $$
+        recorded AS (%s),
         inserted AS (
             INSERT INTO public.jobs (
                 id, domain_id, organisation_id, status, progress, created_at, concurrency,
@@ -81,6 +82,54 @@ DECLARE
             WHERE $4 IS NOT NULL OR (m.id IN (SELECT scheduler_id FROM recorded)) IS TRUE
             RETURNING scheduler_id
         )$$;
+    -- What only tick writes: the audit of declined, skipped and missed slots, and the next
+    -- run (a run leaves the schedule as it is).
+    tick_writes text := $$
+declined AS (
+    INSERT INTO schedctl.audit (
+        actor, action, scheduler_id, organisation_id, domain, changes, reason
+    )
+    SELECT $3, 'skip', m.id, m.organisation_id, m.domain,
+           jsonb_build_object('slot', schedctl.rfc3339(m.slot),
+                              'next_run_at', jsonb_build_array(schedctl.rfc3339(m.slot),
+                                                               schedctl.rfc3339(m.next_run_at))),
+           'the create-job hook declined the slot (it returned NULL)'
+    FROM made m
+    WHERE m.job_id IS NULL
+),
+skipped AS (
+    INSERT INTO schedctl.audit (
+        actor, action, scheduler_id, organisation_id, domain, changes, reason
+    )
+    SELECT $3, 'skip', p.id, p.organisation_id, p.domain,
+           jsonb_build_object('slot', schedctl.rfc3339(p.slot),
+                              'next_run_at', jsonb_build_array(schedctl.rfc3339(p.slot),
+                                                               schedctl.rfc3339(p.next_run_at))),
+           'a job of this domain is still active'
+    FROM decided p
+    WHERE p.skip
+),
+missed_late AS (
+    -- Slots the catch-up window let pass, and why.
+    INSERT INTO schedctl.audit (
+        actor, action, scheduler_id, organisation_id, domain, changes, reason
+    )
+    SELECT $3, 'missed', p.id, p.organisation_id, p.domain,
+           jsonb_build_object('slot', schedctl.rfc3339(p.due_slot), 'missed', p.missed,
+                              'next_run_at', jsonb_build_array(schedctl.rfc3339(p.due_slot),
+                                                               schedctl.rfc3339(p.next_run_at))),
+           p.missed || CASE WHEN p.missed = 1 THEN ' slot was' ELSE ' slots were' END
+               || ' not served: later than the catch-up window of '
+               || (p.catchup_window_seconds / 60) || ' min'
+    FROM decided p
+    WHERE p.catchup_window_seconds IS NOT NULL AND p.missed > 0
+),
+advanced AS (
+    UPDATE public.schedulers s
+    SET next_run_at = p.next_run_at, updated_at = $2
+    FROM decided p
+    WHERE s.id = p.id
+)$$;
 BEGIN
     SELECT * INTO h FROM schedctl.hooks;
     IF h.cancel_job_function IS NOT NULL THEN
@@ -114,12 +163,12 @@ BEGIN
         -- The hook made the job; its id is the slot's record. No ON CONFLICT: the lock and
         -- `served` keep a second call away, and should a row for the slot appear anyway,
         -- the unique violation rolls back the host's job with it. NULL: declined.
+        record_step := $$
+            INSERT INTO schedctl.served_slots (scheduler_id, slot, job_id)
+            SELECT id, slot, job_id FROM made WHERE job_id IS NOT NULL
+            RETURNING scheduler_id$$;
         write_step := $$
-            recorded AS (
-                INSERT INTO schedctl.served_slots (scheduler_id, slot, job_id)
-                SELECT id, slot, job_id FROM made WHERE job_id IS NOT NULL AND $4 IS NULL
-                RETURNING scheduler_id
-            ),
+            recorded AS (%s),
             inserted AS (
                 SELECT id AS scheduler_id FROM made WHERE job_id IS NOT NULL
             )$$;
@@ -207,52 +256,7 @@ to_serve AS MATERIALIZED (
 ),
 -- Each slot to serve with the id of its job (NULL: the hook declined it).
 made AS MATERIALIZED (%s),
-%s,
-declined AS (
-    INSERT INTO schedctl.audit (
-        actor, action, scheduler_id, organisation_id, domain, changes, reason
-    )
-    SELECT $3, 'skip', m.id, m.organisation_id, m.domain,
-           jsonb_build_object('slot', schedctl.rfc3339(m.slot),
-                              'next_run_at', jsonb_build_array(schedctl.rfc3339(m.slot),
-                                                               schedctl.rfc3339(m.next_run_at))),
-           'the create-job hook declined the slot (it returned NULL)'
-    FROM made m
-    WHERE m.job_id IS NULL AND $4 IS NULL
-),
-skipped AS (
-    INSERT INTO schedctl.audit (
-        actor, action, scheduler_id, organisation_id, domain, changes, reason
-    )
-    SELECT $3, 'skip', p.id, p.organisation_id, p.domain,
-           jsonb_build_object('slot', schedctl.rfc3339(p.slot),
-                              'next_run_at', jsonb_build_array(schedctl.rfc3339(p.slot),
-                                                               schedctl.rfc3339(p.next_run_at))),
-           'a job of this domain is still active'
-    FROM decided p
-    WHERE p.skip AND $4 IS NULL
-),
-missed_late AS (
-    -- Slots the catch-up window let pass, and why.
-    INSERT INTO schedctl.audit (
-        actor, action, scheduler_id, organisation_id, domain, changes, reason
-    )
-    SELECT $3, 'missed', p.id, p.organisation_id, p.domain,
-           jsonb_build_object('slot', schedctl.rfc3339(p.due_slot), 'missed', p.missed,
-                              'next_run_at', jsonb_build_array(schedctl.rfc3339(p.due_slot),
-                                                               schedctl.rfc3339(p.next_run_at))),
-           p.missed || CASE WHEN p.missed = 1 THEN ' slot was' ELSE ' slots were' END
-               || ' not served: later than the catch-up window of '
-               || (p.catchup_window_seconds / 60) || ' min'
-    FROM decided p
-    WHERE p.catchup_window_seconds IS NOT NULL AND p.missed > 0 AND $4 IS NULL
-),
-advanced AS (
-    UPDATE public.schedulers s
-    SET next_run_at = p.next_run_at, updated_at = $2
-    FROM decided p
-    WHERE s.id = p.id AND $4 IS NULL
-)
+%s%s
 SELECT m.id, CASE WHEN (m.id IN (SELECT scheduler_id FROM inserted)) IS TRUE THEN m.job_id END,
        m.organisation_id, m.domain, m.slot, m.next_run_at, m.missed, FALSE, NULL::text
 FROM made m
@@ -261,7 +265,11 @@ SELECT p.id, NULL, p.organisation_id, p.domain, p.slot, p.next_run_at, p.missed,
 FROM decided p
 WHERE p.skip OR p.served
 ORDER BY 5, 1
-$$, cancel_step, made_step, write_step) USING ids, clock, actor, run_at;
+$$, cancel_step, made_step,
+        format(write_step, CASE WHEN run_at IS NULL THEN record_step
+                                ELSE 'SELECT NULL::uuid AS scheduler_id WHERE FALSE' END),
+        CASE WHEN run_at IS NULL THEN ',' || tick_writes ELSE '' END
+    ) USING ids, clock, actor, run_at;
 END
 $fn$;
 
