@@ -86,6 +86,7 @@ def test_set_and_clear_are_stored_and_audited_with_the_actor(cli: Cli, conn: Con
     shown = ok_json(cli("hooks", "set", "--cancel-job", CANCEL, "--notify", "new_jobs", "--json"))
     assert shown | {"updated_at": None} == {
         "create_job": CREATE,
+        "create_jobs": None,
         "cancel_job": CANCEL,
         "notify": "new_jobs",
         "updated_at": None,
