@@ -14,8 +14,16 @@ from schedctl.errors import InvalidInput
 _COUNTS = ("due", "created", "skipped", "failed", "missed")
 
 
+def _number(value: float) -> str:
+    """A sample's value as the parser reads it back exactly: a count in full, any other number
+    by the shortest text that gives the same float (`:g` would keep six digits)."""
+    if isinstance(value, int):
+        return str(int(value))  # int() too: a bool would print as True
+    return repr(float(value))
+
+
 def _gauge(name: str, help_text: str, value: float, labels: str = "") -> str:
-    return f"# HELP {name} {help_text}\n# TYPE {name} gauge\n{name}{labels} {value:g}\n"
+    return f"# HELP {name} {help_text}\n# TYPE {name} gauge\n{name}{labels} {_number(value)}\n"
 
 
 def _scheduler_gauges(schedulers: dict[str, Any]) -> str:

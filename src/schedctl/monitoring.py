@@ -8,7 +8,8 @@ from typing import Any
 from schedctl import db, pgcron
 from schedctl.errors import DatabaseUnavailable
 from schedctl.migrate import head_migration
-from schedctl.render import duration, plain, rfc3339
+from schedctl.models import plain, rfc3339
+from schedctl.output.text import duration
 
 
 def status(conn: db.Connection, org_id: Any, max_lag: timedelta) -> dict[str, Any]:

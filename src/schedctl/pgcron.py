@@ -21,7 +21,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from schedctl import db
 from schedctl.config import Settings
 from schedctl.errors import DatabaseUnavailable, InvalidInput, NotFound
-from schedctl.render import rfc3339
+from schedctl.models import rfc3339
 
 JOB_NAME = "schedctl-tick"
 COMMAND = "CALL schedctl.tick()"
@@ -137,9 +137,6 @@ class Place:
         one, so that several databases of one server each keep their own job."""
         return JOB_NAME if self.here else f"{JOB_NAME}:{self.database}"
 
-    def doc(self) -> dict[str, Any]:
-        return {"database": self.cron_database, "version": self.version}
-
 
 @contextmanager
 def cron_session(conn: db.Connection, settings: Settings) -> Iterator[tuple[Place, db.Connection]]:
@@ -204,7 +201,7 @@ def _with_database(url: str, dbname: str) -> str:
 
 def install(
     conn: db.Connection, settings: Settings, schedule: Schedule, role: str | None
-) -> dict[str, Any]:
+) -> Report:
     """Register `CALL schedctl.tick()` with pg_cron on `schedule`, run as `role` (default: the
     connecting role unless it is a superuser, else schedctl_cron). Running it again updates
     the job (schedule, role) in place; nothing else of pg_cron's is touched."""
@@ -295,14 +292,32 @@ def _job_role(conn: db.Connection, place: Place, role: str | None) -> str:
     return role
 
 
-def show(conn: db.Connection, settings: Settings, limit: int = RUNS_SHOWN) -> dict[str, Any]:
+def show(conn: db.Connection, settings: Settings, limit: int = RUNS_SHOWN) -> Report:
     """schedctl's pg_cron job of this database and its latest `limit` runs; NotFound when
     there is none this role may see."""
     with cron_session(conn, settings) as (place, cron_conn):
         return _report(cron_conn, place, limit)
 
 
-def _report(cron_conn: db.Connection, place: Place, limit: int) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Report:
+    """schedctl's pg_cron job of a database, and its latest runs (rows of cron.job and
+    cron.job_run_details, newest run first)."""
+
+    place: Place
+    job: dict[str, Any]
+    runs: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Removed:
+    """The pg_cron job `remove` unscheduled."""
+
+    name: str
+    database: str
+
+
+def _report(cron_conn: db.Connection, place: Place, limit: int) -> Report:
     jobs = db.fetch_all(cron_conn, "pg_cron_jobs", job_name=place.job_name, database=place.database)
     if not jobs:
         raise NotFound(
@@ -312,14 +327,10 @@ def _report(cron_conn: db.Connection, place: Place, limit: int) -> dict[str, Any
     runs = db.fetch_all(
         cron_conn, "pg_cron_runs", jobids=[job["jobid"] for job in jobs], limit=limit
     )
-    return {
-        "pg_cron": place.doc(),
-        "job": job_doc(jobs[-1]),
-        "runs": [run_doc(run) for run in runs],
-    }
+    return Report(place=place, job=jobs[-1], runs=runs)
 
 
-def remove(conn: db.Connection, settings: Settings) -> dict[str, Any]:
+def remove(conn: db.Connection, settings: Settings) -> Removed:
     """Unschedule schedctl's pg_cron job of this database; NotFound when there is none this
     role may see."""
     with cron_session(conn, settings) as (place, cron_conn), cron_conn.work():
@@ -333,7 +344,7 @@ def remove(conn: db.Connection, settings: Settings) -> dict[str, Any]:
             )
         for job in jobs:
             db.fetch_one(cron_conn, "pg_cron_unschedule", jobid=job["jobid"])
-    return {"name": place.job_name, "database": place.database, "removed": True}
+    return Removed(name=place.job_name, database=place.database)
 
 
 def last_run(conn: db.Connection) -> dict[str, Any] | None:
@@ -363,49 +374,5 @@ def last_run(conn: db.Connection) -> dict[str, Any] | None:
     }
 
 
-def job_doc(job: Any) -> dict[str, Any]:
-    """A pg_cron job as `pg-cron show --json` prints it."""
-    return {
-        "jobid": job["jobid"],
-        "name": job["jobname"],
-        "schedule": job["schedule"],
-        "command": job["command"],
-        "database": job["database"],
-        "role": job["username"],
-        "active": job["active"],
-    }
-
-
-def run_doc(run: Any) -> dict[str, Any]:
-    """One run of the job from pg_cron's record."""
-    return {
-        "runid": run["runid"],
-        "status": run["status"],
-        "message": run["return_message"],
-        "start_time": _time(run["start_time"]),
-        "end_time": _time(run["end_time"]),
-        "pid": run["job_pid"],
-    }
-
-
 def _time(moment: Any) -> str | None:
     return rfc3339(moment) if moment is not None else None
-
-
-def lines(report: dict[str, Any]) -> list[tuple[str, str]]:
-    """`pg-cron show` for people."""
-    job, runs = report["job"], report["runs"]
-    run_lines = [
-        f"{run['start_time'] or '-'}  {run['status']}"
-        + (f"  {run['message']}" if run["message"] else "")
-        for run in runs
-    ]
-    return [
-        ("job", f"{job['name']} (id {job['jobid']})" + ("" if job["active"] else ", inactive")),
-        ("schedule", job["schedule"]),
-        ("command", job["command"]),
-        ("database", job["database"]),
-        ("role", job["role"]),
-        ("pg_cron", f"{report['pg_cron']['version']} in database {report['pg_cron']['database']}"),
-        ("runs", "\n".join(run_lines) if run_lines else "none yet"),
-    ]

@@ -1,8 +1,7 @@
-"""Output: JSON documents for scripts, tables on a terminal, plain text otherwise."""
+"""Output for people: tables on a terminal, plain text otherwise, and the tick report."""
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import uuid
@@ -10,40 +9,13 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import IO, TYPE_CHECKING, Any
 
-from schedctl.models import AuditEntry, Job, Organisation, Scheduler, public_fields
-from schedctl.validation import display_domain
+from schedctl.domains import display_domain
+from schedctl.models import AuditEntry, Job, Scheduler, rfc3339
+from schedctl.output import json as documents
 
 if TYPE_CHECKING:
     from schedctl.hooks import Hooks
-
-
-def rfc3339(moment: datetime) -> str:
-    """A time as an RFC 3339 string in UTC."""
-    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
-
-
-def plain(value: Any) -> Any:
-    """A value as JSON holds it: times in RFC 3339 UTC, UUIDs as strings."""
-    if isinstance(value, datetime):
-        return rfc3339(value)
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if isinstance(value, dict):
-        return {key: plain(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [plain(item) for item in value]
-    return value
-
-
-def doc(record: Scheduler | Job | AuditEntry | Organisation) -> dict[str, Any]:
-    """A record in the JSON shape of the command-line contract: its public fields."""
-    return {name: plain(value) for name, value in public_fields(record).items()}
-
-
-def print_json(doc: Any, out: IO[str] | None = None) -> None:
-    """Exactly one JSON document on stdout."""
-    stream = out or sys.stdout
-    stream.write(json.dumps(doc, ensure_ascii=False) + "\n")
+    from schedctl.pgcron import Removed, Report
 
 
 def relative(moment: datetime, now: datetime) -> str:
@@ -573,17 +545,7 @@ class TickReport:
 
     def job(self, entry: dict[str, Any]) -> None:
         if self.as_json:
-            # What json.dumps would write, formatted directly: this runs once per job, tens
-            # of thousands of times in a large pass. Ids and times need no escaping.
-            job_id = "null" if entry["job_id"] is None else f'"{entry["job_id"]}"'
-            self._spool.write(
-                f'{", " if self._count else ""}{{"scheduler_id": "{entry["scheduler_id"]}", '
-                f'"job_id": {job_id}, '
-                f'"organisation_id": "{entry["organisation_id"]}", '
-                f'"domain": {json.dumps(entry["domain"])}, '
-                f'"slot": "{rfc3339(entry["slot"])}", '
-                f'"next_run_at": "{rfc3339(entry["next_run_at"])}"}}'
-            )
+            self._spool.write((", " if self._count else "") + documents.tick_job(entry))
         elif not self.quiet:
             verb = "would create a job" if self.dry_run else f"created job {entry['job_id']}"
             self._spool.write(
@@ -603,10 +565,9 @@ class TickReport:
         self._spool.seek(0)
         out = sys.stdout
         if self.as_json:
-            head = json.dumps(counts)[:-1]
-            out.write(f'{head}, "jobs": [')
+            out.write(documents.tick_head(counts))
             _copy(self._spool, out)
-            out.write(f'], "errors": {json.dumps(summary.errors)}}}\n')
+            out.write(documents.tick_tail(summary.errors))
         else:
             if not self.quiet:
                 _copy(self._spool, out)
@@ -669,13 +630,29 @@ def _pg_cron_status_lines(cron: dict[str, Any] | None) -> list[tuple[str, str]]:
     return [("pg_cron", text)]
 
 
-def hooks_doc(hooks: Hooks) -> dict[str, Any]:
-    """The database's hooks as `hooks show --json` prints them: each hook's
-    value, null where schedctl's default applies."""
-    return hooks.settings() | {
-        "updated_at": hooks.updated_at and rfc3339(hooks.updated_at),
-        "updated_by": hooks.updated_by,
-    }
+def pg_cron_lines(report: Report) -> list[tuple[str, str]]:
+    """`pg-cron install` and `pg-cron show` for people."""
+    doc = documents.pg_cron(report)
+    job, runs, where = doc["job"], doc["runs"], doc["pg_cron"]
+    run_lines = [
+        f"{run['start_time'] or '-'}  {run['status']}"
+        + (f"  {run['message']}" if run["message"] else "")
+        for run in runs
+    ]
+    return [
+        ("job", f"{job['name']} (id {job['jobid']})" + ("" if job["active"] else ", inactive")),
+        ("schedule", job["schedule"]),
+        ("command", job["command"]),
+        ("database", job["database"]),
+        ("role", job["role"]),
+        ("pg_cron", f"{where['version']} in database {where['database']}"),
+        ("runs", "\n".join(run_lines) if run_lines else "none yet"),
+    ]
+
+
+def pg_cron_removed_line(removed: Removed) -> str:
+    """`pg-cron remove` for people."""
+    return f"removed pg_cron job {removed.name} of database {removed.database}"
 
 
 def hooks_lines(hooks: Hooks, defaults: dict[str, str]) -> list[tuple[str, str]]:
