@@ -748,6 +748,8 @@ def test_set_takes_at_most_one_create_hook_and_checks_the_set_based_form(
     assert "create-jobs  public.schedctl_create_jobs" in cli("hooks", "show").stdout
     cleared = ok_json(cli("hooks", "clear", "--create-jobs", "--json"))
     assert cleared["create_jobs"] is None
+
+
 # The host's check at commit: a deferred constraint trigger on jobs that waits for an advisory
 # lock the test holds, so that a tick can be killed while its batch's COMMIT is under way.
 HELD_AT_COMMIT = """

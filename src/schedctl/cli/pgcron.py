@@ -13,6 +13,7 @@ from schedctl.cli.options import JsonOpt, VerboseOpt
 if TYPE_CHECKING:
     from schedctl.pgcron import Report
 
+
 @command(pg_cron_app, "install")
 def pg_cron_install(
     schedule: Annotated[
