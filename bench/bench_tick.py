@@ -29,7 +29,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
-PARTS = ("speed", "idle", "memory", "hooks", "zones")
+PARTS = ("speed", "idle", "memory", "hooks", "hooks-set", "zones")
 SEED_BATCH = 50  # the seed loop takes 50 due schedulers per tick ...
 SEED_TICK_SECONDS = 30  # ... every 30 seconds
 
@@ -388,6 +388,20 @@ def floor(url: str, expect: int, statement: str = FLOOR_SQL) -> float:
     return float(match.group(1)) / 1000
 
 
+def timed_psql(url: str, statement: str) -> float:
+    """Seconds a statement takes, as psql's \\timing reports it."""
+    done = subprocess.run(
+        ["psql", "-X", "-v", "ON_ERROR_STOP=1", "-c", "\\timing on", "-c", statement],
+        env=psql_env(url),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    match = re.search(r"Time: ([\d.]+) ms", done.stdout)
+    assert match, done.stdout
+    return float(match.group(1)) / 1000
+
+
 def row_by_row(url: str, expect: int) -> tuple[float, float]:
     """Seconds the seed's loop takes to serve every due scheduler, 50 at a time back to
     back (no 30-second pause between its ticks): its round trips, each statement its own
@@ -500,6 +514,12 @@ def bench_speed(server: Server, report: Report, n: int, runs: int, seed_runs: in
                 ticks.append(tick_seconds)
                 idles.append(idle_seconds)
                 floors.append(floor_seconds)
+        calls = []
+        for run in range(runs + 1):
+            url = server.create(scratch, template)
+            seconds = timed_psql(url, "CALL schedctl.tick()")
+            if run:
+                calls.append(seconds)
         seeds, seed_cpus = [], []
         for _ in range(seed_runs):
             url = server.create(scratch, template)
@@ -512,7 +532,10 @@ def bench_speed(server: Server, report: Report, n: int, runs: int, seed_runs: in
         report.figure("tick with nothing due, whole process", ms(idle, idles))
         report.figure("tick's own work (the difference)", ms(own))
         report.figure("floor: one statement through psql", ms(bare, floors))
-        report.target("tick's own work / floor", own / bare, 2)
+        report.target("tick's own work / floor", own / bare, 1.5)
+        call = median(calls)
+        report.figure("CALL schedctl.tick() through psql", ms(call, calls))
+        report.target("CALL schedctl.tick() / tick's own work", call / own, 1.2)
         if seeds:
             seed = median(seeds)
             report.figure(
@@ -528,8 +551,9 @@ def bench_speed(server: Server, report: Report, n: int, runs: int, seed_runs: in
             )
 
 
-def install_example_hooks(url: str) -> None:
-    """contrib/hooks/first-task.sql, and its create-job function set as the hook."""
+def install_example_hooks(url: str, option: str = "--create-job") -> None:
+    """contrib/hooks/first-task.sql, and its create-job function (or, with --create-jobs,
+    its set-based one) set as the hook."""
     with open(EXAMPLE_HOOKS, encoding="utf-8") as script, psycopg.connect(url) as conn:
         conn.execute(script.read())
     run_process(
@@ -539,8 +563,8 @@ def install_example_hooks(url: str) -> None:
             "schedctl",
             "hooks",
             "set",
-            "--create-job",
-            "public.schedctl_create_job",
+            option,
+            "public.schedctl_create_job" + ("s" if option == "--create-jobs" else ""),
         ],
         schedctl_env(url),
     )
@@ -572,11 +596,13 @@ def add_finished_jobs(url: str) -> None:
         conn.execute("ALTER TABLE tasks SET (autovacuum_enabled = off)")
 
 
-def bench_hooks(server: Server, report: Report, n: int, runs: int) -> None:
-    with section(f"hooks: {n:,} due, a create-job hook making the job and its first task"):
+def bench_hooks(
+    server: Server, report: Report, n: int, runs: int, option: str = "--create-job"
+) -> None:
+    with section(f"hooks: {n:,} due, a {option[2:]} hook making the job and its first task"):
         template = server.name("hooks_tpl")
         url = populate(server, template, due=n, total=n)
-        install_example_hooks(url)
+        install_example_hooks(url, option)
         add_finished_jobs(url)
         scratch = server.name("hooks")
         ticks, idles, floors = [], [], []
@@ -602,7 +628,7 @@ def bench_hooks(server: Server, report: Report, n: int, runs: int) -> None:
         report.figure("tick with nothing due, whole process", ms(idle, idles))
         report.figure("tick's own work (the difference)", ms(own))
         report.figure("floor: jobs and tasks in one statement (psql)", ms(bare, floors))
-        report.target("tick's own work with the hook / floor", own / bare, 2)
+        report.target("tick's own work with the hook / floor", own / bare, 1.5)
 
 
 def bench_zones(server: Server, report: Report, n: int, runs: int) -> None:
@@ -630,7 +656,7 @@ def bench_zones(server: Server, report: Report, n: int, runs: int) -> None:
         report.figure("tick with nothing due, whole process", ms(idle, idles))
         report.figure("tick's own work (the difference)", ms(own))
         report.figure("floor: one statement through psql (elapsed grid)", ms(bare, floors))
-        report.target("tick's own work / floor", own / bare, 2)
+        report.target("tick's own work / floor", own / bare, 1.5)
 
 
 def bench_idle(server: Server, report: Report, rounds: int, big: int) -> None:
@@ -706,7 +732,7 @@ def main() -> None:
         "--only",
         choices=PARTS,
         action="append",
-        help="run only this part (repeatable): speed, idle, memory, hooks, zones",
+        help="run only this part (repeatable): speed, idle, memory, hooks, hooks-set, zones",
     )
     args = parser.parse_args()
     parts = args.only or list(PARTS)
@@ -724,6 +750,7 @@ def main() -> None:
         "idle": lambda: bench_idle(server, report, args.idle_rounds, args.idle_large),
         "memory": lambda: bench_memory(server, report, *args.memory),
         "hooks": lambda: bench_hooks(server, report, args.n, args.runs),
+        "hooks-set": lambda: bench_hooks(server, report, args.n, args.runs, "--create-jobs"),
         "zones": lambda: bench_zones(server, report, args.n, args.runs),
     }
     try:

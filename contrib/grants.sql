@@ -113,6 +113,18 @@ GRANT EXECUTE ON FUNCTION
 -- rights and does only that, so the role itself cannot enable or disable a scheduler.
 GRANT EXECUTE ON FUNCTION schedctl.resume_paused(timestamptz, text) TO schedctl_tick;
 
+-- The pass itself: schedctl.tick_batch (one batch, as `schedctl tick` calls it),
+-- schedctl.tick() (a whole pass, as pg_cron calls it), and the step they share with `run`.
+-- They run with this role's own privileges (the grants in this file), not their owner's.
+GRANT EXECUTE ON FUNCTION
+    schedctl.tick_batch(integer, uuid[], timestamptz, text, boolean, text),
+    schedctl.make_jobs(uuid[], timestamptz, text, boolean, timestamptz),
+    schedctl.notify_jobs(text[]),
+    schedctl.row_error(text, text),
+    schedctl.rfc3339(timestamptz)
+    TO schedctl_tick;
+GRANT EXECUTE ON PROCEDURE schedctl.tick(text, integer, integer) TO schedctl_tick;
+
 -- The record of served slots: read (a slot already served is not served again) and add.
 GRANT SELECT, INSERT ON schedctl.served_slots TO schedctl_tick;
 

@@ -1,6 +1,8 @@
-"""The opt-in index of active jobs on the host's jobs table: `migrate --active-jobs-index`
-builds it without blocking writes (replacing an invalid leftover of a killed build), and a
-plain `migrate` suggests it when jobs is large and has no index that serves the same look-up."""
+"""The index of active jobs on jobs. On the host's own table it is opt-in: `migrate
+--active-jobs-index` builds it without blocking writes (replacing an invalid leftover of a
+killed build), and a plain `migrate` suggests it when jobs is large and has no index that serves
+the same look-up. On a jobs table that schedctl makes itself, the host having none, migrate
+builds it with the table."""
 
 from __future__ import annotations
 
@@ -25,6 +27,15 @@ EXPECTED_DEFINITION = (
     "'paused'::text]))"
 )
 ADVICE_ROWS = 100_000
+
+
+@pytest.fixture
+def conn(conn: Conn) -> Conn:
+    """The test's database, its jobs standing for a host's own table: schedctl made it (the
+    database was new), and with it the index, which is dropped here, as a host's jobs table
+    made before schedctl's migrations has none."""
+    conn.execute(f"DROP INDEX public.{INDEX}")
+    return conn
 
 
 def index_state(conn: Conn) -> tuple[Any, ...] | None:
@@ -228,3 +239,48 @@ def test_a_small_jobs_table_gets_no_hint(cli: Cli, conn: Conn) -> None:
     as_json = cli("migrate", "--json")
     assert_no_hint(as_json)
     assert json.loads(as_json.stdout)["active_jobs_index_advised"] is False
+
+
+# ---------------------------------------------------------------- schedctl's own jobs table
+
+
+def test_a_jobs_table_migrate_makes_itself_gets_the_index_with_it(empty_database_url: str) -> None:
+    from tests.helpers import run_cli_subprocess
+
+    result = run_cli_subprocess(
+        ["migrate", "--json"], {"SCHEDCTL_DATABASE_URL": empty_database_url}
+    )
+    assert result.code == 0, result.stderr
+    doc = json.loads(result.stdout)
+    # Part of the new table, like its primary key: not reported as an opt-in build.
+    assert (doc["active_jobs_index_created"], doc["active_jobs_index_advised"]) == (False, False)
+    with psycopg.connect(empty_database_url, autocommit=True) as conn:
+        state = index_state(conn)
+        assert state is not None
+        assert state[1:] == (EXPECTED_DEFINITION, True, True, False)
+        again = run_cli_subprocess(
+            ["migrate", "--active-jobs-index", "--json"],
+            {"SCHEDCTL_DATABASE_URL": empty_database_url},
+        )
+        assert again.code == 0, again.stderr
+        assert json.loads(again.stdout)["active_jobs_index_created"] is False
+        assert index_state(conn) == state
+
+
+JOBS_INDEXES = "SELECT indexname FROM pg_indexes WHERE schemaname = 'public' AND tablename = 'jobs'"
+
+
+def test_a_hosts_own_jobs_table_gets_no_index_without_the_option(empty_database_url: str) -> None:
+    from tests.helpers import run_cli_subprocess
+    from tests.test_host_tables_untouched import HOST_ROWS, HOST_SCHEMA
+
+    with psycopg.connect(empty_database_url, autocommit=True) as conn:
+        conn.execute(HOST_SCHEMA)
+        conn.execute(HOST_ROWS)
+        before = {row[0] for row in conn.execute(JOBS_INDEXES)}
+        result = run_cli_subprocess(["migrate"], {"SCHEDCTL_DATABASE_URL": empty_database_url})
+        assert result.code == 0, result.stderr
+        assert index_state(conn) is None
+        added = {row[0] for row in conn.execute(JOBS_INDEXES)} - before
+    # At most the index of jobs.scheduler_id, where migrate added that column.
+    assert all("scheduler_id" in name for name in added), added

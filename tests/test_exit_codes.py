@@ -208,6 +208,8 @@ UNREACHABLE_COMMANDS = [
     ("tick", "--json"),
     ("migrate", "--json"),
     ("status", "--json"),
+    ("pg-cron", "install", "--json"),
+    ("pg-cron", "show", "--json"),
 ]
 
 
@@ -242,6 +244,9 @@ NOT_MIGRATED_COMMANDS = [
     ("tick", "--json"),
     ("tick", "--dry-run"),
     ("status", "--json"),
+    ("pg-cron", "install"),
+    ("pg-cron", "show"),
+    ("pg-cron", "remove"),
 ]
 
 

@@ -62,6 +62,7 @@ def _count(conn: Conn, query: str, *params: Any) -> int:
 def test_show_tells_the_defaults_when_nothing_is_set(cli: Cli) -> None:
     assert ok_json(cli("hooks", "show", "--json")) == {
         "create_job": None,
+        "create_jobs": None,
         "cancel_job": None,
         "notify": None,
         "updated_at": None,
@@ -85,6 +86,7 @@ def test_set_and_clear_are_stored_and_audited_with_the_actor(cli: Cli, conn: Con
     shown = ok_json(cli("hooks", "set", "--cancel-job", CANCEL, "--notify", "new_jobs", "--json"))
     assert shown | {"updated_at": None} == {
         "create_job": CREATE,
+        "create_jobs": None,
         "cancel_job": CANCEL,
         "notify": "new_jobs",
         "updated_at": None,
@@ -626,6 +628,126 @@ def test_a_large_batch_notifies_a_truncated_list_within_the_limit(
     assert all(len(note.payload.encode()) < 8000 for note in notes)
     big = [p for p in payloads if p["created"] > 150]
     assert big and all(p["truncated"] and 0 < len(p["job_ids"]) < p["created"] for p in big)
+
+
+# ---------------------------------------------------------------- run: the same step as tick
+
+
+def test_run_wakes_the_channels_listeners_within_a_second(
+    cli: Cli, conn: Conn, database_url: str
+) -> None:
+    ok_json(cli("hooks", "set", "--notify", "new_jobs", "--json"))
+    make_org(cli, "Acme")
+    doc = make_scheduler(cli, "woken.com")
+
+    with _listen(database_url, "new_jobs") as listener:
+        job = ok_json(cli("run", doc["id"], "--json"))
+        notes = _received(listener, 1.0)
+
+    assert [json.loads(note.payload) for note in notes] == [
+        {"created": 1, "job_ids": [job["id"]], "truncated": False}
+    ]
+
+
+def test_a_run_through_the_create_job_hook_is_reported_as_a_run(
+    example: Cli, conn: Conn, database_url: str
+) -> None:
+    ok_json(example("hooks", "set", "--notify", "new_jobs", "--json"))
+    make_org(example, "Acme")
+    doc = make_scheduler(example, "hooked-run.com")
+
+    with _listen(database_url, "new_jobs") as listener:
+        job = ok_json(example("run", doc["id"], "--json"))
+        notes = _received(listener, 1.0)
+
+    # Made by the hook (its first task is there), reported as a run, not as a slot.
+    assert conn.execute("SELECT url FROM tasks WHERE job_id = %s", [job["id"]]).fetchall() == [
+        ("https://hooked-run.com/",)
+    ]
+    assert (job["trigger"], job["slot"]) == ("manual", None)
+    (listed,) = ok_json(example("history", doc["id"], "--json"))
+    assert (listed["id"], listed["trigger"], listed["slot"]) == (job["id"], "manual", None)
+    assert [json.loads(note.payload)["job_ids"] for note in notes] == [[job["id"]]]
+
+
+# ---------------------------------------------------------------- the set-based create-jobs hook
+
+CREATE_JOBS = "public.schedctl_create_jobs"
+# The example's set-based hook, counting its calls.
+COUNTED = """
+CREATE SEQUENCE public.create_jobs_calls;
+CREATE FUNCTION public.counted_create_jobs(scheduler_ids uuid[], slots timestamptz[])
+RETURNS TABLE (scheduler_id uuid, slot timestamptz, job_id text) LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM nextval('public.create_jobs_calls');
+    RETURN QUERY SELECT * FROM public.schedctl_create_jobs(scheduler_ids, slots) AS made
+        WHERE made.scheduler_id NOT IN (
+            SELECT s.id FROM schedulers s JOIN domains d ON d.id = s.domain_id
+            WHERE d.name LIKE 'declined%%');
+END
+$$;
+"""
+
+
+def test_tick_makes_a_batchs_jobs_and_first_tasks_in_one_call_of_the_set_based_hook(
+    cli: Cli, conn: Conn
+) -> None:
+    install_example(conn)
+    conn.execute(COUNTED)
+    ok_json(cli("hooks", "set", "--create-jobs", "public.counted_create_jobs", "--json"))
+    make_org(cli, "Acme")
+    docs = [make_scheduler(cli, d) for d in ("one.com", "two.org", "declined.net")]
+    slots = {doc["id"]: make_due(conn, doc["id"], "7 hours") for doc in docs}
+
+    summary = ok_json(cli("tick", "--json"))
+
+    assert (summary["due"], summary["created"], summary["skipped"]) == (3, 2, 1)
+    assert fetch_one(conn, "SELECT last_value FROM public.create_jobs_calls") == (1,)
+    made = conn.execute(
+        "SELECT j.id, j.scheduler_id::text, t.url, ss.slot FROM jobs j"
+        " JOIN tasks t ON t.job_id = j.id JOIN schedctl.served_slots ss ON ss.job_id = j.id"
+        " ORDER BY t.url"
+    ).fetchall()
+    assert [row[2] for row in made] == ["https://one.com/", "https://two.org/"]
+    assert {row[0] for row in made} == {job["job_id"] for job in summary["jobs"]}
+    assert {(row[1], row[3]) for row in made} == {(doc["id"], slots[doc["id"]]) for doc in docs[:2]}
+    # The declined slot is skipped, audited, and not offered again.
+    (reason,) = fetch_one(
+        conn,
+        "SELECT reason FROM schedctl.audit WHERE action = 'skip' AND scheduler_id = %s",
+        [docs[2]["id"]],
+    )
+    assert reason == "the create-job hook declined the slot (it returned NULL)"
+    assert ok_json(cli("tick", "--json"))["due"] == 0
+
+    # `run` goes through it too, as a run.
+    job = ok_json(cli("run", docs[0]["id"], "--json"))
+    assert (job["trigger"], job["slot"]) == ("manual", None)
+    assert conn.execute("SELECT url FROM tasks WHERE job_id = %s", [job["id"]]).fetchall() == [
+        ("https://one.com/",)
+    ]
+
+
+def test_set_takes_at_most_one_create_hook_and_checks_the_set_based_form(
+    cli: Cli, conn: Conn
+) -> None:
+    install_example(conn)
+    both = assert_error(
+        cli("hooks", "set", "--create-job", CREATE, "--create-jobs", CREATE_JOBS), 2
+    )
+    assert "at most one of --create-job and --create-jobs" in both
+    wrong = assert_error(cli("hooks", "set", "--create-jobs", CREATE), 2)
+    assert "--create-jobs: public.schedctl_create_job must be" in wrong, wrong
+    assert "RETURNS TABLE(scheduler_id uuid, slot timestamptz, job_id text)" in wrong
+
+    ok_json(cli("hooks", "set", "--create-jobs", CREATE_JOBS, "--json"))
+    other = assert_error(cli("hooks", "set", "--create-job", CREATE), 2)
+    assert "clear the other first (schedctl hooks clear --create-jobs)" in other, other
+    shown = ok_json(cli("hooks", "show", "--json"))
+    assert (shown["create_job"], shown["create_jobs"]) == (None, CREATE_JOBS)
+    assert "create-jobs  public.schedctl_create_jobs" in cli("hooks", "show").stdout
+    cleared = ok_json(cli("hooks", "clear", "--create-jobs", "--json"))
+    assert cleared["create_jobs"] is None
 
 
 # The host's check at commit: a deferred constraint trigger on jobs that waits for an advisory

@@ -254,6 +254,8 @@ COMMANDS: dict[str, tuple[list[str], bool | None, list[str], list[str]]] = {
     "run": (["run"], True, ["--org"], ["--json"]),
     "status": (["status"], False, ["--max-lag", "--org"], ["--all-orgs", "--json"]),
     "log": (["log"], None, ["--limit", "--org"], ["--json"]),
+    "pg-cron install": (["pg-cron", "install"], False, ["--schedule", "--role"], ["--json"]),
+    "pg-cron show": (["pg-cron", "show"], False, ["--limit"], ["--json"]),
 }
 
 # Values each option accepts, given two times in three so that whole command lines get past
@@ -273,6 +275,8 @@ PLAUSIBLE: dict[str, st.SearchStrategy[str]] = {
     "--offset": st.integers(0, 2**31 - 1).map(str),
     "--reason": st.text(max_size=30),
     "--max-lag": st.sampled_from(["5m", "30s", "1h30m", "90", "1d"]),
+    "--schedule": st.sampled_from(["* * * * *", "*/2 * * * *", "30 seconds", "0 0 1 1 *"]),
+    "--role": st.sampled_from(["postgres", "schedctl_cron", "nobody"]),
 }
 
 

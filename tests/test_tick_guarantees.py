@@ -32,6 +32,15 @@ Conn = psycopg.Connection[tuple[Any, ...]]
 
 TICK_KEYS = {"due", "created", "skipped", "failed", "missed", "jobs", "errors"}
 MICRO = timedelta(microseconds=1)
+# One batch of schedctl.tick_batch by the database clock, as tick sends it.
+BATCH: dict[str, Any] = {
+    "batch": 10,
+    "exclude": [],
+    "now": None,
+    "actor": "tick",
+    "dry_run": False,
+    "lock_timeout": None,
+}
 TICK_BACKENDS = (
     "SELECT count(*) FROM pg_stat_activity "
     "WHERE datname = current_database() AND application_name = 'schedctl'"
@@ -134,14 +143,10 @@ def test_the_database_itself_refuses_a_second_job_for_one_slot(
     jobs_before = {job_id: _job_row(conn, job_id) for job_id in (served_job, host_job)}
     slots_before = conn.execute("SELECT * FROM schedctl.served_slots").fetchall()
 
-    # tick_apply itself, over the claimed scheduler, in one committed unit of work.
-    with tick_conn.work():
-        claimed = db.fetch_one(tick_conn, "tick_claim", now=None, batch=10, exclude=[])
-        assert claimed["ids"] == [uuid.UUID(doc["id"])]
-        outcomes = db.fetch_tuples(
-            tick_conn, "tick_apply", ids=claimed["ids"], now=None, actor="tick"
-        )
-    ((scheduler_id, job_id, _org, _domain, out_slot, next_run_at, missed, skip),) = outcomes
+    # The batch function itself, over the due scheduler, in one committed statement.
+    outcomes = db.fetch_tuples(tick_conn, "tick_batch", **BATCH)
+    ((scheduler_id, job_id, _org, _domain, out_slot, next_run_at, missed, skip, error),) = outcomes
+    assert error is None
     assert (str(scheduler_id), job_id, out_slot, missed, skip) == (doc["id"], None, slot, 0, True)
 
     # No job made, nothing cancelled (replace has nothing to replace for a served slot),
@@ -587,7 +592,7 @@ def test_a_slot_is_due_from_the_exact_microsecond_now_reaches_it(
     assert [(str(e["scheduler_id"]), e["slot"]) for e in jobs] == [(a_micro_later, at + MICRO)]
 
     # The database's clock: within one transaction now() does not move, so a slot set to
-    # it is exactly "now" for tick_claim and tick_apply run in that transaction.
+    # it is exactly "now" for the batch function run in that transaction.
     by_clock = _add_scheduler(conn, "by-clock.com", None)
     by_clock_later = _add_scheduler(conn, "by-clock-later.com", None)
     with tick_conn.work():
@@ -601,12 +606,9 @@ def test_a_slot_is_due_from_the_exact_microsecond_now_reaches_it(
             "UPDATE schedulers SET next_run_at = now() + interval '1 microsecond' WHERE id = %s",
             [by_clock_later],
         )
-        claimed = db.fetch_one(tick_conn, "tick_claim", now=None, batch=10, exclude=[])
-        assert claimed["ids"] == [uuid.UUID(by_clock)]
-        outcomes = db.fetch_tuples(
-            tick_conn, "tick_apply", ids=claimed["ids"], now=None, actor="tick"
-        )
-    ((scheduler_id, job_id, _org, _domain, slot, next_run_at, missed, skip),) = outcomes
+        outcomes = db.fetch_tuples(tick_conn, "tick_batch", **BATCH)
+    ((scheduler_id, job_id, _org, _domain, slot, next_run_at, missed, skip, error),) = outcomes
+    assert error is None
     assert (str(scheduler_id), slot, next_run_at, missed, skip) == (
         by_clock,
         now,

@@ -8,6 +8,11 @@
 --     schedctl hooks set --create-job public.schedctl_create_job \
 --                        --cancel-job public.schedctl_cancel_job --notify schedctl_jobs
 --
+-- or, with the set-based form (one call per batch instead of one per slot):
+--
+--     schedctl hooks set --create-jobs public.schedctl_create_jobs \
+--                        --cancel-job public.schedctl_cancel_job --notify schedctl_jobs
+--
 -- The functions run with the privileges of the role that calls them (the role that runs
 -- tick, or the operator's for `run`), which the end of this file grants what they need.
 -- They name every table with its schema. (SECURITY DEFINER would spare those grants, but it
@@ -60,6 +65,40 @@ BEGIN
 END
 $$;
 
+-- create-jobs: the same, set-based: tick calls it once per batch with the slots to serve
+-- (the scheduler ids and their slots, in step), and it makes every job and its first task
+-- in one statement. A row with a NULL job_id (or no row for a scheduler) declines its slot.
+CREATE OR REPLACE FUNCTION public.schedctl_create_jobs(scheduler_ids uuid[], slots timestamptz[])
+RETURNS TABLE (scheduler_id uuid, slot timestamptz, job_id text)
+LANGUAGE sql
+AS $$
+    WITH wanted AS (
+        SELECT w.scheduler_id, w.slot, gen_random_uuid()::text AS job_id
+        FROM unnest(scheduler_ids, slots) AS w (scheduler_id, slot)
+    ),
+    job AS (
+        INSERT INTO public.jobs (
+            id, domain_id, organisation_id, status, progress, created_at, concurrency,
+            find_links, max_pages, include_paths, exclude_paths, required_workers,
+            source_type, source_detail, source_info, scheduler_id
+        )
+        SELECT w.job_id, s.domain_id, s.organisation_id, 'pending', 0, now(), s.concurrency,
+               s.find_links, s.max_pages, s.include_paths, s.exclude_paths,
+               s.required_workers, 'scheduler', s.id::text, NULL, s.id
+        FROM wanted w
+        JOIN public.schedulers s ON s.id = w.scheduler_id
+        RETURNING id, domain_id
+    ),
+    task AS (
+        INSERT INTO public.tasks (job_id, url)
+        SELECT job.id, 'https://' || d.name || '/'
+        FROM job JOIN public.domains d ON d.id = job.domain_id
+    )
+    SELECT w.scheduler_id, w.slot, job.id
+    FROM wanted w
+    LEFT JOIN job ON job.id = w.job_id
+$$;
+
 -- cancel-job: what the replace policy does to the active job it replaces: the job is
 -- cancelled, and its queued tasks are skipped (they would otherwise keep counting against
 -- the organisation's quota).
@@ -79,11 +118,13 @@ $$;
 -- Only the roles that run schedctl may call them; the tick role of contrib/grants.sql, when
 -- there is one, also gets what the functions write beyond what tick itself may.
 REVOKE ALL ON FUNCTION public.schedctl_create_job(uuid, timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION public.schedctl_create_jobs(uuid[], timestamptz[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION public.schedctl_cancel_job(text) FROM PUBLIC;
 DO $$
 BEGIN
     IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'schedctl_tick') THEN
         GRANT EXECUTE ON FUNCTION public.schedctl_create_job(uuid, timestamptz),
+            public.schedctl_create_jobs(uuid[], timestamptz[]),
             public.schedctl_cancel_job(text) TO schedctl_tick;
         GRANT SELECT (job_id, status), INSERT (job_id, url), UPDATE (status)
             ON public.tasks TO schedctl_tick;

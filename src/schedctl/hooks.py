@@ -3,28 +3,21 @@ told about new jobs. Checking and storing them, and the statements that call the
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import datetime
-from functools import lru_cache
 from typing import Any
 
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from schedctl import db
-from schedctl.errors import Conflict, InvalidInput, OperationFailed
-from schedctl.sql import query
-
-# A NOTIFY payload must stay under 8000 bytes (the server's default); the ids listed are cut
-# well before, and the payload says so.
-NOTIFY_PAYLOAD_BUDGET = 7000
+from schedctl.errors import InvalidInput
 
 # What schedctl does where no hook is set, as `hooks show` tells it.
 DEFAULTS = {
     "create_job": "schedctl inserts the job itself (pending, linked by jobs.scheduler_id)",
+    "create_jobs": "no set-based hook",
     "cancel_job": "schedctl sets the job's status to cancelled and completed_at to now",
     "notify": "no notification; workers find new jobs in the jobs table",
 }
@@ -33,7 +26,6 @@ _PLAIN_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
 _QUOTED_IDENTIFIER = re.compile(r'"((?:[^"]|"")+)"')
 _CHANNEL = re.compile(r"[a-z_][a-z0-9_$]*")
 _MAX_IDENTIFIER_BYTES = 63
-_STEP = re.compile(r"(-- step (\w+):[^\n]*\n)(.*?)(\n[ \t]*-- end step)", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -57,6 +49,7 @@ class Hooks:
     create_job: Function | None = None
     cancel_job: Function | None = None
     notify: str | None = None
+    create_jobs: Function | None = None
     updated_at: datetime | None = None
     updated_by: str | None = None
 
@@ -67,6 +60,7 @@ class Hooks:
 
         return cls(
             create_job=function(row["create_job_schema"], row["create_job_function"]),
+            create_jobs=function(row["create_jobs_schema"], row["create_jobs_function"]),
             cancel_job=function(row["cancel_job_schema"], row["cancel_job_function"]),
             notify=row["notify_channel"],
             updated_at=row["updated_at"],
@@ -74,18 +68,17 @@ class Hooks:
         )
 
     def settings(self) -> dict[str, str | None]:
-        """The three hooks as text (None: the default), for output and the audit trail."""
+        """The hooks as text (None: the default), for output and the audit trail."""
         return {
             "create_job": str(self.create_job) if self.create_job else None,
+            "create_jobs": str(self.create_jobs) if self.create_jobs else None,
             "cancel_job": str(self.cancel_job) if self.cancel_job else None,
             "notify": self.notify,
         }
 
-    def names(self) -> tuple[str, ...]:
-        """The functions set, as an error's context may name them (schema-qualified, or not
-        where the schema is on the search path)."""
-        functions = [f for f in (self.create_job, self.cancel_job) if f is not None]
-        return tuple(str(f) for f in functions) + tuple(_quote(f.name) for f in functions)
+    def create_hook(self) -> Function | None:
+        """The function that makes jobs (per slot or per batch), if one is set."""
+        return self.create_job or self.create_jobs
 
 
 @dataclass(frozen=True)
@@ -95,6 +88,7 @@ class HookChanges:
     create_job: Function | bool | None = None
     cancel_job: Function | bool | None = None
     notify: str | bool | None = None
+    create_jobs: Function | bool | None = None
 
     def is_empty(self) -> bool:
         return all(getattr(self, f.name) is None for f in fields(self))
@@ -168,6 +162,8 @@ def read(conn: db.Connection) -> Hooks:
 
 _SIGNATURES = {
     "create_job": "(scheduler_id uuid, slot timestamptz) RETURNS text",
+    "create_jobs": "(scheduler_ids uuid[], slots timestamptz[]) "
+    "RETURNS TABLE(scheduler_id uuid, slot timestamptz, job_id text)",
     "cancel_job": "(job_id text) RETURNS void",
 }
 
@@ -208,6 +204,21 @@ def change(conn: db.Connection, changes: HookChanges, actor: str) -> Hooks:
             new = replace(new, create_job=changes.create_job)
         elif changes.create_job is True:
             new = replace(new, create_job=None)
+        if isinstance(changes.create_jobs, Function):
+            _check_function(conn, "create_jobs", changes.create_jobs)
+            new = replace(new, create_jobs=changes.create_jobs)
+        elif changes.create_jobs is True:
+            new = replace(new, create_jobs=None)
+        if new.create_job is not None and new.create_jobs is not None:
+            given, other = (
+                ("--create-job", "--create-jobs")
+                if isinstance(changes.create_job, Function)
+                else ("--create-jobs", "--create-job")
+            )
+            raise InvalidInput(
+                f"{given}: at most one of --create-job and --create-jobs is set; clear the "
+                f"other first (schedctl hooks clear {other})"
+            )
         if isinstance(changes.cancel_job, Function):
             _check_function(conn, "cancel_job", changes.cancel_job)
             new = replace(new, cancel_job=changes.cancel_job)
@@ -226,6 +237,8 @@ def change(conn: db.Connection, changes: HookChanges, actor: str) -> Hooks:
             "hooks_write",
             create_job_schema=new.create_job.schema if new.create_job else None,
             create_job_function=new.create_job.name if new.create_job else None,
+            create_jobs_schema=new.create_jobs.schema if new.create_jobs else None,
+            create_jobs_function=new.create_jobs.name if new.create_jobs else None,
             cancel_job_schema=new.cancel_job.schema if new.cancel_job else None,
             cancel_job_function=new.cancel_job.name if new.cancel_job else None,
             notify_channel=new.notify,
@@ -243,104 +256,3 @@ def change(conn: db.Connection, changes: HookChanges, actor: str) -> Hooks:
             reason=None,
         )
         return read(conn)
-
-
-# ---------------------------------------------------------------- the statements that call them
-
-
-def _with_function(name: str, function: Function) -> str:
-    """The named statement with `{function}` replaced by the function's quoted name."""
-    return sql.SQL(query(name)).format(function=function.identifier()).as_string(None)
-
-
-@lru_cache(maxsize=16)
-def tick_statement(hooks: Hooks, dry_run: bool) -> str:
-    """tick_apply with its cancel and create steps replaced by the hooks' (or, in a dry
-    run, by steps that call no hook and write nothing where a hook is set)."""
-    steps: dict[str, str] = {}
-    if hooks.cancel_job is not None:
-        steps["cancel_job"] = (
-            query("tick_apply_cancel_dry_run")
-            if dry_run
-            else _with_function("tick_apply_cancel_hook", hooks.cancel_job)
-        )
-    if hooks.create_job is not None:
-        steps["create_job"] = (
-            query("tick_apply_create_dry_run")
-            if dry_run
-            else _with_function("tick_apply_create_hook", hooks.create_job)
-        )
-
-    def substitute(match: re.Match[str]) -> str:
-        step = steps.get(match.group(2))
-        return match.group(0) if step is None else match.group(1) + step + match.group(4)
-
-    statement, found = _STEP.subn(substitute, query("tick_apply"))
-    assert found == 2, "tick_apply must mark its cancel_job and create_job steps"
-    return statement
-
-
-def notify_payload(job_ids: Sequence[str]) -> str:
-    """The NOTIFY payload for a committed batch: how many jobs it made and their ids, as
-    many as fit (`truncated` says when some were left out)."""
-    listed: list[str] = []
-    size = 60  # the keys and the count
-    for job_id in job_ids:
-        size += len(json.dumps(job_id).encode()) + 2
-        if size > NOTIFY_PAYLOAD_BUDGET:
-            break
-        listed.append(job_id)
-    return json.dumps(
-        {"created": len(job_ids), "job_ids": listed, "truncated": len(listed) < len(job_ids)},
-        separators=(",", ":"),
-    )
-
-
-def make_job_now(
-    conn: db.Connection,
-    hooks: Hooks,
-    *,
-    scheduler_id: Any,
-    domain_id: int,
-    organisation_id: Any,
-    overlap_policy: str,
-    source_info: str,
-) -> str:
-    """`run` with hooks, in the caller's transaction: the active jobs cancelled (replace)
-    by the cancel-job hook or as the host does, then the job made by the create-job hook
-    (with the time of the run as slot) or by schedctl; the new job's id. A hook that
-    declines (NULL) refuses the run (exit 4), and its transaction is rolled back."""
-    active = {"domain_id": domain_id, "organisation_id": organisation_id}
-    if overlap_policy == "replace":
-        if hooks.cancel_job is not None:
-            with conn.cursor() as cursor:
-                cursor.execute(
-                    _with_function("job_cancel_active_hook", hooks.cancel_job),
-                    active,
-                )
-        elif hooks.create_job is not None:
-            db.execute(conn, "job_cancel_active", **active)
-    if hooks.create_job is None:
-        inserted = db.fetch_one(
-            conn,
-            "job_insert_manual",
-            scheduler_id=scheduler_id,
-            source_info=source_info,
-            cancel_active=False,
-        )
-        return str(inserted["id"])
-    with conn.cursor() as cursor:
-        row = cursor.execute(
-            _with_function("job_create_hook", hooks.create_job),
-            {"scheduler_id": scheduler_id},
-        ).fetchone()
-    job_id = row["id"] if row else None
-    if job_id is None:
-        raise Conflict(f"the create-job hook {hooks.create_job} declined to make a job")
-    found = db.fetch_optional(conn, "job_get", id=job_id)
-    if found is None:
-        raise OperationFailed(
-            f"the create-job hook {hooks.create_job} returned {job_id!r}, which is not a job "
-            "in jobs; nothing was changed"
-        )
-    return str(job_id)

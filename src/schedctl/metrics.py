@@ -78,6 +78,14 @@ def status_text(report: dict[str, Any]) -> str:
 
         ended = datetime.fromisoformat(last["ticked_at"].replace("Z", "+00:00")).timestamp()
         text += _pass_gauges("schedctl_tick_last", "the newest tick pass", last, last["ok"], ended)
+    cron = report.get("pg_cron")
+    if cron is not None and cron["last_run"] is not None:
+        # A pg_cron run that failed as a whole (a privilege missing) leaves no heartbeat.
+        text += _gauge(
+            "schedctl_pg_cron_last_run_success",
+            "1 when the pg_cron job's latest run succeeded, 0 when it failed.",
+            int(cron["last_run"]["status"] == "succeeded"),
+        )
     return text
 
 

@@ -105,7 +105,9 @@ def migrate(
 ) -> Outcome:
     """Apply the pending migrations (those up to `upto` only, if given), remove what
     schedctl 0.1 added to the host's tables, and close schedctl's schema to PUBLIC and the
-    API roles; with `active_jobs_index`, also build the opt-in index on jobs."""
+    API roles; with `active_jobs_index`, also build the opt-in index on jobs. Where the host
+    has no jobs table and migration 0001 makes one in this run, that table gets the index
+    at once (not reported as built: it is part of the new table)."""
     from yoyo import read_migrations
 
     refuse_misspelt_database_setting(DATABASE_URL_NAMES)
@@ -132,9 +134,21 @@ def migrate(
                 with conn.transaction():
                     db.execute(conn, "schema_create")
                     db.execute(conn, "yoyo_adopt_legacy")
-                outcome.migrations = _with_retries(
-                    settings, lambda: _apply(settings, url, migrations, upto)
-                )
+                # The host has no jobs table: migration 0001 makes schedctl's own below.
+                jobs_made_here = not db.fetch_one(conn, "jobs_table_present")["present"]
+                try:
+                    outcome.migrations = _with_retries(
+                        settings, lambda: _apply(settings, url, migrations, upto)
+                    )
+                except BaseException:
+                    # 0001 may have made jobs before a later migration failed: the next run
+                    # could not tell the table from a host's.
+                    if jobs_made_here:
+                        with suppress(psycopg.Error):
+                            _index_own_jobs(conn)
+                    raise
+                if jobs_made_here:
+                    _index_own_jobs(conn)
                 outcome.completed = _complete_jobs_scheduler_id(conn, settings)
                 if db.fetch_one(conn, "preflight")["migrated"]:
                     outcome.released = _release_legacy(conn, settings)
@@ -278,6 +292,18 @@ def _with_retries(settings: Settings, attempt: Callable[[], T]) -> T:
                 raise
         time.sleep(pause)
         pause = min(pause * 2, _RETRY_PAUSE[1])
+
+
+def _index_own_jobs(conn: db.Connection) -> None:
+    """The index of active jobs on the jobs table that migration 0001 made in this run because
+    the host had none. Only then is the table certainly schedctl's own (a host's table gets
+    the index only from --active-jobs-index); it is new and empty, so the build takes no time.
+    Nothing when 0001 was not applied."""
+    if not db.fetch_one(conn, "jobs_table_present")["present"]:
+        return
+    with conn.transaction():
+        db.execute(conn, "transaction_settings", lock_timeout=f"{HOST_LOCK_TIMEOUT}s")
+        db.execute(conn, "active_jobs_index_create_own")
 
 
 def _build_active_jobs_index(conn: db.Connection) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from schedctl import db
+from schedctl import db, pgcron
 from schedctl.errors import DatabaseUnavailable
 from schedctl.migrate import head_migration
 from schedctl.models import duration, plain, rfc3339
@@ -29,6 +29,13 @@ def status(conn: db.Connection, org_id: Any, max_lag: timedelta) -> dict[str, An
         problems.append(f"a scheduler has waited {duration(lag)} (more than {limit})")
     if last is not None and not last["ok"]:
         problems.append(f"the last tick failed: {last['message']}")
+    cron = pgcron.last_run(conn)
+    cron_run = cron["last_run"] if cron else None
+    if cron is not None and cron_run is not None and cron_run["status"] == "failed":
+        message = (cron_run["message"] or "no message").strip().splitlines()[0]
+        problems.append(
+            f"the last pg_cron run of {cron['name']} failed at {cron_run['start_time']}: {message}"
+        )
     return {
         "ok": not problems,
         "problems": problems,
@@ -47,6 +54,7 @@ def status(conn: db.Connection, org_id: Any, max_lag: timedelta) -> dict[str, An
             else None
         ),
         "now": rfc3339(counts["now"]),
+        "pg_cron": cron,
     }
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import psycopg
 
 from schedctl import audit, db, store
-from schedctl.errors import Conflict, InvalidInput, NotFound, SchedulerNotFound
+from schedctl.errors import Conflict, InvalidInput, NotFound, OperationFailed, SchedulerNotFound
 from schedctl.fields import DEFAULTS
 from schedctl.models import (
     NO_WINDOW,
@@ -412,38 +412,23 @@ def run_now(conn: db.Connection, org_id: uuid.UUID, ref: Ref, actor: str) -> Job
     """Create a job now, outside the schedule, under the scheduler's overlap policy."""
     with conn.work():
         scheduler = _lock(conn, org_id, ref)
-        if scheduler.overlap_policy == "skip":
-            active = db.fetch_one(
-                conn,
-                "job_active_exists",
-                domain_id=scheduler.domain_id,
-                organisation_id=scheduler.organisation_id,
+        # The step tick makes jobs with (schedctl.make_jobs), at the run's time: the overlap
+        # policy, the hooks, the notification.
+        outcome = db.fetch_one(conn, "run_job", scheduler_id=scheduler.id, actor=actor)
+        if outcome["skip"]:
+            raise Conflict(
+                f"a job of {scheduler.domain} is still active and the overlap policy is skip"
             )
-            if active["exists"]:
-                raise Conflict(
-                    f"a job of {scheduler.domain} is still active and the overlap policy is skip"
-                )
-        from schedctl import hooks
+        job_id = outcome["job_id"]
+        if job_id is None or db.fetch_optional(conn, "job_get", id=job_id) is None:
+            from schedctl import hooks
 
-        set_hooks = hooks.read(conn)
-        if set_hooks.create_job is None and set_hooks.cancel_job is None:
-            inserted = db.fetch_one(
-                conn,
-                "job_insert_manual",
-                scheduler_id=scheduler.id,
-                source_info=MANUAL_RUN,
-                cancel_active=True,
-            )
-            job_id = str(inserted["id"])
-        else:
-            job_id = hooks.make_job_now(
-                conn,
-                set_hooks,
-                scheduler_id=scheduler.id,
-                domain_id=scheduler.domain_id,
-                organisation_id=scheduler.organisation_id,
-                overlap_policy=scheduler.overlap_policy,
-                source_info=MANUAL_RUN,
+            hook = hooks.read(conn).create_hook()
+            if job_id is None:
+                raise Conflict(f"the create-job hook {hook} declined to make a job")
+            raise OperationFailed(
+                f"the create-job hook {hook} returned {job_id!r}, which is not a job in jobs; "
+                "nothing was changed"
             )
         _audit(conn, actor, "run", scheduler, {"job_id": [None, job_id]})
         return db.record(conn, "job_get", Job, id=job_id)

@@ -7,6 +7,8 @@
 
 CREATE SCHEMA schedctl;
 
+CREATE TYPE schedctl.tick_outcome AS (scheduler_id uuid, job_id text, organisation_id uuid, domain text, slot timestamp with time zone, next_run_at timestamp with time zone, missed integer, skip boolean, error text);
+
 CREATE TABLE public.domains (
     id integer DEFAULT nextval('public.domains_id_seq'::regclass) NOT NULL,
     name text NOT NULL,
@@ -50,6 +52,7 @@ CREATE TABLE public.jobs (
     CONSTRAINT jobs_pkey PRIMARY KEY (id),
     CONSTRAINT schedctl_jobs_scheduler_id_fkey FOREIGN KEY (scheduler_id) REFERENCES public.schedulers(id)
 );
+CREATE INDEX schedctl_jobs_active_idx ON public.jobs USING btree (domain_id, organisation_id) WHERE (status = ANY (ARRAY['pending'::text, 'initializing'::text, 'running'::text, 'paused'::text]));
 CREATE INDEX schedctl_jobs_scheduler_id_idx ON public.jobs USING btree (scheduler_id) WHERE (scheduler_id IS NOT NULL);
 
 CREATE TABLE public.organisations (
@@ -115,8 +118,12 @@ CREATE TABLE schedctl.hooks (
     notify_channel text,
     updated_at timestamp with time zone,
     updated_by text,
+    create_jobs_schema text,
+    create_jobs_function text,
     CONSTRAINT hooks_check CHECK ((create_job_schema IS NULL) = (create_job_function IS NULL)),
     CONSTRAINT hooks_check1 CHECK ((cancel_job_schema IS NULL) = (cancel_job_function IS NULL)),
+    CONSTRAINT hooks_create_jobs_check CHECK ((create_jobs_schema IS NULL) = (create_jobs_function IS NULL)),
+    CONSTRAINT hooks_one_create_hook CHECK (create_job_function IS NULL OR create_jobs_function IS NULL),
     CONSTRAINT hooks_pkey PRIMARY KEY (singleton),
     CONSTRAINT hooks_singleton_check CHECK (singleton)
 );
@@ -192,6 +199,16 @@ RETURNS record
 LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE;
 -- body: sha256 cff4fe56eef8b152, 9 lines
 
+CREATE FUNCTION schedctl.make_jobs(ids uuid[], clock timestamp with time zone, actor text, dry_run boolean DEFAULT false, run_at timestamp with time zone DEFAULT NULL::timestamp with time zone)
+RETURNS SETOF schedctl.tick_outcome
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE;
+-- body: sha256 8d0ec29d988eb975, 222 lines
+
+CREATE FUNCTION schedctl.notify_jobs(job_ids text[])
+RETURNS void
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE;
+-- body: sha256 90b66800e59db3ea, 22 lines
+
 CREATE FUNCTION schedctl.plan_slot(slot timestamp with time zone, clock timestamp with time zone, created_at timestamp with time zone, hours integer, anchor timestamp without time zone, zone text, spread interval, window_seconds integer, OUT serve timestamp with time zone, OUT missed integer, OUT next_run_at timestamp with time zone)
 RETURNS record
 LANGUAGE plpgsql STABLE PARALLEL SAFE;
@@ -202,10 +219,34 @@ RETURNS integer
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 -- body: sha256 652d36a248da4f2e, 42 lines
 
+CREATE FUNCTION schedctl.rfc3339(moment timestamp with time zone)
+RETURNS text
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE;
+-- body: sha256 8febdeb98b023d94, 2 lines
+
+CREATE FUNCTION schedctl.row_error(sqlstate text, context text)
+RETURNS boolean
+LANGUAGE plpgsql STABLE PARALLEL UNSAFE;
+-- body: sha256 d03d30995dac7870, 27 lines
+
+CREATE FUNCTION schedctl.run_job(scheduler_id uuid, actor text)
+RETURNS SETOF schedctl.tick_outcome
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE;
+-- body: sha256 ad187b0e14b171c8, 10 lines
+
 CREATE FUNCTION schedctl.spread_offset(scheduler_id uuid, spread_seconds integer)
 RETURNS interval
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE;
 -- body: sha256 749e31d68e7205bd, 4 lines
+
+CREATE PROCEDURE schedctl.tick(IN host text DEFAULT 'pg_cron'::text, IN batch_size integer DEFAULT 1000, IN max_batch_size integer DEFAULT 2000)
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE;
+-- body: sha256 910948a2a7cb9892, 46 lines
+
+CREATE FUNCTION schedctl.tick_batch(batch integer, exclude uuid[] DEFAULT '{}'::uuid[], clock timestamp with time zone DEFAULT NULL::timestamp with time zone, actor text DEFAULT 'tick'::text, dry_run boolean DEFAULT false, lock_timeout text DEFAULT NULL::text)
+RETURNS SETOF schedctl.tick_outcome
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE;
+-- body: sha256 809881e72b862977, 57 lines
 
 CREATE FUNCTION schedctl.wall_instant(wall timestamp without time zone, zone text)
 RETURNS timestamp with time zone

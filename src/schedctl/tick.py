@@ -9,14 +9,12 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import psycopg
 from psycopg import errors as pgerrors
-from psycopg.rows import tuple_row
 
 from schedctl import db
-from schedctl import hooks as hooks_
 
 # A pass claims its first batch small, then bigger ones up to the maximum: a pass over a
 # few due schedulers commits soon (and several ticks starting together share the work),
@@ -24,20 +22,6 @@ from schedctl import hooks as hooks_
 # The maximum stays modest so that the two connections of a large pass end together.
 BATCH_SIZE = 1000
 MAX_BATCH_SIZE = 2000
-
-# Errors that belong to one scheduler's rows (a host constraint or trigger refusing a
-# job); anything else (connection lost, lock timeout, schema missing) ends the pass.
-# A trigger's RAISE EXCEPTION (SQLSTATE class P0) is a ProgrammingError to psycopg, a
-# class that also holds "schema missing", so the PL/pgSQL errors are named one by one.
-_ROW_ERRORS = (
-    psycopg.IntegrityError,
-    psycopg.DataError,
-    psycopg.InternalError,
-    pgerrors.RaiseException,
-    pgerrors.AssertFailure,
-    pgerrors.NoDataFound,
-    pgerrors.TooManyRows,
-)
 
 
 @dataclass
@@ -59,9 +43,22 @@ class Summary:
 JobSink = Callable[[dict[str, Any]], None]
 # Opens another connection like the one a pass was given (for a second worker).
 Connector = Callable[[], AbstractContextManager[db.Connection]]
-# One row of tick_apply: scheduler_id, job_id, organisation_id, domain, slot, next_run_at,
-# missed, skip.
-Outcome = tuple[Any, ...]
+
+
+class Outcome(NamedTuple):
+    """What a batch did for one scheduler (schedctl.tick_outcome): the job made (None: none),
+    the slot and the next run; `skip`: no job by the overlap policy or a slot served already;
+    `error`: the scheduler failed alone, and nothing of it was written."""
+
+    scheduler_id: uuid.UUID
+    job_id: str | None
+    organisation_id: uuid.UUID | None
+    domain: str | None
+    slot: datetime | None
+    next_run_at: datetime | None
+    missed: int
+    skip: bool
+    error: str | None
 
 
 def run(
@@ -83,8 +80,8 @@ def run(
     claims batches over a second connection, so that the database applies two at once,
     as two ticks would. `now` replaces the database clock, for tests. Counts go into
     `summary` when given, so a caller still has them if the pass breaks off.
-    The database's hooks are read once, at the start of the pass."""
-    hooks = hooks_.read(conn)
+    Each batch is one call of schedctl.tick_batch: the database claims, makes the jobs
+    (with its hooks), notifies and commits; a dry run calls no hook and writes nothing."""
     state = _Pass(
         on_job=on_job,
         dry_run=dry_run,
@@ -93,9 +90,7 @@ def run(
         actor=actor,
         max_batch_size=max(batch_size, max_batch_size),
         summary=summary if summary is not None else Summary(),
-        statement=hooks_.tick_statement(hooks, dry_run),
-        notify=None if dry_run else hooks.notify,
-        hook_names=hooks.names(),
+        lock_timeout=f"{int(conn.lock_timeout * 1000)}ms",
     )
     try:
         if not dry_run:
@@ -113,8 +108,7 @@ def run(
 @dataclass
 class _Pass:
     """One pass: what it was asked, and what it did so far. Shared by the connections
-    working on it: `lock` guards the summary and the calls of `on_job`; `claiming` guards
-    `failed_ids` and each claim that reads it."""
+    working on it: `lock` guards the summary, `failed_ids` and the calls of `on_job`."""
 
     on_job: JobSink
     dry_run: bool
@@ -123,16 +117,11 @@ class _Pass:
     actor: str
     max_batch_size: int
     summary: Summary = field(default_factory=Summary)
-    failed_ids: list[uuid.UUID] = field(default_factory=list)
+    failed_ids: set[uuid.UUID] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
-    claiming: threading.Lock = field(default_factory=threading.Lock)
     stop: threading.Event = field(default_factory=threading.Event)
     second_error: BaseException | None = None
-    # tick_apply with the database's hooks in it; the channel to notify after each commit
-    # (None: none); the hook functions, as an error raised inside one names it.
-    statement: str = ""
-    notify: str | None = None
-    hook_names: tuple[str, ...] = ()
+    lock_timeout: str = "30000ms"
 
 
 def _run_pass(
@@ -215,140 +204,93 @@ def _batch(
 def _claim_and_apply(
     conn: db.Connection, state: _Pass, size: int, on_full: Callable[[], None] | None
 ) -> int:
-    with conn.work():
-        # Claims and failures are ordered by `claiming`: a scheduler that failed in one
-        # worker is either still locked by it or already excluded here, never taken twice.
-        with state.claiming:
-            claimed = db.fetch_one(
-                conn, "tick_claim", now=state.now, batch=size, exclude=state.failed_ids
-            )
-        ids, count = claimed["ids"], claimed["claimed"]
-        if not count:
-            return 0
-        if on_full is not None and count >= size:
-            on_full()
-        try:
-            with conn.work():  # a savepoint: the claimed rows stay locked if it fails
-                # Rows read after the commit: no transaction sits idle while Python
-                # converts them (the server may end a session idle in a transaction).
-                applied = _apply(conn, state, ids)
-        except psycopg.Error as exc:
-            if not _row_error(exc, state.hook_names):
-                raise
-            # A row of the batch failed: redo the batch one scheduler at a time, so that
-            # only the failing ones are left out.
-            applied = None
-            outcomes = _one_at_a_time(conn, state, ids)
-        if state.notify is not None:
-            if applied is not None:  # the notification needs the ids before the commit
-                outcomes, applied = applied.fetchall(), None
-            _notify(conn, state.notify, outcomes)
-    if applied is not None:
-        outcomes = applied.fetchall()
+    """One batch: a single statement, its own transaction outside a dry run (the database
+    claims, makes the jobs, notifies and commits; no transaction waits on this process),
+    a savepoint of the dry run's transaction in one."""
+    with state.lock:
+        exclude = list(state.failed_ids)
+    params = {
+        "batch": size,
+        "exclude": exclude,
+        "now": state.now,
+        "actor": state.actor,
+        "dry_run": state.dry_run,
+        "lock_timeout": state.lock_timeout,
+    }
+    if state.dry_run:
+        with conn.work():
+            rows = db.fetch_tuples(conn, "tick_batch", **params)
+    else:
+        rows = db.fetch_tuples(conn, "tick_batch", **params)
+    if on_full is not None and len(rows) >= size:
+        on_full()
     # Reported once the batch is committed: a job that is printed exists.
     with state.lock:
-        _report(state, outcomes)
-    return int(count)
-
-
-def _row_error(exc: psycopg.Error, hook_names: tuple[str, ...] = ()) -> bool:
-    """Whether an error belongs to one scheduler's rows (a host constraint or trigger
-    refusing a job, or any error raised inside a hook function), not to the session
-    (ended by the server, a transaction state)."""
-    if (exc.sqlstate or "").startswith(("25", "57", "08")):
-        return False
-    if isinstance(exc, _ROW_ERRORS):
-        return True
-    context = exc.diag.context or ""
-    return any(f"function {name}(" in context for name in hook_names)
-
-
-def _apply(
-    conn: db.Connection, state: _Pass, ids: list[uuid.UUID]
-) -> psycopg.Cursor[tuple[Any, ...]]:
-    """Run tick_apply (with the database's hooks) over claimed schedulers; its rows are
-    left to fetch."""
-    cursor = conn.cursor(row_factory=tuple_row)
-    cursor.execute(state.statement, {"ids": ids, "now": state.now, "actor": state.actor})
-    return cursor
-
-
-def _notify(conn: db.Connection, channel: str, outcomes: list[Outcome]) -> None:
-    """Tell the channel's listeners that the batch made jobs: the NOTIFY goes out when the
-    batch's transaction commits, and not at all if it rolls back."""
-    job_ids = [str(outcome[1]) for outcome in outcomes if outcome[1] is not None]
-    if job_ids:
-        db.execute(conn, "tick_notify", channel=channel, payload=hooks_.notify_payload(job_ids))
-
-
-def _one_at_a_time(conn: db.Connection, state: _Pass, ids: list[uuid.UUID]) -> list[Outcome]:
-    """Each scheduler of a claimed batch applied in a savepoint of its own; one that still
-    fails is counted and left out of this pass."""
-    outcomes: list[Outcome] = []
-    for scheduler_id in ids:
-        try:
-            with conn.work():
-                outcomes += _apply(conn, state, [scheduler_id]).fetchall()
-        except psycopg.Error as exc:
-            if not _row_error(exc, state.hook_names):
-                raise
-            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            with state.claiming:
-                state.failed_ids.append(scheduler_id)
-            with state.lock:
-                state.summary.due += 1
-                state.summary.failed += 1
-                state.summary.errors.append({"scheduler_id": str(scheduler_id), "message": message})
-    return outcomes
+        _report(state, [Outcome(*row) for row in rows])
+    return len(rows)
 
 
 def _report(state: _Pass, outcomes: list[Outcome]) -> None:
     """Count a committed batch's outcomes and hand its jobs to `on_job` (under the lock).
-    Plain tuples in tick_apply's column order: a large pass has tens of thousands."""
+    A scheduler that failed is counted once in the pass, though the other connection may
+    have tried it again after this one's batch released it."""
     summary, dry_run = state.summary, state.dry_run
-    for scheduler_id, job_id, organisation_id, domain, slot, next_run_at, missed, skip in outcomes:
+    for outcome in outcomes:
+        if outcome.error is not None:
+            if outcome.scheduler_id in state.failed_ids:
+                continue
+            state.failed_ids.add(outcome.scheduler_id)
+            summary.due += 1
+            summary.failed += 1
+            summary.errors.append(
+                {"scheduler_id": str(outcome.scheduler_id), "message": outcome.error}
+            )
+            continue
         summary.due += 1
-        summary.missed += missed
-        if job_id is not None:
+        summary.missed += outcome.missed
+        if outcome.job_id is not None:
             summary.created += 1
-        else:  # skipped by the overlap policy, or the slot was already served
+        else:  # skipped by the overlap policy, declined by a hook, or the slot was served
             summary.skipped += 1
-        if job_id is not None or (dry_run and not skip):
+        if outcome.job_id is not None or (dry_run and not outcome.skip):
             state.on_job(
                 {
-                    "scheduler_id": scheduler_id,
-                    "job_id": None if dry_run else job_id,
-                    "organisation_id": organisation_id,
-                    "domain": domain,
-                    "slot": slot,
-                    "next_run_at": next_run_at,
+                    "scheduler_id": outcome.scheduler_id,
+                    "job_id": None if dry_run else outcome.job_id,
+                    "organisation_id": outcome.organisation_id,
+                    "domain": outcome.domain,
+                    "slot": outcome.slot,
+                    "next_run_at": outcome.next_run_at,
                 }
             )
 
 
 def resume_paused(conn: db.Connection, *, now: datetime | None, actor: str) -> None:
-    """Resume, in one statement, the schedulers whose `pause --until` has come, before the
-    pass claims what is due."""
-    with conn.work():
-        db.execute(conn, "tick_resume_paused", now=now, actor=actor)
+    """Resume, in one statement (its own transaction), the schedulers whose `pause --until`
+    has come, before the pass claims what is due."""
+    db.execute(
+        conn,
+        "tick_resume_paused",
+        now=now,
+        actor=actor,
+        lock_timeout=f"{int(conn.lock_timeout * 1000)}ms",
+    )
 
 
 def record_heartbeat(conn: db.Connection, summary: Summary) -> None:
-    """Leave this host's outcome for `status`."""
-    with conn.work():
-        db.execute(conn, "tick_heartbeat_relaxed")
-        db.execute(
-            conn,
-            "tick_heartbeat",
-            host=socket.gethostname(),
-            ok=summary.ok,
-            due=summary.due,
-            created=summary.created,
-            skipped=summary.skipped,
-            failed=summary.failed,
-            missed=summary.missed,
-            message=summary.errors[0]["message"] if summary.errors else None,
-        )
+    """Leave this host's outcome for `status` (one statement, its own transaction)."""
+    db.execute(
+        conn,
+        "tick_heartbeat",
+        host=socket.gethostname(),
+        ok=summary.ok,
+        due=summary.due,
+        created=summary.created,
+        skipped=summary.skipped,
+        failed=summary.failed,
+        missed=summary.missed,
+        message=summary.errors[0]["message"] if summary.errors else None,
+    )
 
 
 def _record_failure(conn: db.Connection, message: str) -> None:

@@ -3,10 +3,20 @@ group registers its commands on the applications of `app`."""
 
 # isort: off
 # Imported in the order `schedctl --help` lists their commands.
-from schedctl.cli import schedulers, views, files, orgs, admin, incidents
+from schedctl.cli import schedulers, views, files, orgs, admin, pgcron, incidents
 
 # isort: on
 from schedctl.cli.app import app
 from schedctl.cli.main import main
 
-__all__ = ["admin", "app", "files", "incidents", "main", "orgs", "schedulers", "views"]
+__all__ = [
+    "admin",
+    "app",
+    "files",
+    "incidents",
+    "main",
+    "orgs",
+    "pgcron",
+    "schedulers",
+    "views",
+]

@@ -217,6 +217,17 @@ def hooks_set(
             "makes the job for a slot and returns its id (NULL declines the slot).",
         ),
     ] = None,
+    create_jobs: Annotated[
+        str | None,
+        typer.Option(
+            "--create-jobs",
+            metavar="FUNCTION",
+            help="SCHEMA.FUNCTION(scheduler_ids uuid[], slots timestamptz[]) RETURNS "
+            "TABLE(scheduler_id uuid, slot timestamptz, job_id text): makes a batch's jobs "
+            "in one call (a NULL job_id declines the slot). At most one of --create-job and "
+            "--create-jobs.",
+        ),
+    ] = None,
     cancel_job: Annotated[
         str | None,
         typer.Option(
@@ -240,13 +251,18 @@ def hooks_set(
     """Set hooks; each function is checked (form, privilege) before anything is stored."""
     from schedctl import hooks
 
+    if create_job and create_jobs:
+        raise InvalidInput("give at most one of --create-job and --create-jobs")
     changes = hooks.HookChanges(
         create_job=hooks.parse_function(create_job, "--create-job") if create_job else None,
+        create_jobs=hooks.parse_function(create_jobs, "--create-jobs") if create_jobs else None,
         cancel_job=hooks.parse_function(cancel_job, "--cancel-job") if cancel_job else None,
         notify=hooks.parse_channel(notify) if notify is not None else None,
     )
     if changes.is_empty():
-        raise InvalidInput("nothing to set: give --create-job, --cancel-job or --notify")
+        raise InvalidInput(
+            "nothing to set: give --create-job, --create-jobs, --cancel-job or --notify"
+        )
     with ctx.connection() as conn:
         found = hooks.change(conn, changes, ctx.actor())
     _emit_hooks(found, as_json)
@@ -256,6 +272,9 @@ def hooks_set(
 def hooks_clear(
     create_job: Annotated[
         bool, typer.Option("--create-job", help="Back to schedctl's own insert.")
+    ] = False,
+    create_jobs: Annotated[
+        bool, typer.Option("--create-jobs", help="No set-based create-jobs hook.")
     ] = False,
     cancel_job: Annotated[
         bool, typer.Option("--cancel-job", help="Back to schedctl's own status update.")
@@ -267,9 +286,10 @@ def hooks_clear(
     """Clear hooks (every one when no option is given)."""
     from schedctl import hooks
 
-    every = not (create_job or cancel_job or notify)
+    every = not (create_job or create_jobs or cancel_job or notify)
     changes = hooks.HookChanges(
         create_job=True if create_job or every else None,
+        create_jobs=True if create_jobs or every else None,
         cancel_job=True if cancel_job or every else None,
         notify=True if notify or every else None,
     )

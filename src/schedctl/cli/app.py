@@ -80,6 +80,8 @@ org_app = _typer(help="Manage organisations.")
 app.add_typer(org_app, name="org")
 hooks_app = _typer(help="Hooks: how the host makes, cancels and announces jobs.")
 app.add_typer(hooks_app, name="hooks")
+pg_cron_app = _typer(help="pg_cron runs tick inside the database (Supabase Cron).")
+app.add_typer(pg_cron_app, name="pg-cron")
 
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from schedctl.hooks import Hooks
     from schedctl.migrate import Outcome
     from schedctl.organisations import Deleted
+    from schedctl.pgcron import Removed, Report
     from schedctl.schedulers import NextRun
     from schedctl.timeline import Timeline
 
@@ -115,6 +116,43 @@ def hooks(found: Hooks) -> dict[str, Any]:
         "updated_at": found.updated_at and rfc3339(found.updated_at),
         "updated_by": found.updated_by,
     }
+
+
+def _moment(value: Any) -> str | None:
+    return rfc3339(value) if value is not None else None
+
+
+def pg_cron(report: Report) -> dict[str, Any]:
+    """`pg-cron install` and `pg-cron show`: where pg_cron runs, the job, its latest runs."""
+    job = report.job
+    return {
+        "pg_cron": {"database": report.place.cron_database, "version": report.place.version},
+        "job": {
+            "jobid": job["jobid"],
+            "name": job["jobname"],
+            "schedule": job["schedule"],
+            "command": job["command"],
+            "database": job["database"],
+            "role": job["username"],
+            "active": job["active"],
+        },
+        "runs": [
+            {
+                "runid": run["runid"],
+                "status": run["status"],
+                "message": run["return_message"],
+                "start_time": _moment(run["start_time"]),
+                "end_time": _moment(run["end_time"]),
+                "pid": run["job_pid"],
+            }
+            for run in report.runs
+        ],
+    }
+
+
+def pg_cron_removed(removed: Removed) -> dict[str, Any]:
+    """`pg-cron remove`."""
+    return {"name": removed.name, "database": removed.database, "removed": True}
 
 
 def plan(found: Plan, dry_run: bool) -> dict[str, Any]:

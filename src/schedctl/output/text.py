@@ -15,6 +15,7 @@ from schedctl.output import json as documents
 
 if TYPE_CHECKING:
     from schedctl.hooks import Hooks
+    from schedctl.pgcron import Removed, Report
 
 
 def relative(moment: datetime, now: datetime) -> str:
@@ -593,7 +594,44 @@ def status_lines(report: dict[str, Any]) -> list[tuple[str, str]]:
         ("due now", str(report["due"])),
         ("worst lag", f"{lag} (limit {duration(report['max_lag_seconds'])})"),
         ("last tick", last_text),
+        *_pg_cron_status_lines(report.get("pg_cron")),
     ]
+
+
+def _pg_cron_status_lines(cron: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """status: the pg_cron job's latest run, where pg_cron lives in this database."""
+    if cron is None:
+        return []
+    run = cron["last_run"]
+    text = f"{cron['name']} ({cron['schedule']}, as {cron['role']}): " + (
+        f"{run['status']} at {run['start_time']}" if run else "no run yet"
+    )
+    return [("pg_cron", text)]
+
+
+def pg_cron_lines(report: Report) -> list[tuple[str, str]]:
+    """`pg-cron install` and `pg-cron show` for people."""
+    doc = documents.pg_cron(report)
+    job, runs, where = doc["job"], doc["runs"], doc["pg_cron"]
+    run_lines = [
+        f"{run['start_time'] or '-'}  {run['status']}"
+        + (f"  {run['message']}" if run["message"] else "")
+        for run in runs
+    ]
+    return [
+        ("job", f"{job['name']} (id {job['jobid']})" + ("" if job["active"] else ", inactive")),
+        ("schedule", job["schedule"]),
+        ("command", job["command"]),
+        ("database", job["database"]),
+        ("role", job["role"]),
+        ("pg_cron", f"{where['version']} in database {where['database']}"),
+        ("runs", "\n".join(run_lines) if run_lines else "none yet"),
+    ]
+
+
+def pg_cron_removed_line(removed: Removed) -> str:
+    """`pg-cron remove` for people."""
+    return f"removed pg_cron job {removed.name} of database {removed.database}"
 
 
 def hooks_lines(hooks: Hooks, defaults: dict[str, str]) -> list[tuple[str, str]]:
@@ -601,7 +639,8 @@ def hooks_lines(hooks: Hooks, defaults: dict[str, str]) -> list[tuple[str, str]]
     settings = hooks.settings()
     lines = [
         (key.replace("_", "-"), settings[key] or f"not set: {defaults[key]}")
-        for key in ("create_job", "cancel_job", "notify")
+        for key in ("create_job", "create_jobs", "cancel_job", "notify")
+        if key != "create_jobs" or settings[key] is not None  # shown where it is set
     ]
     if hooks.updated_at is not None:
         lines.append(("changed", f"{rfc3339(hooks.updated_at)} by {hooks.updated_by}"))

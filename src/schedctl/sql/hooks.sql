@@ -4,14 +4,14 @@
 
 -- name: hooks_get
 -- The database's hooks (NULL: schedctl's default).
-SELECT create_job_schema, create_job_function, cancel_job_schema, cancel_job_function,
-       notify_channel, updated_at, updated_by
+SELECT create_job_schema, create_job_function, create_jobs_schema, create_jobs_function,
+       cancel_job_schema, cancel_job_function, notify_channel, updated_at, updated_by
 FROM schedctl.hooks;
 
 -- name: hooks_lock
 -- The database's hooks, locked for a change.
-SELECT create_job_schema, create_job_function, cancel_job_schema, cancel_job_function,
-       notify_channel, updated_at, updated_by
+SELECT create_job_schema, create_job_function, create_jobs_schema, create_jobs_function,
+       cancel_job_schema, cancel_job_function, notify_channel, updated_at, updated_by
 FROM schedctl.hooks
 FOR UPDATE;
 
@@ -20,6 +20,8 @@ FOR UPDATE;
 UPDATE schedctl.hooks SET
     create_job_schema = %(create_job_schema)s,
     create_job_function = %(create_job_function)s,
+    create_jobs_schema = %(create_jobs_schema)s,
+    create_jobs_function = %(create_jobs_function)s,
     cancel_job_schema = %(cancel_job_schema)s,
     cancel_job_function = %(cancel_job_function)s,
     notify_channel = %(notify_channel)s,
@@ -28,11 +30,18 @@ UPDATE schedctl.hooks SET
 
 -- name: hook_function_candidates
 -- The functions of a schema and name, each with whether it has the form a hook needs
--- (`kind` create_job: (uuid, timestamptz) RETURNS text; cancel_job: (text) RETURNS void)
+-- (`kind` create_job: (uuid, timestamptz) RETURNS text; create_jobs: (uuid[], timestamptz[])
+-- RETURNS TABLE(uuid, timestamptz, text); cancel_job: (text) RETURNS void)
 -- and whether the current role may call it.
 SELECT format('%%I.%%I(%%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid))
            AS signature,
        coalesce(pg_get_function_result(p.oid), 'nothing (a procedure)') AS result,
+       CASE WHEN %(kind)s = 'create_jobs' THEN
+           p.prokind = 'f' AND p.proretset AND p.prorettype = 'record'::regtype
+           AND p.proargtypes = '2951 1185'::oidvector  -- uuid[], timestamptz[]
+           AND p.proallargtypes = '{2951,1185,2950,1184,25}'::oid[]
+           AND p.proargmodes = '{i,i,t,t,t}'::"char"[]
+       ELSE
        p.prokind = 'f' AND NOT p.proretset
            AND p.proargtypes = CASE %(kind)s
                WHEN 'create_job' THEN '2950 1184'::oidvector  -- uuid, timestamptz
@@ -40,7 +49,8 @@ SELECT format('%%I.%%I(%%s)', n.nspname, p.proname, pg_get_function_identity_arg
            END
            AND p.prorettype = CASE %(kind)s
                WHEN 'create_job' THEN 'text'::regtype ELSE 'void'::regtype
-           END AS fits,
+           END
+       END AS fits,
        has_schema_privilege(n.oid, 'USAGE') AND has_function_privilege(p.oid, 'EXECUTE')
            AS executable,
        current_user AS role

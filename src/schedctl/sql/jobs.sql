@@ -1,4 +1,4 @@
--- Jobs: read in the history shape, and made by `run`.
+-- Jobs: read in the history shape, and made by `run` (through schedctl.run_job).
 -- Each statement under a "-- name: NAME" header (a piece shared by several under
 -- "-- fragment: NAME"), with one line saying what it does. Values are %(name)s parameters.
 
@@ -9,11 +9,15 @@ ARRAY['pending', 'initializing', 'running', 'paused']
 -- fragment: job_columns
 -- A job in the history shape (models.Job), over public.jobs j, public.domains d and
 -- schedctl.served_slots ss: with the slot a tick made it for, if any, and whether an
--- operator's `run` made it.
+-- operator's `run` made it (schedctl's insert marks it; a create-job hook's job is named by
+-- the run's audit entry).
 j.id, j.scheduler_id, d.name AS domain, j.status, j.progress, j.created_at, j.started_at,
 j.completed_at, j.total_tasks, j.completed_tasks, j.failed_tasks, j.skipped_tasks, ss.slot,
-CASE WHEN ss.slot IS NULL AND j.source_info = 'manual run' THEN 'manual'
-     ELSE 'scheduled' END AS trigger
+CASE WHEN ss.slot IS NULL AND (j.source_info = 'manual run' OR EXISTS (
+         SELECT 1 FROM schedctl.audit a
+         WHERE a.action = 'run' AND a.scheduler_id = j.scheduler_id
+           AND a.changes -> 'job_id' ->> 1 = j.id))
+     THEN 'manual' ELSE 'scheduled' END AS trigger
 
 -- name: scheduler_history
 -- A scheduler's jobs, newest first, one page; only those of the scheduler's organisation,
@@ -36,65 +40,6 @@ FROM public.jobs j
 JOIN public.domains d ON d.id = j.domain_id
 LEFT JOIN schedctl.served_slots ss ON ss.scheduler_id = j.scheduler_id AND ss.job_id = j.id
 WHERE j.id = %(id)s;
-
--- name: job_active_exists
--- Whether a job of this domain and organisation is still active.
-SELECT EXISTS (
-    SELECT 1 FROM public.jobs
-    WHERE domain_id = %(domain_id)s AND organisation_id = %(organisation_id)s
-      AND status = ANY ({active_statuses})
-);
-
--- name: job_insert_manual
--- A job made now by `run`, outside the schedule: same template as the scheduler, no slot.
--- The replace policy first cancels (unless `cancel_active` is false: a cancel-job hook did) the active jobs of the domain and organisation
--- (a data-modifying CTE always runs to completion, referenced or not).
-WITH sched AS (
-    SELECT s.id, s.domain_id, s.organisation_id, s.concurrency, s.find_links, s.max_pages,
-           s.include_paths, s.exclude_paths, s.required_workers,
-           COALESCE(st.overlap_policy, 'replace') AS overlap_policy
-    FROM public.schedulers s
-    LEFT JOIN schedctl.scheduler_settings st ON st.scheduler_id = s.id
-    WHERE s.id = %(scheduler_id)s
-),
-cancelled AS (
-    UPDATE public.jobs j SET status = 'cancelled', completed_at = now()
-    FROM sched
-    WHERE %(cancel_active)s AND sched.overlap_policy = 'replace'
-      AND j.domain_id = sched.domain_id AND j.organisation_id = sched.organisation_id
-      AND j.status = ANY ({active_statuses})
-    RETURNING j.id
-)
-INSERT INTO public.jobs (
-    id, domain_id, organisation_id, status, progress, created_at, concurrency, find_links,
-    max_pages, include_paths, exclude_paths, required_workers, source_type, source_detail,
-    source_info, scheduler_id
-)
-SELECT gen_random_uuid()::text, domain_id, organisation_id, 'pending', 0, now(), concurrency,
-       find_links, max_pages, include_paths, exclude_paths, required_workers, 'scheduler',
-       id::text, %(source_info)s, id
-FROM sched
-RETURNING id;
-
--- name: job_cancel_active
--- `run` under replace with hooks: cancel the active jobs of the scheduler's domain and
--- organisation as the host's flow does (no cancel-job hook).
-UPDATE public.jobs SET status = 'cancelled', completed_at = now()
-WHERE domain_id = %(domain_id)s AND organisation_id = %(organisation_id)s
-  AND status = ANY ({active_statuses});
-
--- name: job_cancel_active_hook
--- `run` under replace with a cancel-job hook: the host's FUNCTION(job_id text) for each
--- active job of the scheduler's domain and organisation ({function} is its quoted name).
-SELECT {function}(id) FROM public.jobs
-WHERE domain_id = %(domain_id)s AND organisation_id = %(organisation_id)s
-  AND status = ANY ({active_statuses})
-ORDER BY id;
-
--- name: job_create_hook
--- `run` with a create-job hook: the host's FUNCTION(scheduler_id, slot) with the time of the
--- run as its slot ({function} is its quoted name); the id of the job it made, or NULL.
-SELECT {function}(%(scheduler_id)s, now()) AS id;
 
 -- name: jobs_made
 -- The jobs schedctl made (for a served slot, or by `run`) for the schedulers of an
@@ -119,3 +64,8 @@ WHERE (%(organisation_id)s::uuid IS NULL OR j.organisation_id = %(organisation_i
   ))
 ORDER BY j.created_at DESC, j.id DESC
 LIMIT %(limit)s OFFSET %(offset)s;
+
+-- name: run_job
+-- `run`: a job for one scheduler (locked by the caller) now, as tick makes one (see
+-- schedctl.run_job); its outcome.
+SELECT * FROM schedctl.run_job(%(scheduler_id)s, %(actor)s);

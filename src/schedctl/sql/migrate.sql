@@ -82,6 +82,7 @@ BEGIN
         EXECUTE 'REVOKE ALL ON ALL TABLES IN SCHEMA schedctl FROM ' || grantee;
         EXECUTE 'REVOKE ALL ON ALL SEQUENCES IN SCHEMA schedctl FROM ' || grantee;
         EXECUTE 'REVOKE ALL ON ALL FUNCTIONS IN SCHEMA schedctl FROM ' || grantee;
+        EXECUTE 'REVOKE ALL ON ALL PROCEDURES IN SCHEMA schedctl FROM ' || grantee;
     END LOOP;
 END
 $$;
@@ -137,6 +138,17 @@ SELECT
         SELECT 1 FROM pg_index i
         WHERE i.indexrelid = to_regclass('public.schedctl_jobs_active_idx') AND NOT i.indisvalid
     ) AS invalid;
+
+-- name: jobs_table_present
+-- Whether public.jobs exists (before the migrations run: whether the host has one).
+SELECT to_regclass('public.jobs') IS NOT NULL AS present;
+
+-- name: active_jobs_index_create_own
+-- The same index on a jobs table that migration 0001 has just made in this migrate run (the
+-- host had none): empty and known to no one else, so built at once, in a transaction.
+CREATE INDEX IF NOT EXISTS schedctl_jobs_active_idx
+    ON public.jobs (domain_id, organisation_id)
+    WHERE status = ANY ({active_statuses});
 
 -- name: active_jobs_index_drop_invalid
 -- Remove the opt-in index a killed build left invalid, without blocking the host's writes.
