@@ -236,7 +236,13 @@ CREATE TABLE public.bench_running AS
     SELECT * FROM public.jobs WHERE status IN ('pending', 'initializing', 'running', 'paused');
 DELETE FROM public.jobs WHERE status IN ('pending', 'initializing', 'running', 'paused');
 ANALYZE public.jobs;
-INSERT INTO public.jobs SELECT * FROM public.bench_running;
+-- every column but the host's generated ones
+DO $$ DECLARE cols text; BEGIN
+    SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) INTO cols FROM pg_attribute
+    WHERE attrelid = 'public.jobs'::regclass AND attnum > 0 AND NOT attisdropped
+      AND attgenerated = '';
+    EXECUTE format('INSERT INTO public.jobs (%s) SELECT %s FROM public.bench_running', cols, cols);
+END $$;
 DROP TABLE public.bench_running;
 """
 

@@ -65,11 +65,6 @@ def target(url: str) -> dict[str, Any]:
     }
 
 
-def describe(found: dict[str, Any]) -> str:
-    """A target in one line: `crawler on db.internal:5432 as schedctl`."""
-    return f"{found['database']} on {found['host']}:{found['port']} as {found['user']}"
-
-
 def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
     """Remove user info from any URI in `text`, and every given secret (longest first)."""
     text = _USERINFO.sub(r"\g<scheme>***@", text)

@@ -16,6 +16,7 @@ from psycopg.types.json import Jsonb
 from schedctl import db
 from schedctl.config import Settings
 from schedctl.errors import SchedctlError
+from schedctl.models import describe
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 MIN_SERVER_VERSION = 130000
@@ -154,7 +155,7 @@ def _guarded(name: str, check: Callable[[], Check]) -> Check:
 
 def _connection(conn: db.Connection, settings: Settings) -> Check:
     row = db.fetch_one(conn, "doctor_server")
-    where = db.describe(conn.target or {})
+    where = describe(conn.target or {})
     detail = f"PostgreSQL {row['version']}, {where}"
     if settings.database_url is None:
         return Check(

@@ -264,3 +264,8 @@ class SchedulerChanges:
 
     def is_empty(self) -> bool:
         return self == SchedulerChanges()
+
+
+def describe(found: dict[str, Any]) -> str:
+    """A target in one line: `crawler on db.internal:5432 as schedctl`."""
+    return f"{found['database']} on {found['host']}:{found['port']} as {found['user']}"

@@ -62,7 +62,7 @@ def migrate(
         ):
             print("schema is up to date")
     if not as_json:  # (JSON has it as "connection")
-        from schedctl.db import describe
+        from schedctl.models import describe
 
         # Which database it acted on, beside the other messages: a misspelt URL variable
         # shows here as the wrong database (or the embedded server's).

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 from typing import IO, TYPE_CHECKING, Any
 
 from schedctl.domains import display_domain
-from schedctl.models import AuditEntry, Job, Scheduler, duration, rfc3339, span
+from schedctl.models import AuditEntry, Job, Scheduler, describe, duration, rfc3339, span
 from schedctl.output import json as documents
 
 if TYPE_CHECKING:
@@ -567,12 +567,6 @@ def _copy(source: IO[str], target: IO[str]) -> None:
         target.write(chunk)
 
 
-def _db_describe(target: dict[str, Any]) -> str:
-    from schedctl.db import describe
-
-    return describe(target)
-
-
 def status_lines(report: dict[str, Any]) -> list[tuple[str, str]]:
     """The report for people."""
     last = report["last_tick"]
@@ -587,7 +581,7 @@ def status_lines(report: dict[str, Any]) -> list[tuple[str, str]]:
     )
     return [
         ("status", "ok" if report["ok"] else "PROBLEM: " + "; ".join(report["problems"])),
-        ("database", f"{report['database']}: {_db_describe(report['connection'])}"),
+        ("database", f"{report['database']}: {describe(report['connection'])}"),
         ("schema", report["schema_version"]),
         ("enabled", str(report["enabled"])),
         ("paused", str(report["paused"])),
