@@ -4,6 +4,7 @@ textfile collector, written atomically) and the whole database (`status --promet
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -14,8 +15,28 @@ from schedctl.errors import InvalidInput
 _COUNTS = ("due", "created", "skipped", "failed", "missed")
 
 
+def sample_value(value: float) -> str:
+    """A sample's value written exactly: an integer (or a whole count) as its digits, any
+    other number with its fraction (Python's shortest exact form, never rounded to six
+    significant digits), the special values as the exposition format spells them."""
+    if isinstance(value, bool):
+        return str(int(value))
+    if isinstance(value, int):
+        return str(value)
+    number = float(value)
+    if math.isnan(number):
+        return "NaN"
+    if math.isinf(number):
+        return "+Inf" if number > 0 else "-Inf"
+    if number.is_integer() and abs(number) < 2**53:
+        return str(int(number))
+    return repr(number)
+
+
 def _gauge(name: str, help_text: str, value: float, labels: str = "") -> str:
-    return f"# HELP {name} {help_text}\n# TYPE {name} gauge\n{name}{labels} {value:g}\n"
+    return (
+        f"# HELP {name} {help_text}\n# TYPE {name} gauge\n{name}{labels} {sample_value(value)}\n"
+    )
 
 
 def _scheduler_gauges(schedulers: dict[str, Any]) -> str:
@@ -23,8 +44,8 @@ def _scheduler_gauges(schedulers: dict[str, Any]) -> str:
     return (
         "# HELP schedctl_schedulers Schedulers, by state.\n"
         "# TYPE schedctl_schedulers gauge\n"
-        f'schedctl_schedulers{{state="enabled"}} {schedulers["enabled"]}\n'
-        f'schedctl_schedulers{{state="paused"}} {schedulers["paused"]}\n'
+        f'schedctl_schedulers{{state="enabled"}} {sample_value(schedulers["enabled"])}\n'
+        f'schedctl_schedulers{{state="paused"}} {sample_value(schedulers["paused"])}\n'
         + _gauge("schedctl_schedulers_due", "Enabled schedulers due now.", schedulers["due"])
         + _gauge(
             "schedctl_worst_lag_seconds",
