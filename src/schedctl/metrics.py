@@ -34,9 +34,8 @@ def sample_value(value: float) -> str:
 
 
 def _gauge(name: str, help_text: str, value: float, labels: str = "") -> str:
-    return (
-        f"# HELP {name} {help_text}\n# TYPE {name} gauge\n{name}{labels} {sample_value(value)}\n"
-    )
+    sample = f"{name}{labels} {sample_value(value)}"
+    return f"# HELP {name} {help_text}\n# TYPE {name} gauge\n{sample}\n"
 
 
 def _scheduler_gauges(schedulers: dict[str, Any]) -> str:
