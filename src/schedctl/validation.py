@@ -61,7 +61,7 @@ _DURATION = re.compile(
     r"^(?:(?P<d>[0-9]+)d)?(?:(?P<h>[0-9]+)h)?(?:(?P<m>[0-9]+)m)?(?:(?P<s>[0-9]+)s)?$",
     re.IGNORECASE,
 )
-_SECONDS = re.compile(r"^[0-9]+$")
+_BARE_NUMBER = re.compile(r"^[0-9]+$")
 _TIME_OF_DAY = re.compile(r"^(?P<h>[0-9]{1,2}):(?P<m>[0-9]{2})(?::(?P<s>[0-9]{2}))?$")
 _ZONE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_+\-]*(?:/[A-Za-z0-9_+\-]+)*$")
 
@@ -297,15 +297,22 @@ def parse_when(raw: str) -> Start:
 
 
 def parse_duration(raw: str, option: str = "--max-lag") -> timedelta:
-    """Return a duration like `30s`, `5m`, `2h`, `1d`, `1h30m`, or plain seconds (`90`);
-    messages name `option`."""
+    """Return a duration like `30s`, `5m`, `2h`, `1d` or `1h30m` (`0` alone needs no unit);
+    messages name `option`. A number without a unit is refused: whether `5` meant seconds,
+    minutes or hours (as `--every 6` does) is the reader's guess."""
     text = raw.strip()
     if not text:
         raise InvalidInput(f"{option} must not be empty")
     if text.startswith("-"):
         raise InvalidInput(f"{option} must not be negative, got {_show(raw)}")
-    if _SECONDS.match(text):
-        seconds = int(text)
+    if _BARE_NUMBER.match(text):
+        if int(text):
+            number = int(text)
+            raise InvalidInput(
+                f"{option} needs a unit, got {_show(raw)}: did you mean {number}m / {number}h? "
+                f"(or {number}s, {number}d)"
+            )
+        seconds = 0
     else:
         match = _DURATION.match(text)
         if match is None or not any(match.groups()):
@@ -370,12 +377,20 @@ def parse_spread(raw: str, interval_hours: int | None = None, option: str = "--s
     return seconds
 
 
+def span_text(seconds: int) -> str:
+    """A whole number of seconds as an option's duration is written, without zero units:
+    "25h", "1h30m", "1m30s"."""
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [(hours, "h"), (minutes, "m"), (secs, "s")]
+    return "".join(f"{count}{unit}" for count, unit in parts if count) or "0s"
+
+
 def check_spread(seconds: int, interval_hours: int, option: str = "--spread") -> int:
     """Refuse a spread window longer than the interval."""
     if seconds > interval_hours * 3600:
         raise InvalidInput(
-            f"{option} must be at most the interval ({interval_hours}h), "
-            f"got {seconds // 3600}h {seconds % 3600 // 60}m {seconds % 60}s"
+            f"{option} must be at most the interval ({interval_hours}h), got {span_text(seconds)}"
         )
     return seconds
 
