@@ -951,6 +951,10 @@ def tick(
     report.finish(summary)
     if watch is not None:
         watch.finish(summary, schedulers, None)
+    if summary.interrupted:
+        from schedctl.errors import Interrupted
+
+        raise Interrupted(tick_pass.interrupted_text(summary))
     if not summary.ok:
         raise typer.Exit(1)
 
@@ -1274,8 +1278,11 @@ def _warn_about_unknown_settings() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; every error becomes one `error:` line and its exit code."""
+    from schedctl import interrupts
+
     args = sys.argv[1:] if argv is None else argv
     _Verbosity.requested = False
+    interrupts.reset()
     try:
         _warn_about_unknown_settings()
         _check_completion_shell(args)
@@ -1287,7 +1294,7 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Abort:
         _fail("aborted", 1)
     except KeyboardInterrupt:
-        _fail("interrupted; what was not yet committed was rolled back", INTERRUPTED)
+        _fail(interrupts.interrupted_message(), INTERRUPTED)
     except typer.TyperException as exc:  # usage errors, with the context they arose in
         ctx = getattr(exc, "ctx", None)
         path = ctx.command_path if ctx is not None else "schedctl"
@@ -1300,9 +1307,10 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:
         if _Verbosity.requested:
             _print_traceback(exc)
-        _fail(f"unexpected {type(exc).__name__}: {_safe(str(exc))}", 1)
+        _fail(interrupts.failed_message(f"unexpected {type(exc).__name__}: {_safe(str(exc))}"), 1)
     if result == INTERRUPTED:  # Typer turns KeyboardInterrupt into this exit code
-        _fail("interrupted; what was not yet committed was rolled back", INTERRUPTED)
+        _fail(interrupts.interrupted_message(), INTERRUPTED)
+    interrupts.note_held()
     raise SystemExit(result if isinstance(result, int) else 0)
 
 

@@ -43,6 +43,12 @@ class DatabaseUnavailable(SchedctlError):
     exit_code = 5
 
 
+class Interrupted(SchedctlError):
+    """Ctrl-C: the command stopped early (what it says it committed is kept)."""
+
+    exit_code = 130
+
+
 class SchedulerNotFound(NotFound):
     """No scheduler by that REF in the organisation; the CLI names the organisation."""
 

@@ -1209,3 +1209,11 @@ DELETE FROM public.schedulers WHERE id IN (SELECT id FROM doomed);
 -- name: org_delete
 -- Delete an organisation (the host's foreign keys decide what goes with it).
 DELETE FROM public.organisations WHERE id = %(id)s;
+
+
+-- ---------------------------------------------------------------- interrupts after a commit
+
+-- name: transaction_wrote
+-- Whether the current transaction has written anything (it has a transaction id), so that
+-- an interrupt from its commit on is held until the command has said what it did.
+SELECT txid_current_if_assigned() IS NOT NULL AS wrote;

@@ -15,7 +15,7 @@ import psycopg
 from psycopg import errors as pgerrors
 from psycopg.rows import tuple_row
 
-from schedctl import db
+from schedctl import db, interrupts
 from schedctl import hooks as hooks_
 
 # A pass claims its first batch small, then bigger ones up to the maximum: a pass over a
@@ -50,10 +50,20 @@ class Summary:
     failed: int = 0
     missed: int = 0
     errors: list[dict[str, Any]] = field(default_factory=list)
+    # Ctrl-C came after a batch had committed: the pass stopped before its next batch.
+    interrupted: bool = False
 
     @property
     def ok(self) -> bool:
         return self.failed == 0
+
+
+def interrupted_text(summary: Summary) -> str:
+    """The error line of a pass that Ctrl-C stopped between batches."""
+    return (
+        f"interrupted: the pass stopped between batches; the {summary.created} job(s) reported "
+        "are committed, and schedulers still due are served by the next tick"
+    )
 
 
 JobSink = Callable[[dict[str, Any]], None]
@@ -183,6 +193,9 @@ def _second_worker(connect: Connector, state: _Pass, size: int) -> None:
 def _work(conn: db.Connection, state: _Pass, size: int) -> None:
     """Batches of growing size until none is left to claim (or the limit is reached)."""
     while not state.stop.is_set():
+        if interrupts.received():  # held since a batch committed: stop between batches
+            state.summary.interrupted = True
+            return
         size = min(size, state.max_batch_size)  # lowered when the server cancelled a batch
         if state.limit is not None:
             size = min(size, state.limit - state.summary.due)
