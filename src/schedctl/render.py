@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import uuid
 from collections.abc import Iterable, Sequence
@@ -20,6 +21,12 @@ if TYPE_CHECKING:
 def rfc3339(moment: datetime) -> str:
     """A time as an RFC 3339 string in UTC."""
     return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def whole_seconds(moment: datetime) -> str:
+    """A time for people: RFC 3339 UTC to the second (JSON keeps the microseconds), so that
+    the times of one record line up."""
+    return rfc3339(moment.replace(microsecond=0))
 
 
 def plain(value: Any) -> Any:
@@ -98,13 +105,16 @@ def domain_label(a_label: str) -> str:
     return a_label if unicode_form == a_label else f"{a_label} ({unicode_form})"
 
 
-def status_label(scheduler: Scheduler) -> str:
+def status_label(scheduler: Scheduler, *, table: bool = False) -> str:
+    """ "enabled", or "paused", until when and why; in a table, the time to the minute (its
+    words short enough for a narrow column)."""
     if scheduler.is_enabled:
         return "enabled"
     reason = scheduler.pause_reason
     paused = "paused"
     if scheduler.paused_until is not None:
-        paused += f" until {rfc3339(scheduler.paused_until)}"
+        until = short_time(scheduler.paused_until) if table else rfc3339(scheduler.paused_until)
+        paused += f" until {until}"
     return f"{paused}: {reason}" if reason else paused
 
 
@@ -121,7 +131,7 @@ def every_text(scheduler: Scheduler) -> str:
 
 
 def _status_cell(scheduler: Scheduler) -> Cell:
-    return (status_label(scheduler), "green" if scheduler.is_enabled else "yellow")
+    return (status_label(scheduler, table=True), "green" if scheduler.is_enabled else "yellow")
 
 
 # A table cell: its text, or its text and a rich style (a colour only a terminal shows).
@@ -166,33 +176,104 @@ def fold_at_dots(name: str, width: int) -> str:
     return "\n".join(lines)
 
 
-def _fold_column(
-    headers: Sequence[str], rows: list[list[Cell]], column: int, width: int
-) -> list[list[Cell]]:
-    """`rows` with the cells of `column` folded at dots when the table would not fit in
-    `width` characters otherwise."""
+# When a table is wider than the terminal: headers shortened first, then whole columns
+# left out, least useful first (the README lists this order). Ids, domains, times and
+# statuses are never left out.
+SHORT_HEADERS = {"Organisation": "Org", "Schedulers": "Scheds", "Completed": "Ended"}
+DROP_ORDER = (
+    "Overlap",
+    "Progress",
+    "Failed",
+    "Done",
+    "Last run",
+    "Trigger",
+    "Every",
+    "Completed",
+    "Reason",
+    "Actor",
+    "Action",
+)
+# A word longer than this share of the width may fold (a pasted URL in a pause reason).
+_LONGEST_WORD_SHARE = 3
+
+
+def _lines(cell: Cell) -> list[str]:
+    return _text(cell).split("\n")
+
+
+def _widest_line(texts: Iterable[str]) -> int:
     from rich.cells import cell_len
 
-    def widest(cells: Iterable[Cell]) -> int:
-        return max((cell_len(line) for c in cells for line in _text(c).split("\n")), default=0)
+    return max((cell_len(line) for text in texts for line in text.split("\n")), default=0)
 
-    others = sum(
-        max(widest(row[i] for row in rows), cell_len(header))
-        for i, header in enumerate(headers)
-        if i != column
-    )
-    room = width - others - (3 * len(headers) + 1)  # padding and borders
-    # Where the other columns would take it all, the domains still get a quarter.
-    room = max(room, width // 4, cell_len(headers[column]), 12)
-    if widest(row[column] for row in rows) <= room:
-        return rows
-    folded = []
-    for row in rows:
-        cell = row[column]
-        text = fold_at_dots(_text(cell), room)
-        new: Cell = text if isinstance(cell, str) else (text, cell[1])
-        folded.append([*row[:column], new, *row[column + 1 :]])
-    return folded
+
+def _longest_word(texts: Iterable[str], *, dotted: bool = False) -> int:
+    """The widest piece a column may not break: a word, or in a domain a label with its dot."""
+    from rich.cells import cell_len
+
+    longest = 0
+    for text in texts:
+        for word in text.split():
+            pieces = [p + "." for p in word.split(".")] if dotted else [word]
+            longest = max(longest, *(cell_len(piece) for piece in pieces))
+    return longest
+
+
+def fit_columns(
+    headers: Sequence[str],
+    rows: Sequence[Sequence[Cell]],
+    width: int,
+    *,
+    unbroken: Sequence[int] = (),
+    dotted: int | None = None,
+) -> tuple[list[int], list[str], list[int]]:
+    """Which columns a table `width` characters wide shows, under which headers, and how
+    wide each is: every column at least as wide as its widest word (its whole value for
+    `unbroken` ones), headers shortened and columns dropped in DROP_ORDER until that fits,
+    then the room left shared out towards each column's natural width."""
+    cap = max(12, width // _LONGEST_WORD_SHARE)
+
+    def measure(index: int, header: str) -> tuple[int, int]:
+        texts = [_text(row[index]) for row in rows]
+        natural = max(_widest_line(texts), _widest_line([header]))
+        if index in unbroken:
+            return natural, natural
+        words = min(cap, _longest_word(texts, dotted=index == dotted))
+        return max(words, _longest_word([header])), natural
+
+    def overhead(count: int) -> int:
+        return 3 * count + 1  # a space either side of each cell, and the borders
+
+    shown = list(range(len(headers)))
+    names = list(headers)
+    sizes = {i: measure(i, names[i]) for i in shown}
+
+    def too_wide() -> bool:
+        return sum(sizes[i][0] for i in shown) + overhead(len(shown)) > width
+
+    if too_wide():
+        for i in shown:
+            if names[i] in SHORT_HEADERS:
+                names[i] = SHORT_HEADERS[names[i]]
+                sizes[i] = measure(i, names[i])
+    for name in DROP_ORDER:
+        if not too_wide():
+            break
+        shown = [i for i in shown if headers[i] != name]
+    widths = {i: sizes[i][0] for i in shown}
+    room = width - overhead(len(shown)) - sum(widths.values())
+    while room > 0:
+        wanting = [i for i in shown if widths[i] < sizes[i][1]]
+        if not wanting:
+            break
+        share = max(1, room // len(wanting))
+        for i in wanting:
+            extra = min(share, sizes[i][1] - widths[i], room)
+            widths[i] += extra
+            room -= extra
+            if room <= 0:
+                break
+    return shown, [names[i] for i in shown], [widths[i] for i in shown]
 
 
 def table(
@@ -204,16 +285,16 @@ def table(
     unbroken: Sequence[int] = (),
     dotted: int | None = None,
 ) -> None:
-    """A rich table on a terminal (fitted to its width); tab-separated lines otherwise.
-    On a terminal the columns in `unbroken` (short ids) never fold, and the cells of the
-    `dotted` column (domains) fold after a dot rather than inside a label."""
+    """A rich table on a terminal, fitted to its width (fit_columns: no word split, no line
+    wider than the terminal); tab-separated lines otherwise. On a terminal the columns in
+    `unbroken` (short ids) never fold, and the cells of the `dotted` column (domains) fold
+    after a dot rather than inside a label."""
     if not terminal:
         print("\t".join(h.lower().replace(" ", "_") for h in headers))
         for row in rows:
             # A cell's second line (a relative time) is for people at a terminal.
             print("\t".join(_text(cell).split("\n")[0] for cell in row))
         return
-    from rich.cells import cell_len
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
@@ -221,45 +302,57 @@ def table(
     # rich reads the terminal's width itself (COLUMNS overrides it).
     console = Console(no_color=bool(os.environ.get("NO_COLOR")), highlight=False)
     cells = [list(row) for row in rows]
-    if dotted is not None and cells:
-        cells = _fold_column(headers, cells, dotted, console.width)
+    shown, names, widths = fit_columns(
+        headers, cells, console.width, unbroken=unbroken, dotted=dotted
+    )
     grid = Table(title=title, header_style="bold", expand=False)
-    for index, header in enumerate(headers):
-        if index == dotted:
-            # As wide as its longest folded line: rich must not fold it again mid-label.
-            widest = max(
-                (cell_len(line) for row in cells for line in _text(row[index]).split("\n")),
-                default=0,
-            )
-            grid.add_column(header, overflow="fold", min_width=min(widest, console.width // 2))
-        elif index in unbroken:
-            widest = max(
-                (cell_len(line) for row in cells for line in _text(row[index]).split("\n")),
-                default=0,
-            )
-            grid.add_column(header, no_wrap=True, min_width=widest)
-        else:
-            grid.add_column(header, overflow="fold")
+    for index, name, width in zip(shown, names, widths, strict=True):
+        grid.add_column(name, width=width, no_wrap=index in unbroken, overflow="fold")
     for row in cells:
+        shown_cells: list[Cell] = []
+        for index, width in zip(shown, widths, strict=True):
+            cell = row[index]
+            if index == dotted:
+                text = "\n".join(fold_at_dots(line, width) for line in _lines(cell))
+                cell = text if isinstance(cell, str) else (text, cell[1])
+            shown_cells.append(cell)
         # Text, not markup: a pause reason like "[/blog]" is shown as written.
-        grid.add_row(*(Text(cell) if isinstance(cell, str) else Text(*cell) for cell in row))
+        grid.add_row(*(Text(c) if isinstance(c, str) else Text(*c) for c in shown_cells))
     console.print(grid)
 
 
-def fields(pairs: Sequence[tuple[str, str]]) -> None:
-    """A record as aligned "key  value" lines (plain on any output); a value of several
-    lines continues under the first."""
+def fields(pairs: Sequence[tuple[str, str]], *, columns: int | None = None) -> None:
+    """A record as aligned "key  value" lines; a value of several lines continues under the
+    first. On a terminal (or given `columns`), a line longer than its width wraps between
+    words under the value, so that no line is wider than the terminal."""
     width = max((len(key) for key, _ in pairs), default=0)
+    if columns is None and sys.stdout.isatty():
+        import shutil
+
+        columns = shutil.get_terminal_size().columns
     for key, value in pairs:
-        first, *rest = value.split("\n")
+        lines = value.split("\n")
+        if columns is not None:
+            lines = [part for line in lines for part in wrap_words(line, columns - width - 2)]
+        first, *rest = lines
         print(f"{key.ljust(width)}  {first}")
         for line in rest:
             print(f"{' ' * width}  {line}")
 
 
+def wrap_words(line: str, width: int) -> list[str]:
+    """A line in pieces of at most `width` characters, broken between words (only a word
+    longer than the whole width is cut)."""
+    import textwrap
+
+    if len(line) <= width or width < 10:
+        return [line]
+    return textwrap.wrap(line, width, break_on_hyphens=False, replace_whitespace=False) or [line]
+
+
 def scheduler_lines(scheduler: Scheduler, *, terminal: bool) -> list[tuple[str, str]]:
     """The fields of one scheduler for people."""
-    next_run = rfc3339(scheduler.next_run_at)
+    next_run = whole_seconds(scheduler.next_run_at)
     if terminal:
         next_run += f"  ({relative(scheduler.next_run_at, scheduler.db_now)})"
     include, exclude = scheduler.include_paths, scheduler.exclude_paths
@@ -292,8 +385,8 @@ def scheduler_lines(scheduler: Scheduler, *, terminal: bool) -> list[tuple[str, 
         ("include", " ".join(include) if include else "-"),
         ("exclude", " ".join(exclude) if exclude else "-"),
         ("required workers", str(scheduler.required_workers)),
-        ("created", rfc3339(scheduler.created_at)),
-        ("updated", rfc3339(scheduler.updated_at)),
+        ("created", whole_seconds(scheduler.created_at)),
+        ("updated", whole_seconds(scheduler.updated_at)),
     ]
 
 
@@ -454,9 +547,19 @@ _FIELD_LABELS = {
 }
 
 
-def _audit_value_text(name: str, value: Any) -> str:
+# A time as the audit trail stores it (RFC 3339, UTC).
+_AUDIT_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
+
+
+def _audit_value_text(name: str, value: Any, *, terminal: bool = False) -> str:
     if value is None or value == []:
         return "-"
+    if terminal and isinstance(value, str):
+        # In a table cell: a time to the second, a job by the first characters of its id.
+        if name == "job_id" and len(value) > SHORT_ID:
+            return value[:SHORT_ID]
+        if _AUDIT_TIME.match(value):
+            return whole_seconds(datetime.fromisoformat(value.replace("Z", "+00:00")))
     if name == "schedule_interval_hours":
         return f"{value}h"
     if isinstance(value, bool):
@@ -466,8 +569,9 @@ def _audit_value_text(name: str, value: Any) -> str:
     return str(value)
 
 
-def changes_text(changes: dict[str, Any]) -> str:
-    """An audit entry's changes for people: "every 6h -> 12h; concurrency 5 -> 9"."""
+def changes_text(changes: dict[str, Any], *, terminal: bool = False) -> str:
+    """An audit entry's changes for people: "every 6h -> 12h; concurrency 5 -> 9" (in a
+    table on a terminal, times to the second and job ids cut short)."""
     parts = []
     order = list(_FIELD_LABELS)  # JSONB keeps keys in its own order, not the fields'
     for name, value in sorted(
@@ -475,9 +579,9 @@ def changes_text(changes: dict[str, Any]) -> str:
     ):
         label = _FIELD_LABELS.get(name, name)
         if not (isinstance(value, list) and len(value) == 2):  # a plain value: tick's slot
-            parts.append(f"{label} {_audit_value_text(name, value)}")
+            parts.append(f"{label} {_audit_value_text(name, value, terminal=terminal)}")
             continue
-        old, new = (_audit_value_text(name, item) for item in value)
+        old, new = (_audit_value_text(name, item, terminal=terminal) for item in value)
         if value[0] is None:  # created
             parts.append(f"{label} {new}")
         elif value[1] is None:  # deleted
@@ -511,7 +615,7 @@ def audit_rows(
             e.actor,
             e.action,
             domain,
-            changes_text(e.changes),
+            changes_text(e.changes, terminal=terminal),
             e.reason or "",
         ]
         if organisations:
@@ -525,7 +629,7 @@ def last_job_text(job: Job | None, now: datetime, *, terminal: bool) -> str:
     """`show`'s last job: id, status, and when it was made."""
     if job is None:
         return "-"
-    created = rfc3339(job.created_at)
+    created = whole_seconds(job.created_at)
     if terminal:
         created += f" ({ago(job.created_at, now)})"
     return f"{job.id} {job.status} {created}"
@@ -534,7 +638,7 @@ def last_job_text(job: Job | None, now: datetime, *, terminal: bool) -> str:
 def next_runs_text(runs: Sequence[datetime], now: datetime, *, terminal: bool) -> str:
     """`show`'s next run times, one a line; on a terminal, also relative to `now`."""
     return "\n".join(
-        rfc3339(run) + (f"  ({relative(run, now)})" if terminal else "") for run in runs
+        whole_seconds(run) + (f"  ({relative(run, now)})" if terminal else "") for run in runs
     )
 
 
@@ -546,9 +650,8 @@ def local_runs_text(runs: Sequence[Any], time_zone: str, now: datetime, *, termi
         minutes = run.utc_offset_seconds // 60
         sign = "-" if minutes < 0 else "+"
         offset = f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
-        line = (
-            f"{rfc3339(run.at)}  {run.local_time.strftime('%Y-%m-%d %H:%M')} {offset} {time_zone}"
-        )
+        local = run.local_time.strftime("%Y-%m-%d %H:%M")
+        line = f"{whole_seconds(run.at)}  {local} {offset} {time_zone}"
         if run.dst_day:
             line += "  (DST change that day)"
         if terminal:
@@ -638,7 +741,8 @@ def status_lines(report: dict[str, Any]) -> list[tuple[str, str]]:
     last = report["last_tick"]
     lag = duration(report["worst_lag_seconds"])
     last_text = (
-        f"{last['ticked_at']} ({duration(report['last_tick_age_seconds'])} ago) "
+        f"{whole_seconds(datetime.fromisoformat(last['ticked_at'].replace('Z', '+00:00')))} "
+        f"({duration(report['last_tick_age_seconds'])} ago) "
         f"on {last['host']}: "
         + ("ok" if last["ok"] else f"FAILED ({last['message']})")
         + f", {last['created']} created, {last['skipped']} skipped, {last['failed']} failed"
