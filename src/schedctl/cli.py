@@ -1073,7 +1073,7 @@ def apply_file(
         render.print_json(plan.doc() | {"dry_run": dry_run or check})
     else:
         print("\n".join(render_plan.plan_lines(plan, dry_run=dry_run or check)))
-    if check and not plan.in_sync:
+    if check and plan.drift:  # adoption alone is not drift
         print(f"error: the database differs from {source}", file=sys.stderr)
         raise typer.Exit(1)
 
