@@ -968,7 +968,10 @@ def status(
         ),
     ] = "5m",
     all_orgs: Annotated[
-        bool, typer.Option("--all-orgs", help="Count every organisation's schedulers.")
+        bool,
+        typer.Option(
+            "--all-orgs", help="Count every organisation's schedulers (the default without --org)."
+        ),
     ] = False,
     prometheus: Annotated[
         bool,
@@ -988,7 +991,8 @@ def status(
     lag_limit = parse_duration(max_lag)
     if prometheus and (org is not None or as_json):
         raise InvalidInput("--prometheus covers the whole database: it takes no --org or --json")
-    with _session(org, all_orgs=all_orgs or prometheus) as (conn, org_id):
+    # Tick and its heartbeat serve the whole database: so does status, unless --org narrows it.
+    with _session(org, all_orgs=org is None) as (conn, org_id):
         report = monitoring.status(conn, org_id, lag_limit)
     if prometheus:
         from schedctl.metrics import status_text

@@ -26,7 +26,14 @@ def status(conn: db.Connection, org_id: Any, max_lag: timedelta) -> dict[str, An
     problems = []
     if lag > max_lag.total_seconds():
         limit = duration(max_lag.total_seconds())
-        problems.append(f"a scheduler has waited {duration(lag)} (more than {limit})")
+        worst = db.fetch_optional(conn, "status_most_overdue", organisation_id=org_id)
+        who = (
+            f"the scheduler of {worst['domain']} ({worst['id']}, organisation "
+            f"{worst['organisation']})"
+            if worst is not None
+            else "a scheduler"
+        )
+        problems.append(f"{who} has waited {duration(lag)} (more than {limit})")
     if last is not None and not last["ok"]:
         problems.append(f"the last tick failed: {last['message']}")
     return {

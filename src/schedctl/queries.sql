@@ -1217,3 +1217,18 @@ DELETE FROM public.organisations WHERE id = %(id)s;
 -- Whether the current transaction has written anything (it has a transaction id), so that
 -- an interrupt from its commit on is held until the command has said what it did.
 SELECT txid_current_if_assigned() IS NOT NULL AS wrote;
+
+
+-- ---------------------------------------------------------------- status: who is lagging
+
+-- name: status_most_overdue
+-- The enabled scheduler that has waited longest (lag counts from its creation at the
+-- earliest), so that `status` names it.
+SELECT s.id, d.name AS domain, o.name AS organisation
+FROM public.schedulers s
+JOIN public.domains d ON d.id = s.domain_id
+LEFT JOIN public.organisations o ON o.id = s.organisation_id
+WHERE s.is_enabled
+  AND (%(organisation_id)s::uuid IS NULL OR s.organisation_id = %(organisation_id)s::uuid)
+ORDER BY GREATEST(s.next_run_at, s.created_at), s.id
+LIMIT 1;
