@@ -30,7 +30,7 @@ from tests.helpers import Result, cli_env, make_due, make_org, make_scheduler, r
 Cli = Callable[..., Result]
 Conn = psycopg.Connection[tuple[Any, ...]]
 
-TICK_KEYS = {"due", "created", "skipped", "failed", "missed", "jobs", "errors"}
+TICK_KEYS = {"due", "created", "skipped", "failed", "missed", "resumed", "jobs", "errors"}
 MICRO = timedelta(microseconds=1)
 TICK_BACKENDS = (
     "SELECT count(*) FROM pg_stat_activity "

@@ -13,7 +13,13 @@ import typer
 from typer.core import TyperCommand
 
 from schedctl.config import Settings, load_settings
-from schedctl.errors import InvalidInput, OperationFailed, SchedctlError, SchedulerNotFound
+from schedctl.errors import (
+    DatabaseUnavailable,
+    InvalidInput,
+    OperationFailed,
+    SchedctlError,
+    SchedulerNotFound,
+)
 from schedctl.models import Overlap
 
 if TYPE_CHECKING:
@@ -25,8 +31,8 @@ _HELP = """Recurring crawl-job scheduling for the crawling service's PostgreSQL 
 
 The database is SCHEDCTL_DATABASE_URL (a libpq URI, from the environment or a .env file in
 the working directory), else DATABASE_URL, else an embedded server for trying schedctl out.
-Every command takes --json (exactly one JSON document on stdout), -v (a traceback on error)
-and -h; see `schedctl COMMAND -h`.
+Every command but export (which prints YAML) takes --json (exactly one JSON document on
+stdout), -v (a traceback on error) and -h; see `schedctl COMMAND -h`.
 """
 
 _EPILOG = """\b
@@ -38,6 +44,7 @@ Exit codes:
   3  not found (a scheduler, also another organisation's, or an organisation)
   4  conflict (already exists; refused by the skip policy; an organisation in use)
   5  database unreachable, not migrated, read-only, or a privilege missing
+  130  interrupted (Ctrl-C): rolled back, unless the message says what was committed
 """
 
 # -h as well as --help, on every command (click passes it down to subcommands).
@@ -152,7 +159,7 @@ def _session(org: str | None, *, all_orgs: bool = False) -> Iterator[tuple[Conne
         try:
             yield conn, found.id
         except SchedulerNotFound as exc:
-            exc.message = f"no scheduler {exc.ref!r} in organisation {found.name!r}"
+            exc.message = f"no scheduler {exc.ref!r} in organisation {found.name!r}{exc.hint}"
             raise
 
 
@@ -473,7 +480,14 @@ def create(
             metavar="DOMAIN", help="The domain to crawl, e.g. example.com.", show_default=False
         ),
     ],
-    every: EveryOpt = None,
+    every: Annotated[
+        str | None,
+        typer.Option(
+            "--every",
+            metavar="INTERVAL",
+            help="6h, 12h, 24h or 48h (also 6, 12, 24, 48, 1d, 2d).  [required]",
+        ),
+    ] = None,
     concurrency: ConcurrencyOpt = None,
     find_links: FindLinksOpt = False,
     no_find_links: NoFindLinksOpt = False,
@@ -493,7 +507,14 @@ def create(
     as_json: JsonOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
-    """Create a scheduler: crawl DOMAIN every 6, 12, 24 or 48 hours."""
+    """Create a scheduler: crawl DOMAIN every 6, 12, 24 or 48 hours.
+
+    \b
+    Examples:
+      schedctl create example.com --every 24h
+      schedctl create shop.example.org --every 24h --at 03:00 --time-zone Europe/London
+      schedctl create big.example.net --every 12h --overlap skip --max-pages 5000
+    """
     from schedctl import schedulers, validation
 
     name = validation.normalize_domain(domain)
@@ -791,7 +812,14 @@ def pause(
     as_json: JsonOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
-    """Pause a scheduler, keeping the reason; with --until, a tick resumes it then."""
+    """Pause a scheduler, keeping the reason; with --until, a tick resumes it then.
+
+    \b
+    Examples:
+      schedctl pause example.com --reason "site migration"
+      schedctl pause example.com --until 2h
+      schedctl pause example.com --until 2030-03-01T06:00:00Z
+    """
     from schedctl import schedulers
     from schedctl.validation import parse_reason, parse_ref, parse_until
 
@@ -885,6 +913,7 @@ def tick(
         Path | None,
         typer.Option(
             "--metrics-file",
+            metavar="PATH",
             help="Write the pass's Prometheus gauges to this file (node_exporter textfile "
             "collector), atomically.",
         ),
@@ -892,7 +921,13 @@ def tick(
     as_json: JsonOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
-    """One pass over every due scheduler of every organisation (run it every minute)."""
+    """One pass over every due scheduler of every organisation (run it every minute).
+
+    \b
+    Examples:
+      schedctl tick --dry-run
+      schedctl tick --quiet --metrics-file /var/lib/node_exporter/textfile/schedctl.prom
+    """
     from schedctl import db, render
     from schedctl import tick as tick_pass
     from schedctl.validation import TICK_LIMIT, check_range
@@ -984,7 +1019,13 @@ def status(
     as_json: JsonOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
-    """Health for monitoring: exits 1 when ticks lag or the last tick failed."""
+    """Health for monitoring: exits 1 when ticks lag or the last tick failed.
+
+    \b
+    Examples:
+      schedctl status --max-lag 10m || alert "schedctl is not keeping up"
+      schedctl status --prometheus > /var/lib/node_exporter/textfile/schedctl_status.prom
+    """
     from schedctl import monitoring, render
     from schedctl.validation import parse_duration
 
@@ -992,8 +1033,15 @@ def status(
     if prometheus and (org is not None or as_json):
         raise InvalidInput("--prometheus covers the whole database: it takes no --org or --json")
     # Tick and its heartbeat serve the whole database: so does status, unless --org narrows it.
-    with _session(org, all_orgs=org is None) as (conn, org_id):
-        report = monitoring.status(conn, org_id, lag_limit)
+    try:
+        with _session(org, all_orgs=org is None) as (conn, org_id):
+            report = monitoring.status(conn, org_id, lag_limit)
+    except DatabaseUnavailable:
+        if prometheus:  # "down", which a scrape tells from "no data"
+            from schedctl.metrics import down_text
+
+            sys.stdout.write(down_text())
+        raise
     if prometheus:
         from schedctl.metrics import status_text
 
@@ -1057,7 +1105,14 @@ def apply_file(
     as_json: JsonOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
-    """Make the schedulers as FILE says, in one transaction."""
+    """Make the schedulers as FILE says, in one transaction.
+
+    \b
+    Examples:
+      schedctl apply -f schedules.yaml --dry-run
+      schedctl apply -f schedules.yaml --prune
+      schedctl export > schedules.yaml && schedctl apply -f schedules.yaml --check
+    """
     from schedctl import apply as applying
     from schedctl import manifest, render, render_plan
 

@@ -52,6 +52,8 @@ class Interrupted(SchedctlError):
 class SchedulerNotFound(NotFound):
     """No scheduler by that REF in the organisation; the CLI names the organisation."""
 
-    def __init__(self, ref: str) -> None:
-        super().__init__(f"no scheduler {ref!r} in this organisation")
+    def __init__(self, ref: str, hint: str = "") -> None:
+        super().__init__(f"no scheduler {ref!r} in this organisation{hint}")
         self.ref = ref
+        # Why the REF may have found nothing (", an id prefix needs ..."), or "".
+        self.hint = hint

@@ -1232,3 +1232,13 @@ WHERE s.is_enabled
   AND (%(organisation_id)s::uuid IS NULL OR s.organisation_id = %(organisation_id)s::uuid)
 ORDER BY GREATEST(s.next_run_at, s.created_at), s.id
 LIMIT 1;
+
+
+-- ---------------------------------------------------------------- tick: pauses that run out
+
+-- name: tick_would_resume
+-- How many schedulers a pass would resume first (their `pause --until` has come), for a
+-- dry run, which resumes none.
+SELECT count(*) AS resumed
+FROM schedctl.scheduler_settings
+WHERE paused_until <= COALESCE(%(now)s::timestamptz, now());

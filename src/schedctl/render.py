@@ -702,6 +702,7 @@ class TickReport:
             "skipped": summary.skipped,
             "failed": summary.failed,
             "missed": summary.missed,
+            "resumed": summary.resumed,
         }
         self._spool.seek(0)
         out = sys.stdout
@@ -714,7 +715,11 @@ class TickReport:
             if not self.quiet:
                 _copy(self._spool, out)
                 prefix = "tick (dry run)" if self.dry_run else "tick"
-                out.write(prefix + ": " + ", ".join(f"{v} {k}" for k, v in counts.items()) + "\n")
+                resumed = counts.pop("resumed")
+                line = prefix + ": " + ", ".join(f"{v} {k}" for k, v in counts.items())
+                if resumed:  # paused until a time that has come
+                    line += f", {resumed} {'to resume' if self.dry_run else 'resumed'}"
+                out.write(line + "\n")
             # An error of the pass itself (no scheduler) is the command's own error line.
             for error in summary.errors:
                 if error["scheduler_id"] is not None:

@@ -52,6 +52,9 @@ class Summary:
     errors: list[dict[str, Any]] = field(default_factory=list)
     # Ctrl-C came after a batch had committed: the pass stopped before its next batch.
     interrupted: bool = False
+    # Paused schedulers whose `pause --until` had come, resumed before the pass (a dry run:
+    # that would be).
+    resumed: int = 0
 
     @property
     def ok(self) -> bool:
@@ -108,8 +111,10 @@ def run(
         hook_names=hooks.names(),
     )
     try:
-        if not dry_run:
-            resume_paused(conn, now=now, actor=actor)
+        if dry_run:
+            state.summary.resumed = int(db.fetch_one(conn, "tick_would_resume", now=now)["resumed"])
+        else:
+            state.summary.resumed = resume_paused(conn, now=now, actor=actor)
         _run_pass(conn, state, batch_size, connect)
     except psycopg.Error as exc:
         if not dry_run:
@@ -339,11 +344,11 @@ def _report(state: _Pass, outcomes: list[Outcome]) -> None:
             )
 
 
-def resume_paused(conn: db.Connection, *, now: datetime | None, actor: str) -> None:
+def resume_paused(conn: db.Connection, *, now: datetime | None, actor: str) -> int:
     """Resume, in one statement, the schedulers whose `pause --until` has come, before the
-    pass claims what is due."""
+    pass claims what is due; how many."""
     with conn.work():
-        db.execute(conn, "tick_resume_paused", now=now, actor=actor)
+        return int(db.fetch_one(conn, "tick_resume_paused", now=now, actor=actor)["resumed"])
 
 
 def record_heartbeat(conn: db.Connection, summary: Summary) -> None:

@@ -215,6 +215,15 @@ def parse_ref(raw: str) -> Ref:
         return Ref(text=text)  # neither: it matches nothing
 
 
+def short_id_hint(text: str) -> str:
+    """For a REF that found nothing and looks like the start of an id, but is shorter than
+    an id prefix may be: the words that say so (else "")."""
+    digits = text.replace("-", "")
+    if _ID_PREFIX.match(text) and 0 < len(digits) < MIN_ID_PREFIX:
+        return f" (an id prefix needs at least {MIN_ID_PREFIX} characters)"
+    return ""
+
+
 def display_domain(a_label: str) -> str:
     """Return the Unicode form (U-label) of a stored domain, or the input if it does not decode."""
     import idna
@@ -228,13 +237,13 @@ def display_domain(a_label: str) -> str:
 # --- scheduler template ------------------------------------------------------------------------
 
 
-def parse_interval(raw: str) -> int:
-    """Return the hours of an `--every` value: 6h, 12h, 24h, 48h (also 6, 12, 24, 48, 1d, 2d)."""
+def parse_interval(raw: str, option: str = "--every") -> int:
+    """Return the hours of an `--every` value: 6h, 12h, 24h, 48h (also 6, 12, 24, 48, 1d, 2d);
+    messages name `option` (a file's key)."""
     hours = _INTERVALS.get(raw.strip().lower())
     if hours is None:
-        raise InvalidInput(
-            f"--every must be one of 6h, 12h, 24h, 48h (or 6, 12, 24, 48, 1d, 2d), got {_show(raw)}"
-        )
+        choices = "6h, 12h, 24h, 48h (or 6, 12, 24, 48, 1d, 2d)"
+        raise InvalidInput(f"{option} must be one of {choices}, got {_show(raw)}")
     return hours
 
 
@@ -364,8 +373,27 @@ def zone_unknown(name: str, option: str = "--time-zone") -> InvalidInput:
     """The error for a zone name the database's zone database does not know."""
     return InvalidInput(
         f"{option} {_show(name)} is not a time zone of the database's zone database "
-        "(an IANA name such as Europe/London, America/New_York or UTC)"
+        + (
+            f"(did you mean {nearest}?)"
+            if (nearest := nearest_zone(name))
+            else "(an IANA name such as Europe/London, America/New_York or UTC)"
+        )
     )
+
+
+def nearest_zone(name: str) -> str | None:
+    """The IANA zone name nearest to a misspelt one (from the zone data Python reads, which
+    names the same zones as the server's), or None."""
+    import difflib
+    import zoneinfo
+
+    try:
+        zones = zoneinfo.available_timezones()
+    except Exception:  # no zone data here: no suggestion
+        return None
+    by_lower = {zone.lower(): zone for zone in zones}
+    close = difflib.get_close_matches(name.strip().lower(), list(by_lower), n=1, cutoff=0.75)
+    return by_lower[close[0]] if close else None
 
 
 def parse_spread(raw: str, interval_hours: int | None = None, option: str = "--spread") -> int:
