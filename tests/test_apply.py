@@ -391,7 +391,7 @@ def test_round_trip_of_zoned_spread_and_windowed_schedulers(
         *("--spread", "1h", "--catchup-window", "2h"),
     )
     make_scheduler(cli, "kept-time.com", "--every", "48h", "--time-zone", "America/New_York")
-    make_scheduler(cli, "spread.com", "--every", "6h", "--spread", "5400")
+    make_scheduler(cli, "spread.com", "--every", "6h", "--spread", "90m")
     make_scheduler(cli, "windowed.com", "--catchup-window", "90s")
     make_scheduler(cli, "paused.com", "--disabled", "--until", "2099-01-01T06:00:00Z")
     exported = cli("export").stdout
