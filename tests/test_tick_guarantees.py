@@ -277,6 +277,7 @@ def test_tick_json_prints_exactly_one_line_of_json_as_a_real_process(
             "skipped": 0,
             "failed": 0,
             "missed": 0,
+            "resumed": 0,
             "jobs": [],
             "errors": [],
         }

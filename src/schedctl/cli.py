@@ -1034,7 +1034,7 @@ def status(
         raise InvalidInput("--prometheus covers the whole database: it takes no --org or --json")
     # Tick and its heartbeat serve the whole database: so does status, unless --org narrows it.
     try:
-        with _session(org, all_orgs=org is None) as (conn, org_id):
+        with _session(org, all_orgs=all_orgs or org is None) as (conn, org_id):
             report = monitoring.status(conn, org_id, lag_limit)
     except DatabaseUnavailable:
         if prometheus:  # "down", which a scrape tells from "no data"
