@@ -1,8 +1,15 @@
--- Least-privilege roles for schedctl:
+-- Least-privilege roles for schedctl, and the commands each may run (a test runs each of
+-- them as a member of each role):
 --   schedctl_tick     may do exactly what one `tick` pass does, and nothing more. It cannot
 --                     delete schedulers or jobs, change a scheduler's settings, rewrite the
 --                     audit trail, create organisations or domains, or change the schema.
---   schedctl_monitor  may run `status` and `list`: it reads, and writes nothing.
+--   schedctl_tick runs: tick, tick --dry-run
+--   schedctl_monitor  reads, and writes nothing: what monitoring and a look around need.
+--   schedctl_monitor runs: status, list, show, history, log, org list, hooks show, export
+--   schedctl_operator may run every command but `migrate`: it changes schedulers,
+--                     organisations, domains, jobs (a `run`, a replaced job) and hooks, but
+--                     not the schema, and it cannot rewrite the audit trail.
+--   schedctl_operator runs: status, list, show, history, log, org, hooks, export, tick, create, update, pause, resume, run, apply, delete
 --
 -- Run it after `schedctl migrate` (and again after any later migration), as the owner of
 -- the tables (the account that ran the migration, or a superuser), in the application's
@@ -10,7 +17,7 @@
 --
 --     psql "$ADMIN_URL" -v ON_ERROR_STOP=1 -f contrib/grants.sql
 --
--- Both are group roles that cannot log in. Give the account cron or the systemd timer
+-- All three are group roles that cannot log in. Give the account cron or the systemd timer
 -- uses membership of one, for example:
 --
 --     CREATE ROLE schedctl_cron LOGIN PASSWORD '...' IN ROLE schedctl_tick;
@@ -43,23 +50,28 @@ BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'schedctl_monitor') THEN
         CREATE ROLE schedctl_monitor NOLOGIN;
     END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'schedctl_operator') THEN
+        CREATE ROLE schedctl_operator NOLOGIN;
+    END IF;
 END
 $$;
 
 -- Reach the database, the host's schema and schedctl's.
 DO $$
 BEGIN
-    EXECUTE format('GRANT CONNECT ON DATABASE %I TO schedctl_tick, schedctl_monitor',
-                   current_database());
+    EXECUTE format(
+        'GRANT CONNECT ON DATABASE %I TO schedctl_tick, schedctl_monitor, schedctl_operator',
+        current_database());
 END
 $$;
-GRANT USAGE ON SCHEMA public, schedctl TO schedctl_tick, schedctl_monitor;
+GRANT USAGE ON SCHEMA public, schedctl TO schedctl_tick, schedctl_monitor, schedctl_operator;
 
 -- Start from nothing on every table they touch (column grants are revoked with them).
 REVOKE ALL ON public.schedulers, public.jobs, public.domains, public.organisations,
     schedctl.scheduler_settings, schedctl.served_slots, schedctl.audit,
     schedctl.tick_heartbeats, schedctl._yoyo_migration, schedctl.hooks
-    FROM schedctl_tick, schedctl_monitor;
+    FROM schedctl_tick, schedctl_monitor, schedctl_operator;
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA schedctl FROM schedctl_tick, schedctl_monitor, schedctl_operator;
 
 -- ---------------------------------------------------------------- schedctl_tick
 
@@ -133,11 +145,48 @@ GRANT SELECT ON schedctl.scheduler_settings, schedctl.tick_heartbeats,
 -- `list`'s last run: the newest served slot and `run` of each scheduler, and that job's
 -- status and time.
 GRANT SELECT ON schedctl.served_slots TO schedctl_monitor;
-GRANT SELECT (scheduler_id, action, at, changes) ON schedctl.audit TO schedctl_monitor;
-GRANT SELECT (id, status, created_at) ON public.jobs TO schedctl_monitor;
+-- `log`: the whole audit trail.
+GRANT SELECT ON schedctl.audit TO schedctl_monitor;
+-- `show`'s last job and `history`: the columns of a job as they print it.
+GRANT SELECT (id, scheduler_id, domain_id, organisation_id, status, progress, created_at,
+              started_at, completed_at, total_tasks, completed_tasks, failed_tasks,
+              skipped_tasks, source_info)
+    ON public.jobs TO schedctl_monitor;
 -- `hooks show`.
 GRANT SELECT ON schedctl.hooks TO schedctl_monitor;
-GRANT EXECUTE ON FUNCTION schedctl.spread_offset(uuid, integer) TO schedctl_monitor;
+-- `show`'s next runs of a scheduler in a time zone or with a spread: the slot arithmetic
+-- (computations only; not resume_paused, which writes).
+GRANT EXECUTE ON FUNCTION
+    schedctl.spread_offset(uuid, integer),
+    schedctl.wall_instant(timestamp, text),
+    schedctl.grid_slot(bigint, integer, timestamp, text, interval),
+    schedctl.grid_next_index(timestamptz, integer, timestamp, text, interval),
+    schedctl.grid_index(timestamptz, integer, timestamp, text, interval)
+    TO schedctl_monitor;
+
+-- ---------------------------------------------------------------- schedctl_operator
+
+-- The host's tables and schedctl's settings, served slots, heartbeats and hooks: read and
+-- write (create, update, pause, resume, delete, run, apply, org, hooks set and clear, tick).
+GRANT SELECT, INSERT, UPDATE, DELETE ON public.schedulers, public.jobs, public.domains,
+    public.organisations, schedctl.scheduler_settings, schedctl.served_slots,
+    schedctl.tick_heartbeats, schedctl.hooks TO schedctl_operator;
+-- The sequence behind domains' serial id, for the domains `create` and `apply` add.
+DO $$
+DECLARE
+    seq text := pg_get_serial_sequence('public.domains', 'id');
+BEGIN
+    IF seq IS NOT NULL THEN
+        EXECUTE format('GRANT USAGE, SELECT ON SEQUENCE %s TO schedctl_operator', seq);
+    END IF;
+END
+$$;
+-- The audit trail: read and append; the table refuses UPDATE and DELETE from anyone.
+GRANT SELECT, INSERT ON schedctl.audit TO schedctl_operator;
+-- The schema version (`status`).
+GRANT SELECT ON schedctl._yoyo_migration TO schedctl_operator;
+-- Every function of the schema: the slot arithmetic, and resume_paused.
+GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA schedctl TO schedctl_operator;
 
 -- ---------------------------------------------------------------- row-level security
 -- Policies that show schedctl's roles every row of the host's tables, for a host that
@@ -145,14 +194,14 @@ GRANT EXECUTE ON FUNCTION schedctl.spread_offset(uuid, integer) TO schedctl_moni
 -- Uncomment to use (DROP POLICY IF EXISTS first makes running the file again safe).
 --
 -- DROP POLICY IF EXISTS schedctl_all ON public.schedulers;
--- CREATE POLICY schedctl_all ON public.schedulers TO schedctl_tick, schedctl_monitor
+-- CREATE POLICY schedctl_all ON public.schedulers TO schedctl_tick, schedctl_monitor, schedctl_operator
 --     USING (true) WITH CHECK (true);
 -- DROP POLICY IF EXISTS schedctl_all ON public.jobs;
--- CREATE POLICY schedctl_all ON public.jobs TO schedctl_tick, schedctl_monitor
+-- CREATE POLICY schedctl_all ON public.jobs TO schedctl_tick, schedctl_monitor, schedctl_operator
 --     USING (true) WITH CHECK (true);
 -- DROP POLICY IF EXISTS schedctl_all ON public.domains;
--- CREATE POLICY schedctl_all ON public.domains TO schedctl_tick, schedctl_monitor
+-- CREATE POLICY schedctl_all ON public.domains TO schedctl_tick, schedctl_monitor, schedctl_operator
 --     USING (true) WITH CHECK (true);
 -- DROP POLICY IF EXISTS schedctl_all ON public.organisations;
--- CREATE POLICY schedctl_all ON public.organisations TO schedctl_tick, schedctl_monitor
+-- CREATE POLICY schedctl_all ON public.organisations TO schedctl_tick, schedctl_monitor, schedctl_operator
 --     USING (true) WITH CHECK (true);

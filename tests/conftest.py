@@ -22,6 +22,7 @@ import uuid
 import warnings
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,9 @@ from tests.helpers import (
     Cli,
     Conn,
     NewDatabase,
+    SharedWorld,
+    SharedWorlds,
+    WorldSetup,
     as_uri,
     cli_against,
     run_cli_subprocess,
@@ -233,6 +237,34 @@ def new_database(server_url: str, _dropper: _Dropper) -> Iterator[NewDatabase]:
 def database_url(new_database: NewDatabase, template_db: str) -> str:
     """URL of a fresh, migrated database for this test alone."""
     return new_database(template=template_db)
+
+
+@pytest.fixture(scope="session")
+def shared_worlds(server_url: str, template_db: str, _dropper: _Dropper) -> SharedWorlds:
+    """shared_worlds(folder, setup) -> a context manager of a SharedWorld: a clone of the
+    template made when entered, set up by `setup`, dropped when left (for a module-scoped
+    fixture)."""
+
+    @contextmanager
+    def make(folder: Path, setup: WorldSetup) -> Iterator[SharedWorld]:
+        name = _unique("m")
+        _create(server_url, name, template_db)
+        try:
+            url = with_database(server_url, name)
+            with (
+                pytest.MonkeyPatch.context() as monkeypatch,
+                psycopg.connect(url, autocommit=True) as conn,
+            ):
+                # The clean environment _clean_environment gives a test.
+                for var in ENV_VARS:
+                    monkeypatch.delenv(var, raising=False)
+                monkeypatch.chdir(folder)
+                setup(cli_against(url, monkeypatch), conn, folder)
+            yield SharedWorld(url)
+        finally:
+            _dropper.drop(name)
+
+    return make
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager, redirect_stderr, redirect_stdout
+from contextlib import AbstractContextManager, contextmanager, redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -195,10 +195,13 @@ def run_cli(args: list[str]) -> Result:
     """schedctl's main() in this process, with stdout and stderr captured apart."""
     import schedctl.cli
 
+    # main() calls the `app` of its own module: the package's `app` is a re-export, and its
+    # `main` the function, which hides the module of that name.
+    main_module = sys.modules["schedctl.cli.main"]
     out, err = io.StringIO(), io.StringIO()
     code = 0
     with (
-        mock.patch.object(schedctl.cli, "app", _built_once(schedctl.cli.app)),
+        mock.patch.object(main_module, "app", _built_once(schedctl.cli.app)),
         redirect_stdout(out),
         redirect_stderr(err),
     ):
@@ -219,6 +222,28 @@ def cli_against(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Cli:
         return run_cli(list(args))
 
     return invoke
+
+
+@dataclass
+class SharedWorld:
+    """A migrated database shared by the tests of one module that each check that a command
+    changes nothing in it (conftest's shared_worlds makes one): its setup ran once, before
+    the first of them; each test runs schedctl against it with `cli_for(monkeypatch)`."""
+
+    url: str
+
+    def cli_for(self, monkeypatch: pytest.MonkeyPatch) -> Cli:
+        return cli_against(self.url, monkeypatch)
+
+
+class WorldSetup(Protocol):
+    """Sets a shared world up: schedctl in-process against it, a connection, a folder."""
+
+    def __call__(self, cli: Cli, conn: Conn, folder: Path) -> None: ...
+
+
+class SharedWorlds(Protocol):
+    def __call__(self, folder: Path, setup: WorldSetup) -> AbstractContextManager[SharedWorld]: ...
 
 
 def cli_env(extra: dict[str, str]) -> dict[str, str]:

@@ -7,8 +7,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
@@ -18,9 +20,13 @@ from hypothesis import strategies as st
 
 from schedctl import manifest
 from schedctl.errors import InvalidInput
+from schedctl.fields import DEFAULTS
 from tests.helpers import (
     Cli,
     Conn,
+    Result,
+    SharedWorld,
+    SharedWorlds,
     assert_error,
     fetch_one,
     fingerprint,
@@ -28,6 +34,7 @@ from tests.helpers import (
     make_org,
     make_scheduler,
     ok_json,
+    run_cli,
     run_cli_subprocess,
     start_cli_process,
 )
@@ -41,7 +48,7 @@ schedulers:
     include: [/blog]
 """
 
-# The key the organisation lock of apply uses (queries.sql, apply_lock_organisations).
+# The key the organisation lock of apply uses (sql/apply.sql, apply_lock_organisations).
 APPLY_LOCK_KEY = 1399022672
 
 
@@ -465,8 +472,18 @@ def test_a_created_schedule_runs_when_create_would_run_it(
         )
     same = ("at", "time_zone", "spread_seconds", "catchup_window_seconds", "grid")
     assert {k: by_file[k] for k in same} == {k: by_command[k] for k in same}
-    if by_command["at"] is not None:  # a wall-clock grid: the same time, to the microsecond
-        assert by_file["slot"] == by_command["slot"]
+    if by_command["at"] is not None:
+        # A wall-clock grid: the same wall-clock time, to the microsecond. Which grid time
+        # comes first depends on each scheduler's offset (a hash of its id) when the test runs
+        # inside the spread window after one: the two may be one interval apart.
+        zone = ZoneInfo(by_command["time_zone"])
+        hours = by_command["schedule_interval_hours"]
+        walls = {
+            (t.hour % hours, t.minute, t.second, t.microsecond)
+            for t in (by_file["slot"].astimezone(zone), by_command["slot"].astimezone(zone))
+        }
+        assert len(walls) == 1, walls
+        assert abs(by_file["slot"] - by_command["slot"]) <= dt.timedelta(hours=hours + 1)
     else:  # the elapsed-time grid: one interval after each was made
         assert abs(by_file["slot"] - by_command["slot"]) < dt.timedelta(minutes=1)
     audit = fetch_one(
@@ -590,7 +607,7 @@ def test_export_writes_any_value_so_it_reads_back(reason: str, paths: list[str])
     scheduler = manifest.ExportedScheduler(
         "00000000-0000-4000-8000-000000000001",
         "alpha.com",
-        {f.attr: f.default for f in manifest.FIELDS}
+        dict(DEFAULTS)
         | {
             "schedule_interval_hours": 6,
             "is_enabled": False,
@@ -701,19 +718,36 @@ INVALID_FILES = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(INVALID_FILES))
-def test_invalid_files_write_nothing(cli: Cli, conn: Conn, tmp_path: Path, name: str) -> None:
+def _applied_and_manual(cli: Cli, conn: Conn, folder: Path) -> None:
     make_org(cli, "Acme")
-    apply(cli, tmp_path, BASE)
+    apply(cli, folder, BASE)
     make_scheduler(cli, "manual.com")
+
+
+@pytest.fixture(scope="module")
+def applied_world(
+    shared_worlds: SharedWorlds, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[SharedWorld]:
+    """BASE applied and one scheduler made by a command, shared by the invalid files (none
+    of which may change anything)."""
+    with shared_worlds(tmp_path_factory.mktemp("applied"), _applied_and_manual) as world:
+        yield world
+
+
+@pytest.mark.parametrize("name", sorted(INVALID_FILES))
+def test_invalid_files_write_nothing(
+    applied_world: SharedWorld, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, name: str
+) -> None:
+    cli = applied_world.cli_for(monkeypatch)
     text, line = INVALID_FILES[name]
-    before = fingerprint(conn)
-    for extra in ([], ["--prune"], ["--dry-run"], ["--check"]):
-        message = assert_error(cli("apply", "-f", write(tmp_path, text, "bad.yaml"), *extra), 2)
-        assert "bad.yaml" in message
-        if line is not None:
-            assert f"bad.yaml:{line}:" in message, message
-    assert fingerprint(conn) == before
+    with psycopg.connect(applied_world.url, autocommit=True) as conn:
+        before = fingerprint(conn)
+        for extra in ([], ["--prune"], ["--dry-run"], ["--check"]):
+            message = assert_error(cli("apply", "-f", write(tmp_path, text, "bad.yaml"), *extra), 2)
+            assert "bad.yaml" in message
+            if line is not None:
+                assert f"bad.yaml:{line}:" in message, message
+        assert fingerprint(conn) == before
 
 
 def test_every_problem_is_named_with_its_line(cli: Cli, conn: Conn, tmp_path: Path) -> None:
@@ -732,7 +766,12 @@ def test_every_problem_is_named_with_its_line(cli: Cli, conn: Conn, tmp_path: Pa
     before = fingerprint(conn)
     message = assert_error(cli("apply", "-f", write(tmp_path, text)), 2)
     assert message.startswith(f"{tmp_path / 'schedules.yaml'}: 4 problems, nothing applied")
-    for line, words in [(4, "localhost"), (5, "--every"), (8, "concurrency"), (9, "bogus")]:
+    for line, words in [
+        (4, "localhost"),
+        (5, "every must be one of"),
+        (8, "concurrency"),
+        (9, "bogus"),
+    ]:
         assert f"schedules.yaml:{line}: " in message and words in message, (line, message)
     assert "schedules.yaml:2" not in message
     assert fingerprint(conn) == before
@@ -887,9 +926,9 @@ def test_one_file_for_several_organisations(cli: Cli, conn: Conn, tmp_path: Path
 # ---------------------------------------------------------------- processes, size
 
 
-def test_apply_reads_stdin(database_url: str, conn: Conn) -> None:
+def test_apply_reads_stdin(cli: Cli, database_url: str, conn: Conn) -> None:
     env = {"SCHEDCTL_DATABASE_URL": database_url}
-    assert run_cli_subprocess(["org", "create", "Acme"], env).code == 0
+    make_org(cli, "Acme")
     result = run_cli_subprocess(["apply", "-f", "-", "--json"], env, stdin=BASE)
     assert result.code == 0, result.stderr
     assert json.loads(result.stdout)["source"] == "<stdin>"
@@ -913,9 +952,11 @@ def _waiting_for_advisory_lock(conn: Conn) -> int:
 
 
 @pytest.mark.slow
-def test_concurrent_applies_take_turns(database_url: str, conn: Conn, tmp_path: Path) -> None:
+def test_concurrent_applies_take_turns(
+    cli: Cli, database_url: str, conn: Conn, tmp_path: Path
+) -> None:
     env = {"SCHEDCTL_DATABASE_URL": database_url}
-    assert run_cli_subprocess(["org", "create", "Acme"], env).code == 0
+    make_org(cli, "Acme")
     org = str(fetch_one(conn, "SELECT id FROM organisations")[0])
     files = {}
     for name in ("a", "b"):
@@ -1038,8 +1079,8 @@ def test_statements_sent_do_not_grow_with_the_file(
         apply(cli, tmp_path, "schedulers:\n" + first.replace("6h", "12h"))  # changes n
         per_size[n] = (created, list(sent))
     assert per_size[5] == per_size[200]
-    assert "apply_schedulers_insert" in per_size[5][0]
-    assert "apply_schedulers_update" in per_size[5][1]
+    assert "schedulers_insert" in per_size[5][0]
+    assert "schedulers_update" in per_size[5][1]
 
 
 def test_a_database_without_the_ownership_column_says_to_migrate(
@@ -1051,3 +1092,52 @@ def test_a_database_without_the_ownership_column_says_to_migrate(
     for args in (["apply", "-f", write(tmp_path, BASE)], ["export"]):
         assert "schedctl migrate" in assert_error(cli(*args), 5)
     assert fingerprint(conn) == before
+
+
+BROKEN_FILE = (
+    "schedulers:\n"  # 1
+    "  - domain: localhost\n"  # 2
+    "    every: 7h\n"  # 3
+)
+
+
+def _check_broken_file_refused(result: Result, path: str) -> None:
+    message = assert_error(result, 2)
+    assert message.startswith(f"{path}: 2 problems, nothing applied"), message
+    assert f"{path}:2: " in message and "localhost" in message, message
+    assert f"{path}:3: " in message and "every must be one of" in message, message
+
+
+def test_a_broken_file_is_exit_2_with_its_problems_while_the_database_is_unreachable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file is checked before connecting: its problems, not the connection's."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed again: nothing listens there
+    monkeypatch.setenv("SCHEDCTL_DATABASE_URL", f"postgresql://postgres@127.0.0.1:{port}/x")
+    monkeypatch.setenv("SCHEDCTL_CONNECT_TIMEOUT", "2")
+    path = write(tmp_path, BROKEN_FILE)
+    for extra in ([], ["--dry-run"], ["--check"], ["--json"]):
+        _check_broken_file_refused(run_cli(["apply", "-f", path, *extra]), path)
+
+
+def test_a_broken_file_starts_no_embedded_server(tmp_path: Path) -> None:
+    """With no database configured, a broken file is refused before the embedded server
+    would start: exit 2, no notice, no data directory made."""
+    import shutil
+    import tempfile
+
+    base = Path(tempfile.mkdtemp(prefix="schedctl-test-apply-"))  # not under pytest's folder
+    data_dir = base / "schedctl-data"
+    path = write(tmp_path, BROKEN_FILE)
+    try:
+        result = run_cli_subprocess(
+            ["apply", "-f", path], {"SCHEDCTL_DATA_DIR": str(data_dir)}, timeout=300
+        )
+        _check_broken_file_refused(result, path)
+        assert not data_dir.exists()
+    finally:
+        shutil.rmtree(base, ignore_errors=True)

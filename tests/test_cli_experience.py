@@ -9,9 +9,11 @@ import re
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
@@ -19,6 +21,8 @@ from schedctl import embedded
 from tests.helpers import (
     Cli,
     Conn,
+    SharedWorld,
+    SharedWorlds,
     as_uri,
     assert_error,
     check_result,
@@ -201,9 +205,9 @@ def test_org_delete_refused_by_a_host_table_changes_nothing(cli: Cli, conn: Conn
     assert fingerprint(conn) == before
 
 
-def test_org_delete_without_a_terminal_needs_yes(database_url: str, conn: Conn) -> None:
+def test_org_delete_without_a_terminal_needs_yes(cli: Cli, database_url: str, conn: Conn) -> None:
     env = {"SCHEDCTL_DATABASE_URL": database_url}
-    assert run_cli_subprocess(["org", "create", "Acme"], env).code == 0
+    make_org(cli, "Acme")
     before = fingerprint(conn)
     assert_error(run_cli_subprocess(["org", "delete", "Acme"], env), 2)
     assert fingerprint(conn) == before
@@ -226,15 +230,29 @@ CONFLICTS = [
 ]
 
 
-@pytest.mark.parametrize("args", CONFLICTS, ids=" ".join)
-def test_contradictory_flags_are_a_usage_error_before_connecting(
-    cli: Cli, conn: Conn, args: list[str]
-) -> None:
+def _one_scheduler(cli: Cli, conn: Conn, folder: Path) -> None:
     make_org(cli, "Acme")
     make_scheduler(cli, "example.com")
-    before = fingerprint(conn)
-    assert "cannot be used" in assert_error(cli(*args), 2)
-    assert fingerprint(conn) == before
+
+
+@pytest.fixture(scope="module")
+def one_scheduler_world(
+    shared_worlds: SharedWorlds, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[SharedWorld]:
+    """One scheduler, shared by the contradictory flags (none may change anything)."""
+    with shared_worlds(tmp_path_factory.mktemp("one"), _one_scheduler) as world:
+        yield world
+
+
+@pytest.mark.parametrize("args", CONFLICTS, ids=" ".join)
+def test_contradictory_flags_are_a_usage_error_before_connecting(
+    one_scheduler_world: SharedWorld, monkeypatch: pytest.MonkeyPatch, args: list[str]
+) -> None:
+    cli = one_scheduler_world.cli_for(monkeypatch)
+    with psycopg.connect(one_scheduler_world.url, autocommit=True) as conn:
+        before = fingerprint(conn)
+        assert "cannot be used" in assert_error(cli(*args), 2)
+        assert fingerprint(conn) == before
     # Checked before any connection: an unreachable database is not what is reported.
     result = cli(*args, env={"SCHEDCTL_DATABASE_URL": "postgresql://nobody@127.0.0.1:9/none"})
     assert_error(result, 2)
@@ -638,7 +656,7 @@ def test_list_with_its_last_run_runs_as_the_monitor_role(
     try:
         params = conninfo_to_dict(database_url) | {"user": login, "password": suffix}
         url = as_uri(" ".join(f"{k}={v}" for k, v in params.items()))
-        listed = ok_json(run_cli_subprocess(["list", "--json"], {"SCHEDCTL_DATABASE_URL": url}))
+        listed = ok_json(cli("list", "--json", env={"SCHEDCTL_DATABASE_URL": url}))
         assert listed[0]["last_run"]["status"] == "pending"
     finally:
         for role in (login, group, f"t_{suffix}"):

@@ -515,10 +515,12 @@ def test_delete_refuses_without_yes_when_stdin_is_not_a_terminal(
     assert conn.execute("SELECT count(*) FROM schedulers").fetchone() == (1,)
 
 
-def test_delete_refuses_in_a_real_process_without_a_terminal(database_url: str, conn: Conn) -> None:
+def test_delete_refuses_in_a_real_process_without_a_terminal(
+    cli: Cli, database_url: str, conn: Conn
+) -> None:
     env = {"SCHEDCTL_DATABASE_URL": database_url}
-    assert run_cli_subprocess(["org", "create", "Acme"], env).code == 0
-    assert run_cli_subprocess(["create", "example.com", "--every", "6h"], env).code == 0
+    make_org(cli, "Acme")
+    make_scheduler(cli, "example.com")
     result = run_cli_subprocess(["delete", "example.com"], env, stdin="y\n")
     assert_error(result, 2)
     assert conn.execute("SELECT count(*) FROM schedulers").fetchone() == (1,)

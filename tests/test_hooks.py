@@ -626,3 +626,62 @@ def test_a_large_batch_notifies_a_truncated_list_within_the_limit(
     assert all(len(note.payload.encode()) < 8000 for note in notes)
     big = [p for p in payloads if p["created"] > 150]
     assert big and all(p["truncated"] and 0 < len(p["job_ids"]) < p["created"] for p in big)
+
+
+# The host's check at commit: a deferred constraint trigger on jobs that waits for an advisory
+# lock the test holds, so that a tick can be killed while its batch's COMMIT is under way.
+HELD_AT_COMMIT = """
+CREATE FUNCTION public.wait_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_advisory_xact_lock_shared(727274);
+    RETURN NULL;
+END
+$$;
+CREATE CONSTRAINT TRIGGER wait_at_commit AFTER INSERT ON public.jobs
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION public.wait_at_commit();
+"""
+
+
+def test_the_notification_commits_with_its_batch_even_when_the_tick_dies_at_commit(
+    cli: Cli, conn: Conn, database_url: str
+) -> None:
+    """A tick killed while the server commits its batch: the server finishes the commit, and
+    the listeners hear of the jobs, since the NOTIFY is part of the batch's transaction (one
+    sent after the commit, by the dead process, would never come)."""
+    import signal
+    import time
+
+    from tests.helpers import finish_cli_process, start_cli_process
+
+    ok_json(cli("hooks", "set", "--notify", "new_jobs", "--json"))
+    make_org(cli, "Acme")
+    doc = make_scheduler(cli, "commit.com")
+    make_due(conn, doc["id"])
+    conn.execute(HELD_AT_COMMIT)
+    waiting_at_commit = (
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+        " AND application_name = 'schedctl' AND wait_event = 'advisory'"
+    )
+    with (
+        _listen(database_url, "new_jobs") as listener,
+        psycopg.connect(database_url, autocommit=True) as holder,
+    ):
+        holder.execute("SELECT pg_advisory_lock(727274)")
+        tick = start_cli_process(["tick", "--json"], {"SCHEDCTL_DATABASE_URL": database_url})
+        deadline = time.monotonic() + 60
+        while not (pids := conn.execute(waiting_at_commit).fetchall()):
+            assert tick.poll() is None, finish_cli_process(tick)
+            assert time.monotonic() < deadline, "the tick never reached its commit"
+            time.sleep(0.01)
+        tick.send_signal(signal.SIGKILL)
+        finish_cli_process(tick)
+        assert _count(conn, "SELECT count(*) FROM jobs") == 0  # not committed yet
+        holder.execute("SELECT pg_advisory_unlock(727274)")
+        while conn.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", pids[0]).fetchone():
+            assert time.monotonic() < deadline, "the killed tick's session stayed"
+            time.sleep(0.01)
+        notes = _received(listener, 2.0)
+
+    job_ids = [row[0] for row in conn.execute("SELECT id FROM jobs")]
+    assert len(job_ids) == 1  # the server committed the batch of the killed tick
+    assert [json.loads(note.payload)["job_ids"] for note in notes] == [job_ids]

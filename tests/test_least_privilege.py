@@ -11,6 +11,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,17 +22,19 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
 from tests.helpers import (
+    ENV_VARS,
     MIGRATIONS,
     Cli,
     Conn,
     as_uri,
     assert_error,
+    cli_against,
     fetch_one,
     fingerprint,
     make_due,
     make_org,
     make_scheduler,
-    run_cli_subprocess,
+    with_database,
 )
 from tests.helpers import insert_active_job as _insert_active_job
 
@@ -56,6 +59,12 @@ def _apply_grants(database_url: str, group: str) -> None:
 @pytest.fixture
 def tick_role(database_url: str) -> Iterator[TickRole]:
     """grants.sql applied to this test's database, and a login role that is a member."""
+    with _tick_role(database_url) as role:
+        yield role
+
+
+@contextmanager
+def _tick_role(database_url: str) -> Iterator[TickRole]:
     suffix = uuid.uuid4().hex[:10]
     group, login, password = f"schedctl_tick_{suffix}", f"schedctl_cron_{suffix}", suffix
     _apply_grants(database_url, group)
@@ -101,11 +110,11 @@ def test_tick_runs_as_the_least_privileged_role(cli: Cli, conn: Conn, tick_role:
     docs = setup["docs"]
     env = {"SCHEDCTL_DATABASE_URL": tick_role.url}
 
-    dry = run_cli_subprocess(["tick", "--dry-run", "--json"], env)
+    dry = cli("tick", "--dry-run", "--json", env=env)
     assert dry.code == 0, dry.stderr
     assert conn.execute("SELECT count(*) FROM jobs").fetchone() == (2,)
 
-    result = run_cli_subprocess(["tick", "--json"], env)
+    result = cli("tick", "--json", env=env)
     assert result.code == 0, result.stderr
     summary = json.loads(result.stdout)
     assert (summary["due"], summary["created"], summary["skipped"], summary["failed"]) == (
@@ -145,8 +154,37 @@ def test_tick_runs_as_the_least_privileged_role(cli: Cli, conn: Conn, tick_role:
         "SELECT count(*) FROM schedulers WHERE next_run_at <= now() AND is_enabled"
     ).fetchone() == (0,)
 
-    quiet = run_cli_subprocess(["tick", "--quiet"], env)
+    quiet = cli("tick", "--quiet", env=env)
     assert (quiet.code, quiet.stdout, quiet.stderr) == (0, "", "")
+
+
+@pytest.fixture(scope="module")
+def refusing_world(
+    server_url: str,
+    template_db: str,
+    _dropper: Any,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[Conn, TickRole]]:
+    """One migrated database, with the schedulers of _every_path_of_tick and the tick role,
+    shared by the checks that the role is refused a statement (each changes nothing)."""
+    name = f"schedctl_t_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        admin.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                sql.Identifier(name), sql.Identifier(template_db)
+            )
+        )
+    try:
+        url = with_database(server_url, name)
+        with psycopg.connect(url, autocommit=True) as conn, _tick_role(url) as role:
+            with pytest.MonkeyPatch.context() as monkeypatch:  # as _clean_environment does
+                for var in ENV_VARS:
+                    monkeypatch.delenv(var, raising=False)
+                monkeypatch.chdir(tmp_path_factory.mktemp("refusing_world"))
+                _every_path_of_tick(cli_against(url, monkeypatch), conn)
+            yield conn, role
+    finally:
+        _dropper.drop(name)
 
 
 @pytest.mark.parametrize(
@@ -169,13 +207,16 @@ def test_tick_runs_as_the_least_privileged_role(cli: Cli, conn: Conn, tick_role:
     ],
 )
 def test_the_role_cannot_do_anything_else(
-    cli: Cli, conn: Conn, tick_role: TickRole, statement: str
+    refusing_world: tuple[Conn, TickRole], statement: str
 ) -> None:
-    _every_path_of_tick(cli, conn)
-    with psycopg.connect(tick_role.url, autocommit=True) as role_conn:
+    conn, tick_role = refusing_world
+    with psycopg.connect(tick_role.url) as role_conn:
         assert role_conn.execute("SELECT current_user").fetchone() == (tick_role.login,)
+        # In a transaction that is rolled back: a statement wrongly allowed changes nothing
+        # the other statements of this world are tried against.
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             role_conn.execute(statement)
+        role_conn.rollback()
     assert conn.execute("SELECT count(*) FROM schedulers").fetchone() == (4,)
     assert conn.execute("SELECT count(*) FROM jobs").fetchone() == (2,)
 
@@ -197,7 +238,7 @@ def test_the_role_ticks_zoned_windowed_and_paused_until_schedulers(
         " WHERE scheduler_id = %s",
         [paused["id"]],
     )
-    result = run_cli_subprocess(["tick", "--json"], {"SCHEDCTL_DATABASE_URL": tick_role.url})
+    result = cli("tick", "--json", env={"SCHEDCTL_DATABASE_URL": tick_role.url})
     assert result.code == 0, result.stderr
     summary = json.loads(result.stdout)
     assert (summary["due"], summary["created"], summary["skipped"], summary["missed"]) == (
@@ -244,7 +285,7 @@ def test_schedctl_commands_that_change_schedulers_fail_as_the_role(
         ["update", "plain.com", "--every", "12h", "--org", org],
         ["create", "new.com", "--every", "6h", "--org", org],
     ):
-        result = run_cli_subprocess([*args, "--json"], env)
+        result = cli(*args, "--json", env=env)
         assert result.code != 0, args
         assert result.stdout == ""
         assert re.match(r"^error: .*permission denied", result.stderr), result.stderr
@@ -260,7 +301,7 @@ def test_grants_can_be_applied_again(
 ) -> None:
     _apply_grants(database_url, tick_role.group)
     _every_path_of_tick(cli, conn)
-    result = run_cli_subprocess(["tick", "--json"], {"SCHEDCTL_DATABASE_URL": tick_role.url})
+    result = cli("tick", "--json", env={"SCHEDCTL_DATABASE_URL": tick_role.url})
     assert result.code == 0, result.stderr
     assert json.loads(result.stdout)["created"] == 2
     with (
@@ -301,7 +342,8 @@ def test_the_crontab_runs_tick_every_minute_reading_the_url_from_a_file() -> Non
         if line.strip() and not line.startswith("#") and "=" not in line.split()[0]
     ]
     assert lines == [
-        "* * * * * schedctl set -a && . /etc/schedctl/env && set +a && exec schedctl tick --quiet"
+        "* * * * * schedctl set -a && . /etc/schedctl/env && set +a"
+        " && exec /usr/local/bin/schedctl tick --quiet"
     ]
     assert "SCHEDCTL_DATABASE_URL=postgresql" not in "\n".join(lines)
 
@@ -320,8 +362,12 @@ def test_the_crontab_command_ticks_quietly_as_the_role(
         for line in (CONTRIB / "crontab.example").read_text().splitlines()
         if line.startswith("* * * * * schedctl ")
     )
-    command = line.removeprefix("* * * * * schedctl ").replace("/etc/schedctl/env", str(env_file))
-    path = os.pathsep.join([str(Path(sys.executable).parent), "/usr/bin", "/bin"])
+    command = (
+        line.removeprefix("* * * * * schedctl ")
+        .replace("/etc/schedctl/env", str(env_file))
+        .replace("/usr/local/bin/schedctl", str(Path(sys.executable).parent / "schedctl"))
+    )
+    path = os.pathsep.join(["/usr/bin", "/bin"])  # Debian cron's
     proc = subprocess.run(
         ["sh", "-c", command],
         env={"PATH": path, "HOME": str(tmp_path)},  # cron's bare environment
@@ -367,14 +413,14 @@ def test_status_and_list_run_as_the_monitoring_role(cli: Cli, conn: Conn, monito
     _every_path_of_tick(cli, conn)
     assert cli("tick", "--json").code == 0
     env = {"SCHEDCTL_DATABASE_URL": monitor_url}
-    status = run_cli_subprocess(["status", "--all-orgs", "--json"], env)
+    status = cli("status", "--all-orgs", "--json", env=env)
     assert status.code == 0, status.stderr
     report = json.loads(status.stdout)
     assert (report["enabled"], report["schema_version"]) == (4, MIGRATIONS[-1])
     assert report["last_tick"]["created"] == 2
-    org = run_cli_subprocess(["status", "--org", "Acme", "--json"], env)
+    org = cli("status", "--org", "Acme", "--json", env=env)
     assert org.code == 0, org.stderr
-    listed = run_cli_subprocess(["list", "--org", "Acme", "--json"], env)
+    listed = cli("list", "--org", "Acme", "--json", env=env)
     assert listed.code == 0, listed.stderr
     assert len(json.loads(listed.stdout)) == 4
 
@@ -389,7 +435,7 @@ def test_the_monitoring_role_writes_nothing(cli: Cli, conn: Conn, monitor_url: s
         ["tick"],
         ["org", "create", "Mallory"],
     ):
-        message = assert_error(run_cli_subprocess(args, env), 5)
+        message = assert_error(cli(*args, env=env), 5)
         assert "permission denied for " in message, message
         assert "contrib/grants.sql" in message, message
     assert fingerprint(conn) == before
@@ -408,12 +454,12 @@ def test_a_missing_privilege_names_the_privilege_and_the_object(
                 sql.Identifier(group.replace("schedctl_nagios_", "schedctl_monitor_"))
             )
         )
-    result = run_cli_subprocess(["status", "--all-orgs"], {"SCHEDCTL_DATABASE_URL": monitor_url})
+    result = cli("status", "--all-orgs", env={"SCHEDCTL_DATABASE_URL": monitor_url})
     message = assert_error(result, 5)
     assert message.startswith(
         f"permission denied for table _yoyo_migration: role {group} has no SELECT, INSERT, "
         "UPDATE, DELETE privilege on table schedctl._yoyo_migration (contrib/grants.sql "
-        "grants role schedctl_monitor what status and list need"
+        "grants role schedctl_monitor what the reading commands need"
     ), message
 
 

@@ -15,6 +15,7 @@ from tests.helpers import MIGRATIONS, Cli, Conn, assert_error, cli_against, make
 # What migrate --json says beside the migrations when it has nothing else to report.
 QUIET = {
     "removed_from_host_tables": [],
+    "completed_on_host_tables": [],
     "active_jobs_index_created": False,
     "active_jobs_index_advised": False,
 }

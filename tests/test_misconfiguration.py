@@ -25,6 +25,7 @@ from tests.helpers import (
     Cli,
     Conn,
     assert_error,
+    cli_against,
     cli_env,
     fingerprint,
     make_org,
@@ -63,6 +64,51 @@ def test_an_unknown_name_in_dotenv_is_warned_about_too(cli: Cli, tmp_path: Path)
         "warning: SCHEDCTL_ORGANISATION is not a schedctl setting and is ignored"
         " (did you mean SCHEDCTL_ORG?)"
     ]
+
+
+@pytest.mark.parametrize(
+    ("misspelt", "meant", "command", "fallback"),
+    [
+        ("SCHEDCTL_DATABSE_URL", "SCHEDCTL_DATABASE_URL", "status", None),
+        ("SCHEDCTL_DB_URL", "SCHEDCTL_DATABASE_URL", "list", None),
+        ("SCHEDCTL_DATABASE_URI", "SCHEDCTL_DATABASE_URL", "tick", "DATABASE_URL"),
+        ("SCHEDCTL_DATABSE_URL", "SCHEDCTL_DATABASE_URL", "migrate", None),
+        ("SCHEDCTL_MIGRATE_DATABSE_URL", "SCHEDCTL_MIGRATE_DATABASE_URL", "migrate", "main"),
+    ],
+)
+def test_a_misspelt_database_variable_is_refused_and_nothing_is_started(
+    database_url: str,
+    conn: Conn,
+    scratch_dir: Path,
+    misspelt: str,
+    meant: str,
+    command: str,
+    fallback: str | None,
+) -> None:
+    """With a near miss of a database variable set and the variable itself not set,
+    schedctl neither starts the embedded server (no data folder is made) nor falls back to
+    DATABASE_URL or the main URL: exit 5, naming both names."""
+    data_dir = scratch_dir / "embedded"
+    env = {misspelt: database_url, "SCHEDCTL_DATA_DIR": str(data_dir)}
+    if fallback == "DATABASE_URL":
+        env["DATABASE_URL"] = database_url
+    elif fallback == "main":
+        env["SCHEDCTL_DATABASE_URL"] = database_url
+    before = fingerprint(conn)
+    result = run_cli_subprocess([command], env)
+    assert result.code == 5, (result.code, result.stdout, result.stderr)
+    assert result.stdout == ""
+    error = result.stderr.splitlines()[-1]
+    assert error.startswith("error: ") and misspelt in error and meant in error, result.stderr
+    assert not data_dir.exists()
+    assert fingerprint(conn) == before
+
+
+def test_the_right_name_beside_a_misspelt_one_is_used(cli: Cli) -> None:
+    """The refusal is for a near miss set instead of the name, not beside it."""
+    make_org(cli, "Acme")
+    result = cli("status", "--json", env={"SCHEDCTL_DATABSE_URL": "postgresql://x@y/z"})
+    assert result.code == 0, result.stderr
 
 
 @pytest.fixture
@@ -115,7 +161,7 @@ def test_dotenv_of_another_application_does_not_choose_the_database(
 
 
 def test_migrate_and_status_name_the_database_without_the_password(
-    database_url: str, conn: Conn
+    database_url: str, conn: Conn, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     params = conninfo_to_dict(database_url)
     role = "schedctl_named_" + os.urandom(4).hex()
@@ -131,24 +177,24 @@ def test_migrate_and_status_name_the_database_without_the_password(
             )
         else:
             url = f"postgresql://{role}:{password}@{host}:{port}/{params['dbname']}"
-        env = {"SCHEDCTL_DATABASE_URL": url}
+        cli = cli_against(url, monkeypatch)
         expected = {
             "host": host,
             "port": port,
             "database": params["dbname"],
             "user": role,
         }
-        migrate = run_cli_subprocess(["migrate"], env)
+        migrate = cli("migrate")
         assert migrate.code == 0, migrate.stderr
         assert migrate.stderr.splitlines() == [
             f"schedctl: database {params['dbname']} on {host}:{expected['port']} as {role}"
         ]
-        as_json = run_cli_subprocess(["migrate", "--json"], env)
+        as_json = cli("migrate", "--json")
         assert json.loads(as_json.stdout)["connection"] == expected
-        status = run_cli_subprocess(["status", "--all-orgs", "--json"], env)
+        status = cli("status", "--all-orgs", "--json")
         assert status.code == 0, status.stderr
         assert json.loads(status.stdout)["connection"] == expected
-        plain = run_cli_subprocess(["status", "--all-orgs"], env)
+        plain = cli("status", "--all-orgs")
         assert (
             f"reachable: {params['dbname']} on {host}:{expected['port']} as {role}" in plain.stdout
         )
@@ -253,7 +299,7 @@ def test_completion_in_an_unsupported_shell_is_one_error_line(tmp_path: Path) ->
 
 def test_a_tick_cut_short_prints_its_error_once(capsys: pytest.CaptureFixture[str]) -> None:
     """The cut is the command's own error line; the summary does not print it again."""
-    from schedctl import render
+    from schedctl.output import text as render
     from schedctl.tick import Summary
 
     report = render.TickReport(as_json=False, quiet=False, dry_run=False)

@@ -5,9 +5,11 @@ own parser, and healthchecks.io-style pings to a local HTTP server."""
 from __future__ import annotations
 
 import http.server
+import json
 import os
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,8 @@ from tests.helpers import (
     Cli,
     Conn,
     assert_error,
+    db_now,
+    fetch_one,
     fingerprint,
     make_due,
     make_org,
@@ -125,6 +129,67 @@ def test_status_prometheus_prints_the_gauges_of_the_whole_database(cli: Cli, con
     assert _value(after, "schedctl_tick_last_created") == 2
     assert _value(after, "schedctl_schedulers_due") == 0
     assert "--prometheus" in assert_error(cli("status", "--prometheus", "--org", "Acme"), 2)
+
+
+def test_every_prometheus_value_is_exact(cli: Cli, conn: Conn, tmp_path: Path) -> None:
+    """Each gauge reads back (with Prometheus's own parser) as the value it stands for: a
+    count of seven digits, a timestamp to the microsecond, a sub-second duration, a lag of
+    centuries, none rounded."""
+    make_org(cli, "Acme")
+    ancient = make_scheduler(cli, "ancient.com")
+    make_due(conn, ancient["id"], "1000 years")  # about 1.46 million missed grid times
+    target = tmp_path / "schedctl.prom"
+    started = time.time()
+    summary = json.loads(cli("tick", "--json", "--metrics-file", str(target)).stdout)
+    ended = time.time()
+    assert summary["missed"] > 1_000_000
+
+    pass_gauges = _samples(target.read_text())
+    assert _value(pass_gauges, "schedctl_tick_last_missed") == summary["missed"]
+    assert _value(pass_gauges, "schedctl_tick_last_created") == 1
+    assert started <= _value(pass_gauges, "schedctl_tick_last_timestamp_seconds") <= ended
+    took = _value(pass_gauges, "schedctl_tick_last_duration_seconds")
+    assert 0 < took <= ended - started
+    assert took != int(took)  # its fraction of a second is kept
+
+    behind = make_scheduler(cli, "behind.com")
+    slot = make_due(conn, behind["id"], "1000 years 0.25 seconds")
+    before = db_now(conn)
+    result = cli("status", "--prometheus")
+    after = db_now(conn)
+    assert result.code == 0, result.stderr
+    status_gauges = _samples(result.stdout)
+    ticked_at, missed = fetch_one(conn, "SELECT ticked_at, missed FROM schedctl.tick_heartbeats")
+    assert _value(status_gauges, "schedctl_tick_last_timestamp_seconds") == ticked_at.timestamp()
+    assert _value(status_gauges, "schedctl_tick_last_missed") == missed == summary["missed"]
+    lag = _value(status_gauges, "schedctl_worst_lag_seconds")
+    assert (before - slot).total_seconds() <= lag <= (after - slot).total_seconds()
+
+
+def test_the_success_gauge_is_the_last_ticks_not_the_status_verdict(cli: Cli, conn: Conn) -> None:
+    """schedctl_tick_last_success says how the last tick went: 0 after a failed tick while
+    the schedulers are healthy, 1 after a good tick while a scheduler lags (status exits 1)."""
+    make_org(cli, "Acme")
+    doc = make_scheduler(cli, "refused.com")
+    make_due(conn, doc["id"], "1 minute")
+    (domain_id,) = fetch_one(conn, "SELECT domain_id FROM schedulers WHERE id = %s", [doc["id"]])
+    conn.execute(
+        f"ALTER TABLE jobs ADD CONSTRAINT host_refuses_domain CHECK (domain_id <> {domain_id})"
+        " NOT VALID"
+    )
+    assert cli("tick", "--quiet").code == 1
+    failed = _samples(cli("status", "--prometheus").stdout)
+    assert _value(failed, "schedctl_tick_last_success") == 0
+    assert _value(failed, "schedctl_tick_last_failed") == 1
+
+    conn.execute("ALTER TABLE jobs DROP CONSTRAINT host_refuses_domain")
+    assert cli("tick", "--quiet").code == 0
+    lagging = make_scheduler(cli, "lagging.com")
+    make_due(conn, lagging["id"], "2 hours")
+    assert cli("status").code == 1  # the verdict: a scheduler lags
+    succeeded = _samples(cli("status", "--prometheus").stdout)
+    assert _value(succeeded, "schedctl_tick_last_success") == 1
+    assert _value(succeeded, "schedctl_worst_lag_seconds") >= 7200
 
 
 # ---------------------------------------------------------------- pings

@@ -476,6 +476,31 @@ def test_status_exits_1_when_the_worst_lag_exceeds_max_lag(cli: Cli, conn: Conn)
     assert re.search(r"^worst lag +10m( \d+s)? \(limit 5m\)$", plain.stdout, re.M)
 
 
+@pytest.mark.parametrize("limit", ["5m", "90s", "1h30m"])
+def test_a_lag_equal_to_max_lag_is_fine_and_a_second_more_is_a_problem(
+    cli: Cli, conn: Conn, limit: str
+) -> None:
+    """README: exit 1 when the worst lag *exceeds* --max-lag. The database clock stands still
+    inside one transaction, so the lag is exactly what the test set."""
+    from schedctl import db, monitoring
+    from schedctl.config import Settings
+    from schedctl.validation import parse_duration
+
+    make_org(cli, "Acme")
+    doc = make_scheduler(cli, "example.com")
+    max_lag = parse_duration(limit)
+    with db.connect(Settings()) as status_conn, status_conn.transaction():
+        for late, ok in ((max_lag, True), (max_lag + timedelta(seconds=1), False)):
+            status_conn.execute(
+                "UPDATE schedulers SET next_run_at = now() - %s,"
+                " created_at = now() - interval '1 day' WHERE id = %s",
+                [late, doc["id"]],
+            )
+            report = monitoring.status(status_conn, None, max_lag)
+            assert report["worst_lag_seconds"] == late.total_seconds()
+            assert (report["ok"], len(report["problems"])) == (ok, 0 if ok else 1), report
+
+
 def test_tick_records_a_heartbeat_and_status_reports_it(cli: Cli, conn: Conn) -> None:
     make_org(cli, "Acme")
     doc = make_scheduler(cli, "example.com")
@@ -797,10 +822,12 @@ def test_a_skipped_slot_is_in_the_audit_trail_with_rfc3339_times(cli: Cli, conn:
 # ---------------------------------------------------------------- 7. quiet cron output
 
 
-def test_tick_quiet_prints_nothing_when_all_went_well(database_url: str, conn: Conn) -> None:
+def test_tick_quiet_prints_nothing_when_all_went_well(
+    cli: Cli, database_url: str, conn: Conn
+) -> None:
     env = {"SCHEDCTL_DATABASE_URL": database_url}
-    assert run_cli_subprocess(["org", "create", "Acme"], env).code == 0
-    assert run_cli_subprocess(["create", "example.com", "--every", "6h"], env).code == 0
+    make_org(cli, "Acme")
+    make_scheduler(cli, "example.com")
     (scheduler_id,) = fetch_one(conn, "SELECT id FROM schedulers")
     make_due(conn, str(scheduler_id))
     result = run_cli_subprocess(["tick", "--quiet"], env)

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
-from tests.helpers import Cli, Conn, check_result, fingerprint
+from tests.helpers import Cli, Conn, SharedWorld, SharedWorlds, check_result, fingerprint
 
 
 def _ok(result: Any) -> Any:
@@ -25,6 +28,24 @@ def _ok(result: Any) -> Any:
 def orgs(cli: Cli, conn: Conn) -> dict[str, Any]:
     """Acme and Globex, each with its own schedulers, jobs and audit trail; both have one
     for shared.com. Globex also has a scheduler it deleted."""
+    return _two_organisations(cli, conn)
+
+
+@pytest.fixture(scope="module")
+def shared_orgs(
+    shared_worlds: SharedWorlds, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[SharedWorld, dict[str, Any]]]:
+    """The world of `orgs`, shared by the checks that change nothing in it."""
+    made: dict[str, Any] = {}
+
+    def setup(cli: Cli, conn: Conn, folder: Path) -> None:
+        made.update(_two_organisations(cli, conn))
+
+    with shared_worlds(tmp_path_factory.mktemp("orgs"), setup) as world:
+        yield world, made
+
+
+def _two_organisations(cli: Cli, conn: Conn) -> dict[str, Any]:
     acme = _ok(cli("org", "create", "Acme", "--json"))["id"]
     globex = _ok(cli("org", "create", "Globex", "--json"))["id"]
     ids = {}
@@ -91,6 +112,17 @@ def _foreign_refs(orgs: dict[str, Any]) -> list[str]:
 
 @pytest.mark.parametrize("command", REF_COMMANDS, ids=lambda c: " ".join(c))
 def test_another_organisations_scheduler_is_not_found_and_untouched(
+    shared_orgs: tuple[SharedWorld, dict[str, Any]],
+    monkeypatch: pytest.MonkeyPatch,
+    command: list[str],
+) -> None:
+    world, orgs = shared_orgs
+    cli = world.cli_for(monkeypatch)
+    with psycopg.connect(world.url, autocommit=True) as conn:
+        _not_found_and_untouched(cli, conn, orgs, command)
+
+
+def _not_found_and_untouched(
     cli: Cli, conn: Conn, orgs: dict[str, Any], command: list[str]
 ) -> None:
     acme = orgs["acme"]

@@ -30,4 +30,7 @@ def test_the_wheel_ships_the_migrations_and_the_queries(tmp_path: Path) -> None:
     )
     shipped = sorted(p.name for p in (ROOT / "src" / "schedctl" / "migrations").glob("*.sql"))
     assert migrations == shipped
-    assert "schedctl/queries.sql" in names
+    statements = sorted(Path(name).name for name in names if name.startswith("schedctl/sql/"))
+    assert statements == sorted(
+        p.name for p in (ROOT / "src" / "schedctl" / "sql").iterdir() if p.suffix in (".sql", ".py")
+    )

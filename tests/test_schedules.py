@@ -9,18 +9,22 @@ from __future__ import annotations
 import collections
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import psycopg
 import pytest
 
 from schedctl import db, tick
 from schedctl import schedulers as operations
+from schedctl.cli.changes import scheduler_changes
 from schedctl.config import Settings
-from schedctl.validation import scheduler_changes
 from tests.helpers import (
     Cli,
     Conn,
+    SharedWorld,
+    SharedWorlds,
     assert_error,
     db_now,
     fetch_one,
@@ -353,6 +357,47 @@ def test_a_spread_on_the_elapsed_grid_shifts_it_once(cli: Cli) -> None:
     assert again["next_run_at"] == "2031-01-10T00:00:00Z"
 
 
+def test_a_new_spread_on_an_at_grid_moves_the_next_run_to_the_new_offset_and_skips_no_day(
+    cli: Cli, tick_conn: db.Connection
+) -> None:
+    """Narrowing or widening the spread keeps the next run on the same grid day, at the new
+    offset (the old offset is taken out first): no day is skipped, none served twice."""
+    make_org(cli, "Acme")
+    doc = make_scheduler(
+        cli,
+        "example.com",
+        "--every",
+        "24h",
+        "--at",
+        "03:00",
+        "--time-zone",
+        "UTC",
+        "--spread",
+        "1h",
+        "--start-at",
+        "2031-01-10T00:00:00Z",
+    )
+    day = _utc("2031-01-10T03:00")
+    assert parse_time(doc["next_run_at"]) == day + timedelta(seconds=doc["spread_offset_seconds"])
+    narrower = ok_json(cli("update", doc["id"], "--spread", "0", "--json"))
+    assert (narrower["spread_offset_seconds"], narrower["next_run_at"]) == (
+        0,
+        "2031-01-10T03:00:00Z",
+    )
+    wider = ok_json(cli("update", doc["id"], "--spread", "2h", "--json"))
+    offset = timedelta(seconds=wider["spread_offset_seconds"])
+    assert parse_time(wider["next_run_at"]) == day + offset
+    for days in range(2):
+        summary, jobs = _pass(tick_conn, day + timedelta(days=days, hours=2))
+        assert (summary.due, summary.created, summary.missed) == (1, 1, 0)
+        assert jobs[0]["slot"] == day + timedelta(days=days) + offset
+    # after a served day: the next grid day, at the new offset
+    again = ok_json(cli("update", doc["id"], "--spread", "0", "--json"))
+    assert again["next_run_at"] == "2031-01-12T03:00:00Z"
+    summary, jobs = _pass(tick_conn, _utc("2031-01-12T03:00"))
+    assert (summary.created, jobs[0]["slot"]) == (1, _utc("2031-01-12T03:00"))
+
+
 # ---------------------------------------------------------------- catch-up window
 
 
@@ -398,6 +443,42 @@ def test_a_slot_later_than_the_catch_up_window_is_not_served(
     ok_json(cli("update", doc["id"], "--catchup-window", "none", "--json"))
     summary, jobs = _pass(tick_conn, _utc("2031-01-11T20:00"))
     assert (summary.created, summary.missed, jobs[0]["slot"]) == (1, 1, _utc("2031-01-11T09:00"))
+
+
+@pytest.mark.parametrize(
+    ("grid", "late"),
+    [
+        (["--at", "03:00"], timedelta(seconds=1)),
+        ([], timedelta(microseconds=1)),
+    ],
+    ids=["at-grid", "elapsed-grid"],
+)
+def test_a_slot_exactly_the_catch_up_window_late_is_served_and_one_later_is_not(
+    cli: Cli, conn: Conn, tick_conn: db.Connection, grid: list[str], late: timedelta
+) -> None:
+    """README: a slot reached *later* than the window is not served; at the window, it is."""
+    make_org(cli, "Acme")
+    doc = make_scheduler(
+        cli,
+        "example.com",
+        "--every",
+        "6h",
+        *grid,
+        "--catchup-window",
+        "1h",
+        "--start-at",
+        "2031-01-10T02:00:00Z" if grid else "2031-01-10T03:00:00Z",
+    )
+    first = _utc("2031-01-10T03:00")
+    assert parse_time(doc["next_run_at"]) == first
+    summary, jobs = _pass(tick_conn, first + timedelta(hours=1))
+    assert (summary.created, summary.missed) == (1, 0)
+    assert jobs[0]["slot"] == first
+    second = first + timedelta(hours=6)
+    summary, jobs = _pass(tick_conn, second + timedelta(hours=1) + late)
+    assert (summary.due, summary.created, summary.skipped, summary.missed) == (1, 0, 1, 1)
+    assert _next_run(conn, doc["id"]) == second + timedelta(hours=6)
+    assert _served(conn, doc["id"]) == [first]
 
 
 def test_a_window_on_the_elapsed_grid(cli: Cli, conn: Conn, tick_conn: db.Connection) -> None:
@@ -452,6 +533,44 @@ def test_pause_until_is_lifted_by_a_tick(cli: Cli, conn: Conn, tick_conn: db.Con
     # once only
     _pass(tick_conn, until + timedelta(minutes=1))
     assert fetch_one(conn, "SELECT count(*) FROM schedctl.audit WHERE action = 'resume'") == (1,)
+
+
+def test_tick_resumes_paused_until_schedulers_without_waiting_for_one_an_operator_holds(
+    cli: Cli, conn: Conn, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An operator's change in progress (its scheduler row locked, its settings written, not
+    yet committed) is left to the next pass: tick never waits on it, and resumes the rest."""
+    import psycopg
+
+    make_org(cli, "Acme")
+    ids = [
+        make_scheduler(cli, f"site{i}.com", "--start-at", "2031-01-10T06:00:00Z")["id"]
+        for i in range(3)
+    ]
+    until = "2031-01-10T00:00:00Z"
+    for scheduler_id in ids:
+        ok_json(cli("pause", scheduler_id, "--until", until, "--json"))
+    held = ids[1]
+    monkeypatch.setenv("SCHEDCTL_LOCK_TIMEOUT", "3")  # waiting would fail the pass, not hang it
+    with psycopg.connect(database_url) as operator, db.connect(Settings()) as tick_conn:
+        operator.execute(
+            "SELECT id FROM schedulers WHERE id = %s FOR NO KEY UPDATE", [held]
+        ).fetchone()
+        operator.execute(
+            "UPDATE schedctl.scheduler_settings SET pause_reason = 'changing'"
+            " WHERE scheduler_id = %s",
+            [held],
+        )
+        summary, _ = _pass(tick_conn, _utc("2031-01-10T00:00"))
+        assert summary.ok
+        enabled: dict[str, bool] = dict(
+            conn.execute("SELECT id::text, is_enabled FROM schedulers").fetchall()
+        )
+        assert enabled == {ids[0]: True, held: False, ids[2]: True}
+        operator.rollback()
+        _pass(tick_conn, _utc("2031-01-10T00:01"))
+    assert fetch_one(conn, "SELECT is_enabled FROM schedulers WHERE id = %s", [held]) == (True,)
+    assert fetch_one(conn, "SELECT count(*) FROM schedctl.audit WHERE action = 'resume'") == (3,)
 
 
 def test_create_disabled_until_and_resume_clears_it(cli: Cli) -> None:
@@ -519,6 +638,20 @@ def test_status_lag_counts_from_the_creation(cli: Cli, conn: Conn) -> None:
 # ---------------------------------------------------------------- refused input
 
 
+def _spread_scheduler(cli: Cli, conn: Conn, folder: Path) -> None:
+    make_org(cli, "Acme")
+    make_scheduler(cli, "example.com", "--every", "12h", "--spread", "10h")
+
+
+@pytest.fixture(scope="module")
+def spread_world(
+    shared_worlds: SharedWorlds, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[SharedWorld]:
+    """One scheduler with a spread, shared by the refused inputs (none may change anything)."""
+    with shared_worlds(tmp_path_factory.mktemp("spread"), _spread_scheduler) as world:
+        yield world
+
+
 @pytest.mark.parametrize(
     "args",
     [
@@ -548,13 +681,15 @@ def test_status_lag_counts_from_the_creation(cli: Cli, conn: Conn) -> None:
         ["pause", "example.com", "--until", "0s"],
     ],
 )
-def test_refused_input_is_exit_2_and_writes_nothing(cli: Cli, conn: Conn, args: list[str]) -> None:
-    make_org(cli, "Acme")
-    make_scheduler(cli, "example.com", "--every", "12h", "--spread", "10h")
-    before = fingerprint(conn)
-    message = assert_error(cli(*args), 2)
-    assert message
-    assert fingerprint(conn) == before
+def test_refused_input_is_exit_2_and_writes_nothing(
+    spread_world: SharedWorld, monkeypatch: pytest.MonkeyPatch, args: list[str]
+) -> None:
+    cli = spread_world.cli_for(monkeypatch)
+    with psycopg.connect(spread_world.url, autocommit=True) as conn:
+        before = fingerprint(conn)
+        message = assert_error(cli(*args), 2)
+        assert message
+        assert fingerprint(conn) == before
 
 
 def test_the_settings_are_in_the_json_document_and_the_audit_trail(cli: Cli, conn: Conn) -> None:

@@ -16,7 +16,7 @@ import psycopg
 import pytest
 
 from schedctl.migrate import yoyo_url
-from tests.helpers import MIGRATIONS, cli_env, run_cli_subprocess
+from tests.helpers import MIGRATIONS, cli_against, cli_env
 
 FIXTURE = Path(__file__).parent / "fixtures" / "schedctl_0_1"
 
@@ -79,10 +79,10 @@ def db_0_1(empty_database_url: str) -> str:
 
 
 def test_an_upgrade_from_0_1_keeps_everything_and_gives_the_host_its_tables_back(
-    db_0_1: str,
+    db_0_1: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    env = {"SCHEDCTL_DATABASE_URL": db_0_1}
-    upgraded = run_cli_subprocess(["migrate", "--json"], env)
+    cli = cli_against(db_0_1, monkeypatch)
+    upgraded = cli("migrate", "--json")
     assert upgraded.code == 0, upgraded.stderr
     report = json.loads(upgraded.stdout)
     assert report["migrations"] == MIGRATIONS[3:]
@@ -124,7 +124,7 @@ def test_an_upgrade_from_0_1_keeps_everything_and_gives_the_host_its_tables_back
         ]
 
     # The settings read back through the CLI as they were.
-    shown = run_cli_subprocess(["show", PAUSED, "--json"], env)
+    shown = cli("show", PAUSED, "--json")
     assert shown.code == 0, shown.stderr
     doc = json.loads(shown.stdout)
     assert (doc["overlap_policy"], doc["is_enabled"], doc["pause_reason"]) == (
@@ -134,7 +134,7 @@ def test_an_upgrade_from_0_1_keeps_everything_and_gives_the_host_its_tables_back
     )
 
     # The slot 0.1 served is not served again; the other due scheduler is.
-    ticked = run_cli_subprocess(["tick", "--json"], env)
+    ticked = cli("tick", "--json")
     assert ticked.code == 0, ticked.stderr
     summary = json.loads(ticked.stdout)
     assert [job["scheduler_id"] for job in summary["jobs"]] == [PLAIN]
@@ -144,7 +144,7 @@ def test_an_upgrade_from_0_1_keeps_everything_and_gives_the_host_its_tables_back
             "SELECT count(*) FROM jobs WHERE scheduler_id = %s", [SERVED]
         ).fetchone() == (1,)
 
-    again = run_cli_subprocess(["migrate"], env)
+    again = cli("migrate")
     assert (again.code, again.stdout) == (0, "schema is up to date\n")
 
 

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 import schedctl
+from schedctl.domains import display_domain, normalize_domain
 from schedctl.errors import InvalidInput
 from schedctl.models import START_NOW, paths_from_db, paths_to_db
 from schedctl.validation import (
@@ -22,8 +23,6 @@ from schedctl.validation import (
     REQUIRED_WORKERS,
     TICK_LIMIT,
     check_range,
-    display_domain,
-    normalize_domain,
     normalize_paths,
     parse_duration,
     parse_interval,

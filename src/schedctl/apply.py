@@ -11,30 +11,14 @@ from datetime import datetime
 from typing import Any
 
 from psycopg import errors as pgerrors
-from psycopg.types.json import Jsonb
 
-from schedctl import db, organisations
+from schedctl import audit, db, organisations, store
 from schedctl.errors import Conflict, InvalidInput
-from schedctl.manifest import (
-    FIELDS,
-    HOST,
-    SETTINGS,
-    Entry,
-    ExportedScheduler,
-    Manifest,
-    dump,
-    from_row,
-    to_columns,
-    unknown_zones,
-)
+from schedctl.fields import DEFAULTS, FIELDS, from_row
+from schedctl.manifest import Entry, ExportedScheduler, Manifest, dump, unknown_zones
 from schedctl.models import Organisation
-from schedctl.schedulers import _UNREMARKABLE, CHANGEABLE
 
-# The constraint of the seed's schedulers table that makes (domain, organisation) unique.
-_UNIQUE_DOMAIN_ORG = "unique_domain_org"
-# The fields a pause or resume changes; a change of the others is an update.
-_PAUSE_FIELDS = ("is_enabled", "pause_reason", "paused_until")
-MANAGED_BY = "apply"
+MANAGED_BY = store.MANAGED_BY
 
 
 @dataclass(frozen=True)
@@ -76,36 +60,6 @@ class Plan:
         drift."""
         adopted_changes = any(item.changes for item in self.adopted)
         return bool(self.created or self.changed or self.deleted or adopted_changes)
-
-    def doc(self) -> dict[str, Any]:
-        """The plan as one JSON document."""
-
-        def items(found: Sequence[Item], key: str | None) -> list[dict[str, Any]]:
-            return [
-                {
-                    "organisation_id": str(item.organisation_id),
-                    "domain": item.domain,
-                    "id": str(item.id) if item.id else None,
-                }
-                | ({key: item.changes} if key else {})
-                for item in found
-            ]
-
-        return {
-            "source": self.source,
-            "organisations": [{"id": str(o.id), "name": o.name} for o in self.organisations],
-            "prune": self.prune,
-            "written": self.written,
-            "in_sync": self.in_sync,
-            "drift": self.drift,
-            "created": items(self.created, "fields"),
-            "changed": items(self.changed, "changes"),
-            "adopted": items(self.adopted, "changes"),
-            "deleted": items(self.deleted, None),
-            "kept": items(self.kept, None),
-            "unmanaged": items(self.unmanaged, None),
-            "unchanged": self.unchanged,
-        }
 
 
 # ---------------------------------------------------------------- organisations
@@ -271,177 +225,53 @@ def _plan(
 # ---------------------------------------------------------------- writing
 
 
-def _audit_value(attr: str, value: Any) -> Any:
-    from schedctl.render import plain
-
-    return plain(value)
-
-
-def _seed_columns(values: dict[str, Any]) -> dict[str, Any]:
-    return to_columns(values, HOST)
+def _new(interval_hours: int) -> dict[str, Any]:
+    """What a scheduler is before a file creates it: create's defaults, no grid yet."""
+    return {**DEFAULTS, "schedule_interval_hours": interval_hours}
 
 
-def _settings(
-    scheduler_id: uuid.UUID, values: dict[str, Any], grid_anchor: datetime | None
-) -> dict[str, Any]:
-    anchor = grid_anchor.isoformat() if grid_anchor is not None and values["at"] else None
-    return {"id": str(scheduler_id), "grid_anchor": anchor} | to_columns(values, SETTINGS)
-
-
-# What a scheduler is before a file creates it: create's defaults, no grid yet.
-_NEW = {f.attr: f.default for f in FIELDS}
-
-
-def _placement(new: dict[str, Any], old: dict[str, Any], old_anchor: datetime | None) -> str | None:
-    """How the next run moves when a file sets a scheduler's schedule, as `create` and
-    `update` move it (schedulers._scheduled): "now" (the wall-clock grid's first time from
-    now, never before the scheduler's creation or its last served slot), "next" (the same
-    wall-clock time as the next run, moved by a new spread offset), "shift" (the elapsed-time
-    grid moved by a new spread offset), or None (it stays)."""
-    moved = {
-        name
-        for name in ("at", "time_zone", "schedule_interval_hours", "spread_seconds")
-        if new[name] != old[name]
-    }
-    if new["at"] is None:
-        return "shift" if moved & {"at", "spread_seconds"} else None
-    if moved & {"at", "time_zone", "schedule_interval_hours"} or old_anchor is None:
-        return "now"
-    return "next" if "spread_seconds" in moved else None
-
-
-def _audited(values: dict[str, Any]) -> list[str]:
-    """The fields an audit entry shows, in the order the commands' entries show them."""
-    return [name for name in CHANGEABLE if name in values]
-
-
-class _Audit:
-    """The audit entries of one apply, in order, as `create`, `update`, `pause`, `resume` and
-    `delete` write them: {column: [old, new]}, times in RFC 3339 UTC."""
-
-    def __init__(self) -> None:
-        self.rows: list[dict[str, Any]] = []
-
-    def add(
-        self,
-        action: str,
-        scheduler_id: uuid.UUID,
-        org_id: uuid.UUID,
-        domain: str,
-        changes: dict[str, Any],
-        reason: str | None = None,
-    ) -> None:
-        self.rows.append(
-            {
-                "ord": len(self.rows),
-                "action": action,
-                "scheduler_id": str(scheduler_id),
-                "organisation_id": str(org_id),
-                "domain": domain,
-                "changes": changes,
-                "reason": reason,
-            }
-        )
-
-    def created(
-        self, scheduler_id: uuid.UUID, org_id: uuid.UUID, entry: Entry, at: datetime
-    ) -> None:
-        values = {**entry.values, "next_run_at": at}
-        changes = {
-            name: [None, _audit_value(name, values[name])]
-            for name in _audited(values)
-            if values[name] is not None
-            and values[name] != []
-            and _UNREMARKABLE.get(name, object()) != values[name]
-        }
-        self.add("create", scheduler_id, org_id, entry.domain, changes)
-
-    def changed(
-        self,
-        row: dict[str, Any],
-        new: dict[str, Any],
-        next_run_at: datetime,
-        adopted: bool,
-    ) -> None:
-        old = {**_current_values(row), "next_run_at": row["next_run_at"]}
-        new = {**new, "next_run_at": next_run_at}
-        diff = {
-            name: [_audit_value(name, old[name]), _audit_value(name, new[name])]
-            for name in _audited(new)
-            if old[name] != new[name]
-        }
-        pausing = {name: diff.pop(name) for name in _PAUSE_FIELDS if name in diff}
-        if adopted:
-            diff["managed_by"] = [None, MANAGED_BY]
-        scheduler = (row["id"], row["organisation_id"], row["domain"])
-        if diff:
-            self.add("update", *scheduler, diff)
-        if pausing:
-            if new["is_enabled"]:
-                self.add("resume", *scheduler, pausing)
-            else:
-                self.add("pause", *scheduler, pausing, new["pause_reason"])
-
-    def deleted(self, row: dict[str, Any]) -> None:
-        values = {**_current_values(row), "next_run_at": row["next_run_at"]}
-        changes = {
-            name: [_audit_value(name, values[name]), None]
-            for name in _audited(values)
-            if values[name] is not None and values[name] != []
-        }
-        self.add("delete", row["id"], row["organisation_id"], row["domain"], changes)
-
-
-def _domain_ids(conn: db.Connection, entries: Sequence[Entry]) -> list[int]:
-    """The host's row of each entry's domain, in any spelling, added where it has none."""
-    params = {
-        "spelling_idx": [i for i, e in enumerate(entries) for _ in e.spellings],
-        "spellings": [s for e in entries for s in e.spellings],
-        "name_idx": list(range(len(entries))),
-        "names": [e.domain for e in entries],
-    }
-    db.execute(conn, "apply_domains_insert", **params)
-    found = dict(db.fetch_tuples(conn, "apply_domains_find", **params))
-    if len(found) != len(entries):
-        raise db.NoResult("apply_domains_find")
-    return [int(found[i]) for i in range(len(entries))]
+def _audit_change(
+    trail: store.AuditTrail,
+    row: dict[str, Any],
+    new: dict[str, Any],
+    next_run_at: datetime,
+    adopted: bool,
+) -> None:
+    old = {**_current_values(row), "next_run_at": row["next_run_at"]}
+    scheduler = (row["id"], row["organisation_id"], row["domain"])
+    trail.changed(scheduler, old, {**new, "next_run_at": next_run_at}, adopted=adopted)
 
 
 def _write(conn: db.Connection, work: _Work, actor: str) -> list[uuid.UUID]:
     """Carry out the plan; the ids of the schedulers created, in the plan's order."""
-    audit = _Audit()
+    trail = store.AuditTrail()
     created: list[uuid.UUID] = []
-    touched: list[dict[str, Any]] = []
     new_runs: list[tuple[uuid.UUID, uuid.UUID, Entry, datetime]] = []
     if work.creates:
         entries = [entry for entry, _ in work.creates]
-        domain_ids = _domain_ids(conn, entries)
+        domain_ids = store.domain_ids(conn, [(e.domain, e.spellings) for e in entries])
         rows = [
             {"idx": i, "domain_id": domain_id, "organisation_id": str(org_id)}
-            | _seed_columns(entry.values)
+            | store.seed_columns(entry.values)
             for i, ((entry, org_id), domain_id) in enumerate(
                 zip(work.creates, domain_ids, strict=True)
             )
         ]
-        try:
-            inserted = db.fetch_tuples(conn, "apply_schedulers_insert", rows=Jsonb(rows))
-        except pgerrors.UniqueViolation as exc:
-            if exc.diag.constraint_name != _UNIQUE_DOMAIN_ORG:
-                raise
-            raise Conflict(
-                "a scheduler the file creates was created meanwhile by another command; "
-                "nothing was applied: run apply again"
-            ) from None
+        inserted = store.insert(
+            conn,
+            rows,
+            conflict="a scheduler the file creates was created meanwhile by another command; "
+            "nothing was applied: run apply again",
+        )
         made = {(domain_id, org_id): (sid, at) for sid, domain_id, org_id, at in inserted}
         for (entry, org_id), domain_id in zip(work.creates, domain_ids, strict=True):
             sid, at = made[(domain_id, org_id)]
             created.append(sid)
             new_runs.append((sid, org_id, entry, at))
-    if work.updates:
-        rows = [{"id": str(row["id"])} | _seed_columns(entry.values) for entry, row in work.updates]
-        moved = dict(db.fetch_tuples(conn, "apply_schedulers_update", rows=Jsonb(rows)))
-    else:
-        moved = {}
+    moved = store.update(
+        conn,
+        [{"id": str(row["id"])} | store.seed_columns(entry.values) for entry, row in work.updates],
+    )
     adopted = {row["id"] for _, row in work.adoptions}
     changed = [*work.updates, *[a for a in work.adoptions if a[1]["id"] not in moved]]
     placed = _place(
@@ -450,7 +280,7 @@ def _write(conn: db.Connection, work: _Work, actor: str) -> list[uuid.UUID]:
             (
                 sid,
                 entry.values,
-                {**_NEW, "schedule_interval_hours": entry.values["schedule_interval_hours"]},
+                _new(entry.values["schedule_interval_hours"]),
                 None,
             )
             for sid, _, entry, _ in new_runs
@@ -460,23 +290,23 @@ def _write(conn: db.Connection, work: _Work, actor: str) -> list[uuid.UUID]:
             for entry, row in changed
         ],
     )
+    settings = []
     for sid, org_id, entry, at in new_runs:
         next_run_at, anchor = placed.get(sid, (at, None))
-        touched.append(_settings(sid, entry.values, anchor))
-        audit.created(sid, org_id, entry, next_run_at)
+        settings.append(store.settings_row(sid, entry.values, anchor, MANAGED_BY))
+        trail.created(sid, org_id, entry.domain, {**entry.values, "next_run_at": next_run_at})
     for entry, row in changed:
         next_run_at = moved.get(row["id"], row["next_run_at"])
         next_run_at, anchor = placed.get(row["id"], (next_run_at, row["grid_anchor"]))
-        touched.append(_settings(row["id"], entry.values, anchor))
-        audit.changed(row, entry.values, next_run_at, row["id"] in adopted)
-    if touched:
-        db.execute(conn, "apply_settings_write", rows=Jsonb(touched))
+        settings.append(store.settings_row(row["id"], entry.values, anchor, MANAGED_BY))
+        _audit_change(trail, row, entry.values, next_run_at, row["id"] in adopted)
+    store.write_settings(conn, settings)
     if work.deletes:
-        db.execute(conn, "apply_schedulers_delete", ids=[row["id"] for row in work.deletes])
+        store.delete(conn, [row["id"] for row in work.deletes])
         for row in work.deletes:
-            audit.deleted(row)
-    if audit.rows:
-        db.execute(conn, "apply_audit_insert", actor=actor, rows=Jsonb(audit.rows))
+            changes = audit.deleted({**_current_values(row), "next_run_at": row["next_run_at"]})
+            trail.add("delete", row["id"], row["organisation_id"], row["domain"], changes)
+    trail.write(conn, actor, MANAGED_BY)
     return created
 
 
@@ -488,7 +318,7 @@ def _place(
     and old fields, its grid's anchor) in one statement; {id: (next run, grid anchor)}."""
     rows = []
     for scheduler_id, new, old, old_anchor in schedulers:
-        placement = _placement(new, old, old_anchor)
+        placement = store.placement(store.grid_moves(old, new), new["at"], old_anchor)
         if placement is not None:
             rows.append(
                 {
@@ -500,10 +330,7 @@ def _place(
                     "spread_seconds": new["spread_seconds"],
                 }
             )
-    if not rows:
-        return {}
-    placed = db.fetch_tuples(conn, "apply_schedulers_place", rows=Jsonb(rows))
-    return {sid: (next_run_at, anchor) for sid, next_run_at, anchor in placed}
+    return store.place(conn, rows)
 
 
 # ---------------------------------------------------------------- apply and export
@@ -534,7 +361,7 @@ def apply(
                 db.execute(conn, "apply_lock_organisations", ids=ids)
                 db.execute(conn, "apply_lock_schedulers", ids=ids)
             current = db.fetch_all(conn, "apply_current", ids=ids)
-            clock = db.fetch_one(conn, "apply_clock")["db_now"]
+            clock = db.fetch_one(conn, "db_clock")["db_now"]
             manifest = replace(
                 manifest, entries=[_in_force(entry, clock) for entry in manifest.entries]
             )

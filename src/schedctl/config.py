@@ -13,9 +13,13 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from schedctl.errors import InvalidInput
+from schedctl.errors import DatabaseUnavailable, InvalidInput
 
 PREFIX = "SCHEDCTL_"
+
+# The settings that choose the database. A near miss of one set while the name itself is
+# not would send schedctl to another database (DATABASE_URL's, or the embedded server).
+DATABASE_URL_NAMES = ("SCHEDCTL_DATABASE_URL", "SCHEDCTL_MIGRATE_DATABASE_URL")
 
 # SCHEDCTL_* names schedctl itself does not read, but that belong to it.
 _ALSO_KNOWN = frozenset({"SCHEDCTL_TEST_DATABASE_URL"})  # the test suite's server
@@ -107,22 +111,56 @@ def known_names() -> frozenset[str]:
     return frozenset(names)
 
 
-def unknown_settings(environ: dict[str, str], env_file: Path = Path(".env")) -> list[str]:
-    """One warning for each SCHEDCTL_* name in the environment or .env that schedctl does
-    not read (a misspelt SCHEDCTL_DATABASE_URL silently falls back to another database)."""
-    import difflib
-
-    names = {name for name in environ if name.startswith(PREFIX)}
+def _set_names(environ: dict[str, str], env_file: Path) -> set[str]:
+    """The SCHEDCTL_* names set in the environment or in .env."""
+    names = {name for name in environ if name.upper().startswith(PREFIX)}
     if env_file.is_file():
         from dotenv import dotenv_values
 
         # A .env that cannot be read is pydantic-settings' to report.
         with contextlib.suppress(OSError, UnicodeDecodeError):
             names |= {name for name in dotenv_values(env_file) if name.upper().startswith(PREFIX)}
+    return names
+
+
+def _nearest_known(name: str, known: frozenset[str]) -> str | None:
+    import difflib
+
+    close = difflib.get_close_matches(name.upper(), sorted(known), n=1)
+    return close[0] if close else None
+
+
+def unknown_settings(environ: dict[str, str], env_file: Path = Path(".env")) -> list[str]:
+    """One warning for each SCHEDCTL_* name in the environment or .env that schedctl does
+    not read (a misspelt SCHEDCTL_DATABASE_URL silently falls back to another database)."""
     known = known_names()
     warnings = []
-    for name in sorted(names - known):
-        close = difflib.get_close_matches(name.upper(), sorted(known), n=1)
-        hint = f" (did you mean {close[0]}?)" if close else ""
+    for name in sorted(name for name in _set_names(environ, env_file) if name.upper() not in known):
+        close = _nearest_known(name, known)
+        hint = f" (did you mean {close}?)" if close else ""
         warnings.append(f"{name} is not a schedctl setting and is ignored{hint}")
     return warnings
+
+
+def refuse_misspelt_database_setting(
+    meant: tuple[str, ...] = ("SCHEDCTL_DATABASE_URL",),
+    environ: dict[str, str] | None = None,
+    env_file: Path = Path(".env"),
+) -> None:
+    """Refuse (exit 5) when a near miss of one of the `meant` database settings is set while
+    that setting is not: falling back to DATABASE_URL or the embedded server would act on
+    another database than the operator named, and report all was well."""
+    import os
+
+    names = _set_names(dict(os.environ) if environ is None else environ, env_file)
+    upper = {name.upper() for name in names}
+    known = known_names()
+    for name in sorted(names):
+        if name.upper() in known:
+            continue
+        close = _nearest_known(name, known)
+        if close in meant and close not in upper:
+            raise DatabaseUnavailable(
+                f"{name} is set but {close} is not: did you mean {close}? schedctl does not "
+                f"fall back to another database while {name} is set; rename it to {close}"
+            )

@@ -33,7 +33,11 @@ _USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^@/\s]*@", re.IGNORECA
 
 def database_url(settings: Settings, *, announce: bool = True) -> str:
     """The configured libpq URI, or the embedded server's when none is configured (saying
-    so on stderr unless `announce` is false)."""
+    so on stderr unless `announce` is false). A misspelt SCHEDCTL_DATABASE_URL is refused
+    before anything is started."""
+    from schedctl.config import refuse_misspelt_database_setting
+
+    refuse_misspelt_database_setting()
     if settings.database_url is not None:
         return settings.database_url.get_secret_value()
     from schedctl import embedded
@@ -140,8 +144,8 @@ def translate(exc: psycopg.Error, settings: Settings) -> SchedctlError:
 
 
 _GRANTS_HINT = (
-    "contrib/grants.sql grants role schedctl_monitor what status and list need, "
-    "and schedctl_tick what tick needs"
+    "contrib/grants.sql grants role schedctl_monitor what the reading commands need, "
+    "schedctl_tick what tick needs, and schedctl_operator what the others need"
 )
 # The object of a "permission denied for <kind> <name>" message, and the privilege each
 # kind of object other than a table asks for.

@@ -4,7 +4,6 @@ textfile collector, written atomically) and the whole database (`status --promet
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import tempfile
 from pathlib import Path
@@ -23,27 +22,16 @@ _COUNTED = {
 }
 
 
-def sample_value(value: float) -> str:
-    """A sample's value written exactly: an integer (or a whole count) as its digits, any
-    other number with its fraction (Python's shortest exact form, never rounded to six
-    significant digits), the special values as the exposition format spells them."""
-    if isinstance(value, bool):
-        return str(int(value))
+def _number(value: float) -> str:
+    """A sample's value as the parser reads it back exactly: a count in full, any other number
+    by the shortest text that gives the same float (`:g` would keep six digits)."""
     if isinstance(value, int):
-        return str(value)
-    number = float(value)
-    if math.isnan(number):
-        return "NaN"
-    if math.isinf(number):
-        return "+Inf" if number > 0 else "-Inf"
-    if number.is_integer() and abs(number) < 2**53:
-        return str(int(number))
-    return repr(number)
+        return str(int(value))  # int() too: a bool would print as True
+    return repr(float(value))
 
 
 def _gauge(name: str, help_text: str, value: float, labels: str = "") -> str:
-    sample = f"{name}{labels} {sample_value(value)}"
-    return f"# HELP {name} {help_text}\n# TYPE {name} gauge\n{sample}\n"
+    return f"# HELP {name} {help_text}\n# TYPE {name} gauge\n{name}{labels} {_number(value)}\n"
 
 
 def _scheduler_gauges(schedulers: dict[str, Any]) -> str:
@@ -51,8 +39,8 @@ def _scheduler_gauges(schedulers: dict[str, Any]) -> str:
     return (
         "# HELP schedctl_schedulers Schedulers, by state.\n"
         "# TYPE schedctl_schedulers gauge\n"
-        f'schedctl_schedulers{{state="enabled"}} {sample_value(schedulers["enabled"])}\n'
-        f'schedctl_schedulers{{state="paused"}} {sample_value(schedulers["paused"])}\n'
+        f'schedctl_schedulers{{state="enabled"}} {_number(schedulers["enabled"])}\n'
+        f'schedctl_schedulers{{state="paused"}} {_number(schedulers["paused"])}\n'
         + _gauge("schedctl_schedulers_due", "Enabled schedulers due now.", schedulers["due"])
         + _gauge(
             "schedctl_worst_lag_seconds",

@@ -14,8 +14,8 @@ from typing import Any, TypeVar
 import psycopg
 
 from schedctl import db
-from schedctl.config import Settings
-from schedctl.errors import InvalidInput, OperationFailed
+from schedctl.config import DATABASE_URL_NAMES, Settings, refuse_misspelt_database_setting
+from schedctl.errors import Conflict, InvalidInput, OperationFailed
 
 SCHEMA = "schedctl"
 
@@ -29,6 +29,11 @@ _ADVISORY_KEY = 0x5C4ED_C71
 # queues behind it, so it must never wait long. (The migrations set the same with SET LOCAL.)
 HOST_LOCK_TIMEOUT = 0.2
 _RETRY_PAUSE = (0.1, 1.0)  # the pause between tries grows from the first to the second
+
+# How often a migrate waiting its turn asks for the migrate lock again (growing from the
+# first pause to the second): each try is one short statement, so neither the role's
+# statement_timeout nor an index build of the running migrate ever waits on it.
+_LOCK_POLL = (0.05, 0.5)
 
 # Above this many rows in jobs, migrate suggests the opt-in index when no index finds
 # active jobs by domain and organisation (see the README, "The index on jobs").
@@ -56,6 +61,8 @@ class Outcome:
     released: list[str] = field(default_factory=list)
     index_created: bool = False
     index_advised: bool = False
+    # What migrate finished on the host's jobs after 0002 added scheduler_id to it.
+    completed: list[str] = field(default_factory=list)
     # The database it acted on (db.target): host, port, database and user.
     connection: dict[str, Any] = field(default_factory=dict)
 
@@ -81,6 +88,9 @@ def yoyo_url(url: str, connect_timeout: int, schema: str | None = SCHEMA) -> str
     params = {key: str(value) for key, value in conninfo_to_dict(url).items()}
     dbname = params.pop("dbname", "")
     params.setdefault("connect_timeout", str(connect_timeout))
+    # A migration runs as long as it needs, whatever statement_timeout the role has: its
+    # waits for locks are bounded by lock_timeout (SCHEDCTL_LOCK_TIMEOUT) instead.
+    params["options"] = f"{params.get('options', '')} -c statement_timeout=0".strip()
     if schema is not None:
         params["schema"] = schema
     return f"postgresql+psycopg:///{quote(dbname, safe='')}?{urlencode(params)}"
@@ -98,6 +108,7 @@ def migrate(
     API roles; with `active_jobs_index`, also build the opt-in index on jobs."""
     from yoyo import read_migrations
 
+    refuse_misspelt_database_setting(DATABASE_URL_NAMES)
     url = (
         settings.migrate_database_url.get_secret_value()
         if settings.migrate_database_url is not None
@@ -107,8 +118,9 @@ def migrate(
     outcome = Outcome()
     with db.connect(settings, url) as conn:
         outcome.connection = db.target(url)
+        db.execute(conn, "migrate_session_settings")
         _refuse_a_pooler(conn)
-        db.execute(conn, "migrate_lock", key=_ADVISORY_KEY)
+        _take_migrate_lock(conn, settings)
         try:
             migrations = read_migrations(str(migrations_dir()))
             if dry_run:
@@ -123,6 +135,7 @@ def migrate(
                 outcome.migrations = _with_retries(
                     settings, lambda: _apply(settings, url, migrations, upto)
                 )
+                outcome.completed = _complete_jobs_scheduler_id(conn, settings)
                 if db.fetch_one(conn, "preflight")["migrated"]:
                     outcome.released = _release_legacy(conn, settings)
                     with conn.transaction():
@@ -148,6 +161,59 @@ def migrate(
             with suppress(psycopg.Error):  # a lost connection has released it already
                 db.execute(conn, "migrate_unlock", key=_ADVISORY_KEY)
     return outcome
+
+
+def _take_migrate_lock(conn: db.Connection, settings: Settings) -> None:
+    """Take the lock that lets one migrate run at a time, asking again until
+    SCHEDCTL_LOCK_TIMEOUT has passed; then exit 4 naming the migrate that holds it."""
+    deadline = time.monotonic() + settings.lock_timeout
+    pause = _LOCK_POLL[0]
+    while not db.fetch_one(conn, "migrate_try_lock", key=_ADVISORY_KEY)["locked"]:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            holder = db.fetch_optional(conn, "migrate_lock_holder", key=_ADVISORY_KEY)
+            who = "pid unknown"
+            if holder is not None:
+                since = holder["since"]
+                who = f"pid {holder['pid']}" + (
+                    f", since {since:%Y-%m-%dT%H:%M:%SZ}" if since is not None else ""
+                )
+            raise Conflict(
+                f"another migrate is running ({who}); gave up waiting for it after "
+                f"{settings.lock_timeout:g} s (SCHEDCTL_LOCK_TIMEOUT): run migrate again "
+                "once it has finished"
+            )
+        time.sleep(min(pause, left))
+        pause = min(pause * 2, _LOCK_POLL[1])
+
+
+def _complete_jobs_scheduler_id(conn: db.Connection, settings: Settings) -> list[str]:
+    """Where migration 0002 added scheduler_id to a host's jobs that lacked it (with its
+    foreign key NOT VALID, in a transaction that takes the table for an instant), validate
+    the foreign key and build its index, neither blocking the host's reads or writes.
+    Each step is checked in the catalog first, so a run killed at any point is finished by
+    the next (an index left invalid by a killed build is dropped and built again). Return
+    what was done."""
+    done: list[str] = []
+    state = db.fetch_one(conn, "jobs_scheduler_id_state")
+    if not state["added"]:
+        return done
+    # Both wait for the host's transactions without blocking them: a lock wait is bounded
+    # by SCHEDCTL_LOCK_TIMEOUT, and an index build cut short is dropped by the next run.
+    db.execute(conn, "session_lock_timeout", lock_timeout=f"{settings.lock_timeout}s")
+    try:
+        if not state["validated"]:
+            db.execute(conn, "jobs_scheduler_id_validate")
+            done.append("validated foreign key schedctl_jobs_scheduler_id_fkey on jobs")
+        if state["index_valid"] is False:
+            db.execute(conn, "jobs_scheduler_id_index_drop_invalid")
+        if not state["index_valid"]:
+            db.execute(conn, "jobs_scheduler_id_index_create")
+            done.append("built index schedctl_jobs_scheduler_id_idx on jobs")
+    finally:
+        with suppress(psycopg.Error):
+            db.execute(conn, "session_lock_timeout", lock_timeout="0")
+    return done
 
 
 def _refuse_a_pooler(conn: db.Connection) -> None:

@@ -7,7 +7,7 @@ import dataclasses
 import json
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta
+from datetime import datetime, time, timedelta, timezone
 from enum import Enum
 from typing import Any
 
@@ -44,6 +44,24 @@ def paths_from_db(text: str | None) -> list[str]:
     if not isinstance(value, list):
         return []
     return [item for item in value if isinstance(item, str)]
+
+
+def rfc3339(moment: datetime) -> str:
+    """A time as an RFC 3339 string in UTC."""
+    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def plain(value: Any) -> Any:
+    """A value as JSON holds it: times in RFC 3339 UTC, UUIDs as strings."""
+    if isinstance(value, datetime):
+        return rfc3339(value)
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(item) for item in value]
+    return value
 
 
 # A field read for schedctl's own use, left out of the JSON document.

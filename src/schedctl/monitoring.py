@@ -6,9 +6,10 @@ from datetime import timedelta
 from typing import Any
 
 from schedctl import db
+from schedctl.durations import duration
 from schedctl.errors import DatabaseUnavailable
 from schedctl.migrate import head_migration
-from schedctl.render import duration, plain, rfc3339
+from schedctl.models import plain, rfc3339
 
 
 def status(conn: db.Connection, org_id: Any, max_lag: timedelta) -> dict[str, Any]:

@@ -112,7 +112,8 @@ def delete(conn: db.Connection, org_id: uuid.UUID, *, cascade: bool, actor: str)
             )
         try:
             with conn.work():
-                db.execute(conn, "org_delete_schedulers", id=org_id, actor=actor)
+                db.execute(conn, "org_audit_schedulers_deleted", id=org_id, actor=actor)
+                db.execute(conn, "scheduler_delete", ids=[], organisation_id=org_id)
                 db.execute(conn, "org_delete", id=org_id)
         except pgerrors.ForeignKeyViolation as exc:
             table = exc.diag.table_name or "another table"

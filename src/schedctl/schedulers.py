@@ -8,11 +8,12 @@ from dataclasses import dataclass, replace
 from datetime import datetime, time, timedelta, timezone
 from typing import Any
 
-from psycopg import errors as pgerrors
+import psycopg
 from psycopg.types.json import Jsonb
 
-from schedctl import db
+from schedctl import audit, db, store
 from schedctl.errors import Conflict, InvalidInput, NotFound, SchedulerNotFound
+from schedctl.fields import DEFAULTS
 from schedctl.models import (
     NO_WINDOW,
     START_NOW,
@@ -21,33 +22,10 @@ from schedctl.models import (
     Ref,
     Scheduler,
     SchedulerChanges,
-    paths_to_db,
+    rfc3339,
 )
 
 MANUAL_RUN = "manual run"
-
-# The constraint of the seed's schedulers table that makes (domain, organisation) unique.
-_UNIQUE_DOMAIN_ORG = "unique_domain_org"
-
-# The fields of a scheduler an operator can change, in the order the audit shows them.
-CHANGEABLE = (
-    "schedule_interval_hours",
-    "next_run_at",
-    "is_enabled",
-    "pause_reason",
-    "overlap_policy",
-    "concurrency",
-    "find_links",
-    "max_pages",
-    "include_paths",
-    "exclude_paths",
-    "required_workers",
-    "at",
-    "time_zone",
-    "spread_seconds",
-    "catchup_window_seconds",
-    "paused_until",
-)
 
 
 # How many schedulers an ambiguous id prefix lists.
@@ -56,7 +34,7 @@ _CANDIDATES = 10
 
 def _not_found(ref: Ref) -> NotFound:
     # Worded the same whether the scheduler is missing or belongs to another organisation.
-    from schedctl.validation import short_id_hint
+    from schedctl.domains import short_id_hint
 
     return SchedulerNotFound(ref.text, short_id_hint(ref.text))
 
@@ -109,42 +87,6 @@ def _lock(conn: db.Connection, org_id: uuid.UUID, ref: Ref) -> Scheduler:
     return get(conn, org_id, Ref.of_id(row["id"]))
 
 
-def _store(conn: db.Connection, scheduler: Scheduler) -> None:
-    """Write every changeable field: the seed's columns to the host's row, the rest to
-    schedctl's settings."""
-    db.execute(
-        conn,
-        "scheduler_write",
-        id=scheduler.id,
-        schedule_interval_hours=scheduler.schedule_interval_hours,
-        next_run_at=scheduler.next_run_at,
-        is_enabled=scheduler.is_enabled,
-        concurrency=scheduler.concurrency,
-        find_links=scheduler.find_links,
-        max_pages=scheduler.max_pages,
-        include_paths=paths_to_db(scheduler.include_paths),
-        exclude_paths=paths_to_db(scheduler.exclude_paths),
-        required_workers=scheduler.required_workers,
-    )
-    _store_settings(conn, scheduler)
-
-
-def _store_settings(conn: db.Connection, scheduler: Scheduler) -> None:
-    db.execute(
-        conn,
-        "settings_write",
-        id=scheduler.id,
-        overlap_policy=scheduler.overlap_policy,
-        pause_reason=scheduler.pause_reason,
-        at_time=time.fromisoformat(scheduler.at) if scheduler.at is not None else None,
-        time_zone=scheduler.time_zone,
-        grid_anchor=scheduler.grid_anchor,
-        spread_seconds=scheduler.spread_seconds,
-        catchup_window_seconds=scheduler.catchup_window_seconds,
-        paused_until=scheduler.paused_until,
-    )
-
-
 def _audit(
     conn: db.Connection,
     actor: str,
@@ -166,52 +108,6 @@ def _audit(
     )
 
 
-def _audit_values(scheduler: Scheduler) -> dict[str, Any]:
-    """The changeable fields as the audit trail keeps them (times in RFC 3339 UTC)."""
-    from schedctl.render import plain
-
-    return {name: plain(getattr(scheduler, name)) for name in CHANGEABLE}
-
-
-def _diff(old: Scheduler, new: Scheduler) -> dict[str, Any]:
-    """The changed fields as {field: [old, new]}."""
-    before, after = _audit_values(old), _audit_values(new)
-    return {name: [before[name], after[name]] for name in CHANGEABLE if before[name] != after[name]}
-
-
-def _meaningful(value: Any) -> bool:
-    return value is not None and value != []
-
-
-# Settings whose default says nothing on creation (an elapsed-time grid in UTC, no spread).
-_UNREMARKABLE = {"time_zone": "UTC", "spread_seconds": 0}
-
-
-def _created(scheduler: Scheduler) -> dict[str, Any]:
-    """A new scheduler's settings as {field: [null, value]}, leaving out the empty ones."""
-    values = _audit_values(scheduler)
-    return {
-        name: [None, value]
-        for name, value in values.items()
-        if _meaningful(value) and _UNREMARKABLE.get(name, object()) != value
-    }
-
-
-def _deleted(scheduler: Scheduler) -> dict[str, Any]:
-    """A deleted scheduler's last settings as {field: [value, null]}, leaving out the empty ones."""
-    values = _audit_values(scheduler)
-    return {name: [value, None] for name, value in values.items() if _meaningful(value)}
-
-
-def _domain_id(conn: db.Connection, name: str, spellings: tuple[str, ...]) -> int:
-    """The host's row for the domain, in whatever spelling it was stored, or a new one."""
-    for _ in range(2):  # a concurrent insert of the same name is seen by the second try
-        row = db.fetch_optional(conn, "domain_ensure", name=name, spellings=list(spellings))
-        if row is not None:
-            return int(row["id"])
-    raise db.NoResult("domain_ensure")
-
-
 def create(
     conn: db.Connection,
     org_id: uuid.UUID,
@@ -219,52 +115,148 @@ def create(
     changes: SchedulerChanges,
     actor: str,
 ) -> Scheduler:
-    """Create a scheduler for `domain` (normalised); the domain is added to the host's
-    table unless the host already has it, in any spelling."""
-    from schedctl.validation import domain_spellings
+    """Create a scheduler for `domain` (normalised), as `apply` creates one from a file: the
+    domain is added to the host's table unless the host already has it, in any spelling."""
+    from schedctl.domains import domain_spellings
 
     if changes.interval_hours is None:
         raise InvalidInput("--every is required (6h, 12h, 24h or 48h)")
     with conn.work():
         _check_zone(conn, changes)
-        domain_id = _domain_id(conn, domain, domain_spellings(domain))
-        try:
-            with conn.work():
-                created = db.fetch_one(
-                    conn,
-                    "scheduler_insert",
-                    domain_id=domain_id,
-                    organisation_id=org_id,
-                    schedule_interval_hours=changes.interval_hours,
-                    start_at=changes.start if isinstance(changes.start, datetime) else None,
-                    start_now=changes.start == START_NOW,
-                    is_enabled=changes.enabled if changes.enabled is not None else True,
-                    concurrency=changes.concurrency if changes.concurrency is not None else 20,
-                    find_links=changes.find_links if changes.find_links is not None else True,
-                    max_pages=changes.max_pages if changes.max_pages is not None else 0,
-                    include_paths=paths_to_db(changes.include_paths or []),
-                    exclude_paths=paths_to_db(changes.exclude_paths or []),
-                    required_workers=(
-                        changes.required_workers if changes.required_workers is not None else 1
-                    ),
-                )
-        except pgerrors.UniqueViolation as exc:
-            if exc.diag.constraint_name != _UNIQUE_DOMAIN_ORG:
-                raise
-            raise Conflict(
-                f"a scheduler for {domain} already exists in this organisation"
-            ) from None
-        scheduler = get(conn, org_id, Ref.of_id(created["id"]))
-        if changes.overlap is not None:
-            scheduler = replace(scheduler, overlap_policy=changes.overlap.value)
-            _store_settings(conn, scheduler)
-        if _schedule_changes(changes) or changes.until is not None:
-            timed = _scheduled(conn, scheduler, changes, keep_next=False)
-            timed = _paused_until(timed, changes.until)
-            _store(conn, timed)
-            scheduler = get(conn, org_id, Ref.of_id(scheduler.id))
-        _audit(conn, actor, "create", scheduler, _created(scheduler))
+        db_now = db.fetch_one(conn, "db_clock")["db_now"]
+        values = _with_changes(DEFAULTS, changes, db_now)
+        (domain_id,) = store.domain_ids(conn, [(domain, domain_spellings(domain))])
+        start = changes.start
+        row = {
+            "idx": 0,
+            "domain_id": domain_id,
+            "organisation_id": str(org_id),
+            "start_at": rfc3339(start) if isinstance(start, datetime) else None,
+            "start_now": start == START_NOW,
+        } | store.seed_columns(values)
+        ((scheduler_id, _, _, next_run_at),) = store.insert(
+            conn, [row], conflict=f"a scheduler for {domain} already exists in this organisation"
+        )
+        anchor = _place(
+            conn,
+            scheduler_id,
+            next_run_at,
+            DEFAULTS,
+            values,
+            changes,
+            db_now,
+            keep_next=False,
+        )
+        store.write_settings(conn, [store.settings_row(scheduler_id, values, anchor)])
+        scheduler = get(conn, org_id, Ref.of_id(scheduler_id))
+        _audit(conn, actor, "create", scheduler, audit.created(vars(scheduler)))
     return scheduler
+
+
+def _values(scheduler: Scheduler) -> dict[str, Any]:
+    """A scheduler's fields (fields.FIELDS) by attribute."""
+    return {name: getattr(scheduler, name) for name in DEFAULTS}
+
+
+def _with_changes(
+    values: dict[str, Any], changes: SchedulerChanges, db_now: datetime
+) -> dict[str, Any]:
+    """A scheduler's fields with the changes of `create` or `update` made (the next run is
+    placed by the statements of store.py)."""
+    from schedctl.validation import check_spread
+
+    new = dict(values)
+    given = {
+        "schedule_interval_hours": changes.interval_hours,
+        "concurrency": changes.concurrency,
+        "find_links": changes.find_links,
+        "max_pages": changes.max_pages,
+        "include_paths": changes.include_paths,
+        "exclude_paths": changes.exclude_paths,
+        "required_workers": changes.required_workers,
+        "overlap_policy": changes.overlap.value if changes.overlap is not None else None,
+        "is_enabled": changes.enabled,
+        "at": _time_text(changes.at) if changes.at is not None else None,
+        "time_zone": changes.time_zone,
+        "spread_seconds": changes.spread_seconds,
+    }
+    new.update({name: value for name, value in given.items() if value is not None})
+    new["include_paths"] = _edited(
+        new["include_paths"], changes.include_add, changes.include_remove
+    )
+    new["exclude_paths"] = _edited(
+        new["exclude_paths"], changes.exclude_add, changes.exclude_remove
+    )
+    if changes.catchup_window_seconds is not None:
+        window = changes.catchup_window_seconds
+        new["catchup_window_seconds"] = None if window == NO_WINDOW else window
+    if changes.enabled is not None:
+        new["paused_until"] = None
+    if changes.enabled is True:
+        new["pause_reason"] = None
+    check_spread(new["spread_seconds"], new["schedule_interval_hours"])
+    return _paused_until(new, changes.until, db_now)
+
+
+def _place(
+    conn: db.Connection,
+    scheduler_id: uuid.UUID,
+    next_run_at: datetime,
+    old: dict[str, Any],
+    new: dict[str, Any],
+    changes: SchedulerChanges,
+    db_now: datetime,
+    *,
+    keep_next: bool,
+    old_anchor: datetime | None = None,
+) -> datetime | None:
+    """Place the next run of a scheduler whose schedule a command set (store.placement), as
+    `apply` places it; its grid's anchor. --time-zone alone keeps the local time of day of
+    the next run (`new` gets that time as its `at`)."""
+    keep_local_time = changes.time_zone is not None and changes.at is None and old["at"] is None
+    if keep_local_time:
+        offset = db.fetch_one(
+            conn, "spread_offset_seconds", id=scheduler_id, spread_seconds=old["spread_seconds"]
+        )["seconds"]
+        row = db.fetch_one(
+            conn,
+            "local_time_of_day",
+            moment=next_run_at - timedelta(seconds=offset),
+            time_zone=new["time_zone"],
+        )
+        new["at"] = _time_text(row["at_time"].replace(microsecond=0))
+    given = {
+        "at": changes.at,
+        "time_zone": changes.time_zone,
+        "schedule_interval_hours": changes.interval_hours,
+        "spread_seconds": changes.spread_seconds,
+    }
+    how = store.placement(
+        {name for name, value in given.items() if value is not None},
+        new["at"],
+        old_anchor,
+        start=changes.start is not None,
+        keep_local_time=keep_local_time,
+        keep_next=keep_next,
+    )
+    if how is None:
+        return old_anchor
+    start = db_now if changes.start == START_NOW else changes.start
+    placed = store.place(
+        conn,
+        [
+            {
+                "id": str(scheduler_id),
+                "placement": how,
+                "at_time": new["at"],
+                "time_zone": new["time_zone"],
+                "old_spread": old["spread_seconds"],
+                "spread_seconds": new["spread_seconds"],
+                "start": rfc3339(start) if isinstance(start, datetime) else None,
+            }
+        ],
+    )
+    return placed[scheduler_id][1]
 
 
 def _schedule_changes(changes: SchedulerChanges) -> bool:
@@ -290,126 +282,23 @@ def _check_zone(conn: db.Connection, changes: SchedulerChanges) -> None:
             raise zone_unknown(changes.time_zone)
 
 
-def _offset(conn: db.Connection, scheduler_id: uuid.UUID, spread_seconds: int) -> timedelta:
-    row = db.fetch_one(
-        conn, "spread_offset_seconds", id=scheduler_id, spread_seconds=spread_seconds
-    )
-    return timedelta(seconds=int(row["seconds"]))
-
-
-def _scheduled(
-    conn: db.Connection, scheduler: Scheduler, changes: SchedulerChanges, *, keep_next: bool
-) -> Scheduler:
-    """`scheduler` (already carrying the other changes) with its wall-clock grid, spread and
-    catch-up window as `changes` set them, and its next run on the resulting grid.
-    `keep_next`: the next run stays where it is unless the grid moves it; otherwise, without
-    --start-at, it is the grid's first time from now on."""
-    from schedctl.validation import check_spread
-
-    hours = scheduler.schedule_interval_hours
-    zone = changes.time_zone if changes.time_zone is not None else scheduler.time_zone
-    spread = (
-        changes.spread_seconds if changes.spread_seconds is not None else scheduler.spread_seconds
-    )
-    check_spread(spread, hours)
-    window = scheduler.catchup_window_seconds
-    if changes.catchup_window_seconds is not None:
-        window = changes.catchup_window_seconds
-        if window == NO_WINDOW:
-            window = None
-    old_offset = timedelta(seconds=scheduler.spread_offset_seconds)
-    offset = _offset(conn, scheduler.id, spread)
-    at: time | None
-    keeps_time_of_day = False
-    if changes.at is not None:
-        at = changes.at
-    elif scheduler.at is not None:
-        at = time.fromisoformat(scheduler.at)
-    elif changes.time_zone is not None:
-        # --time-zone without --at: the schedule keeps its local time of day
-        row = db.fetch_one(
-            conn,
-            "local_time_of_day",
-            moment=scheduler.next_run_at - old_offset,
-            time_zone=zone,
-        )
-        at = row["at_time"].replace(microsecond=0)  # to the second, as --at is shown
-        keeps_time_of_day = True
-    else:
-        at = None
-    updated = replace(
-        scheduler,
-        time_zone=zone,
-        spread_seconds=spread,
-        spread_offset_seconds=int(offset.total_seconds()),
-        catchup_window_seconds=window,
-    )
-    if at is None:  # the elapsed-time grid: a new spread offset shifts it
-        return replace(updated, next_run_at=scheduler.next_run_at - old_offset + offset)
-    grid_moves = (
-        changes.at is not None
-        or changes.time_zone is not None
-        or changes.interval_hours is not None
-        or changes.spread_seconds is not None
-        or changes.start is not None
-        or scheduler.grid_anchor is None
-    )
-    if not grid_moves:
-        return updated
-    if changes.start is not None:
-        start = scheduler.db_now if changes.start == START_NOW else changes.start
-    elif keeps_time_of_day or (
-        keep_next
-        and changes.at is None
-        and changes.time_zone is None
-        and changes.interval_hours is None
-    ):
-        # the same wall-clock time as the next run (a new spread offset moves it)
-        start = (scheduler.next_run_at - old_offset + offset).replace(microsecond=0)
-    else:
-        start = max(scheduler.db_now, scheduler.created_at, _after_last_served(conn, scheduler))
-    row = db.fetch_one(
-        conn,
-        "grid_start",
-        start=start,
-        hours=hours,
-        at_time=at,
-        time_zone=zone,
-        id=scheduler.id,
-        spread_seconds=spread,
-    )
-    return replace(
-        updated,
-        at=_time_text(at),
-        grid_anchor=row["anchor"],
-        next_run_at=row["first_slot"],
-    )
-
-
 def _time_text(at: time) -> str:
     return at.strftime("%H:%M:%S" if at.second or at.microsecond else "%H:%M")
 
 
-def _after_last_served(conn: db.Connection, scheduler: Scheduler) -> datetime:
-    """Just after the latest slot a job was made for (the creation time when none was)."""
-    row = db.fetch_one(conn, "last_served_slot", id=scheduler.id)
-    if row["slot"] is None:
-        return scheduler.created_at
-    last: datetime = row["slot"]
-    return last + timedelta(microseconds=1)
-
-
-def _paused_until(scheduler: Scheduler, until: datetime | timedelta | None) -> Scheduler:
-    """`scheduler` paused until `until` (a time, or a duration from the database's clock)."""
+def _paused_until(
+    values: dict[str, Any], until: datetime | timedelta | None, db_now: datetime
+) -> dict[str, Any]:
+    """A scheduler's fields paused until `until` (a time, or a duration from the database's
+    clock)."""
     if until is None:
-        return scheduler
-    when = scheduler.db_now + until if isinstance(until, timedelta) else until
-    if when <= scheduler.db_now:
+        return values
+    when = db_now + until if isinstance(until, timedelta) else until
+    if when <= db_now:
         raise InvalidInput(
-            f"--until must be in the future (the database's clock reads "
-            f"{scheduler.db_now.isoformat()})"
+            f"--until must be in the future (the database's clock reads {db_now.isoformat()})"
         )
-    return replace(scheduler, is_enabled=False, paused_until=when)
+    return {**values, "is_enabled": False, "paused_until": when}
 
 
 def list_for(
@@ -430,52 +319,6 @@ def list_for(
     )
 
 
-def _changed(old: Scheduler, changes: SchedulerChanges, not_before: datetime) -> Scheduler:
-    """`old` with the changes applied; a new interval keeps the anchor of its grid, unless
-    that grid time is before `not_before` (the scheduler's creation, or just after the last
-    slot it served)."""
-    new = old
-    values: dict[str, Any] = {
-        "concurrency": changes.concurrency,
-        "find_links": changes.find_links,
-        "max_pages": changes.max_pages,
-        "include_paths": changes.include_paths,
-        "exclude_paths": changes.exclude_paths,
-        "required_workers": changes.required_workers,
-        "overlap_policy": changes.overlap.value if changes.overlap is not None else None,
-        "is_enabled": changes.enabled,
-    }
-    new = replace(new, **{name: value for name, value in values.items() if value is not None})
-    new = replace(
-        new,
-        include_paths=_edited(new.include_paths, changes.include_add, changes.include_remove),
-        exclude_paths=_edited(new.exclude_paths, changes.exclude_add, changes.exclude_remove),
-    )
-    if changes.enabled is not None:
-        new = replace(new, paused_until=None)
-    if changes.enabled is True:
-        new = replace(new, pause_reason=None)
-    if changes.interval_hours is not None:
-        anchor = old.next_run_at - timedelta(hours=old.schedule_interval_hours)
-        if anchor < not_before:
-            # The grid time before the next run is not one the scheduler had (it did not
-            # exist yet, or a later slot was served): the next run stays, the new interval
-            # follows it.
-            next_run_at = old.next_run_at
-        else:
-            try:
-                next_run_at = anchor + timedelta(hours=changes.interval_hours)
-            except OverflowError:
-                raise InvalidInput("--every: the next run would fall after the year 9999") from None
-        new = replace(new, schedule_interval_hours=changes.interval_hours, next_run_at=next_run_at)
-    if changes.start is not None:
-        # `now` anchors the grid at a whole second of the database clock.
-        start = old.db_now.replace(microsecond=0) if changes.start == START_NOW else changes.start
-        assert isinstance(start, datetime)
-        new = replace(new, next_run_at=start)
-    return new
-
-
 def _edited(paths: list[str], added: list[str] | None, removed: list[str] | None) -> list[str]:
     """A path list with paths added (at the end, once) and removed."""
     kept = [path for path in paths if path not in (removed or [])]
@@ -485,31 +328,49 @@ def _edited(paths: list[str], added: list[str] | None, removed: list[str] | None
 def update(
     conn: db.Connection, org_id: uuid.UUID, ref: Ref, changes: SchedulerChanges, actor: str
 ) -> tuple[Scheduler, bool]:
-    """Change a scheduler; returns it and whether anything changed (a change to what it
-    already is writes nothing, not even an audit entry)."""
-    from schedctl.validation import check_spread
-
+    """Change a scheduler, through the statements `apply` changes them with; returns it and
+    whether anything changed (a change to what it already is writes nothing, not even an
+    audit entry)."""
     if changes.is_empty():
         raise InvalidInput("nothing to change: give at least one option (see --help)")
     with conn.work():
         old = _lock(conn, org_id, ref)
-        not_before = max(old.created_at, _after_last_served(conn, old))
-        new = _changed(old, changes, not_before)
-        check_spread(
-            changes.spread_seconds if changes.spread_seconds is not None else old.spread_seconds,
-            new.schedule_interval_hours,
-        )
-        if _schedule_changes(changes) or (
-            old.at is not None and (changes.interval_hours is not None or changes.start)
-        ):
-            _check_zone(conn, changes)
-            new = _scheduled(conn, new, changes, keep_next=True)
-        new = _paused_until(new, changes.until)
-        if not _diff(old, new):
+        values = _with_changes(_values(old), changes, old.db_now)
+        # `now` anchors the grid at a whole second of the database clock
+        start = old.db_now.replace(microsecond=0) if changes.start == START_NOW else changes.start
+        with conn.work():  # a savepoint: rolled back when nothing changed
+            row = {
+                "id": str(old.id),
+                "next_run_at": rfc3339(start) if isinstance(start, datetime) else None,
+            }
+            moved = store.update(conn, [row | store.seed_columns(values)])
+            anchor = old.grid_anchor
+            if _schedule_changes(changes) or (
+                old.at is not None and (changes.interval_hours is not None or changes.start)
+            ):
+                _check_zone(conn, changes)
+                anchor = _place(
+                    conn,
+                    old.id,
+                    moved[old.id],
+                    _values(old),
+                    values,
+                    changes,
+                    old.db_now,
+                    keep_next=True,
+                    old_anchor=old.grid_anchor,
+                )
+            store.write_settings(conn, [store.settings_row(old.id, values, anchor)])
+            scheduler = get(conn, org_id, Ref.of_id(old.id))
+            diff = audit.changed(vars(old), vars(scheduler))
+            if not diff:
+                raise psycopg.Rollback()
+        if not diff:
             return old, False
-        _store(conn, new)
-        scheduler = get(conn, org_id, Ref.of_id(old.id))
-        _audit(conn, actor, "update", scheduler, _diff(old, scheduler))
+        trail = store.AuditTrail()
+        identity = (scheduler.id, scheduler.organisation_id, scheduler.domain)
+        trail.changed(identity, vars(old), vars(scheduler))
+        trail.write(conn, actor, None)
     return scheduler, True
 
 
@@ -525,13 +386,14 @@ def pause(
     whether anything changed (pausing a paused scheduler the same way changes nothing)."""
     with conn.work():
         old = _lock(conn, org_id, ref)
-        paused = replace(old, is_enabled=False, pause_reason=reason, paused_until=None)
-        new = _paused_until(paused, until)
-        if not _diff(old, new):
+        paused = {**_values(old), "is_enabled": False, "pause_reason": reason, "paused_until": None}
+        values = _paused_until(paused, until, old.db_now)
+        if not audit.changed(vars(old), {**vars(old), **values}):
             return old, False
-        _store(conn, new)
+        store.update(conn, [{"id": str(old.id)} | store.seed_columns(values)])
+        store.write_settings(conn, [store.settings_row(old.id, values, old.grid_anchor)])
         scheduler = get(conn, org_id, Ref.of_id(old.id))
-        _audit(conn, actor, "pause", scheduler, _diff(old, scheduler), reason)
+        _audit(conn, actor, "pause", scheduler, audit.changed(vars(old), vars(scheduler)), reason)
     return scheduler, True
 
 
@@ -544,7 +406,7 @@ def resume(conn: db.Connection, org_id: uuid.UUID, ref: Ref, actor: str) -> tupl
             return old, False
         db.execute(conn, "scheduler_resume", id=old.id)
         scheduler = get(conn, org_id, Ref.of_id(old.id))
-        _audit(conn, actor, "resume", scheduler, _diff(old, scheduler))
+        _audit(conn, actor, "resume", scheduler, audit.changed(vars(old), vars(scheduler)))
     return scheduler, True
 
 
@@ -552,8 +414,8 @@ def delete(conn: db.Connection, org_id: uuid.UUID, ref: Ref, actor: str) -> Sche
     """Delete a scheduler; its jobs (detached) and audit entries stay."""
     with conn.work():
         old = _lock(conn, org_id, ref)
-        db.execute(conn, "scheduler_delete", id=old.id)
-        _audit(conn, actor, "delete", old, _deleted(old))
+        store.delete(conn, [old.id])
+        _audit(conn, actor, "delete", old, audit.deleted(vars(old)))
     return old
 
 

@@ -69,3 +69,60 @@ class _Failed:
         self.__dict__.update(vars(summary))
 
     ok = False
+
+
+def monitored_pass(
+    settings: Any,
+    summary: Any,
+    *,
+    dry_run: bool,
+    limit: int | None,
+    metrics_file: Path | None,
+    on_job: Any,
+) -> None:
+    """One tick pass as `schedctl tick` runs it: pings around it, its gauges written once it
+    ended, and a second connection when SCHEDCTL_TICK_CONNECTIONS asks for one (never to the
+    embedded server, which each connection would start or join again). `summary` holds what
+    was committed, also when the pass broke off (the error is raised after monitoring was
+    told)."""
+    from schedctl import db
+    from schedctl import tick as tick_pass
+    from schedctl.errors import SchedctlError
+
+    watch = None
+    if not dry_run:  # a dry run writes nothing and tells monitoring nothing
+        ping_url = check_ping_url(
+            settings.ping_url.get_secret_value() if settings.ping_url is not None else None
+        )
+        watch = TickWatch(
+            metrics_file=metrics.check_target(metrics_file) if metrics_file is not None else None,
+            ping_url=ping_url,
+        )
+        watch.start()
+    second = (
+        (lambda: db.connect(settings))
+        if settings.tick_connections > 1 and settings.database_url is not None
+        else None
+    )
+    schedulers = None
+    try:
+        # Announces the embedded server, even with --quiet: a tick that falls back to it is
+        # misconfigured (the URL variable is missing or misspelt), and cron mails the notice.
+        url = db.database_url(settings)
+        with db.connect(settings, url) as conn:
+            db.preflight(conn)
+            tick_pass.run(
+                conn, on_job=on_job, dry_run=dry_run, limit=limit, connect=second, summary=summary
+            )
+            if watch is not None and watch.metrics_file is not None:
+                from schedctl.monitoring import scheduler_counts
+
+                schedulers = scheduler_counts(conn)
+    except SchedctlError as exc:
+        if summary.due and not dry_run:  # batches committed before the pass broke off
+            summary.errors.append({"scheduler_id": None, "message": exc.message})
+        if watch is not None:
+            watch.finish(summary, None, exc.message)
+        raise
+    if watch is not None:
+        watch.finish(summary, schedulers, None)

@@ -1,5 +1,6 @@
 -- The schedulers table and jobs.scheduler_id in the seed plan's shape, created
--- only where the host lacks them; with the host's later ON DELETE CASCADE on
+-- only where the host lacks them (the foreign key validated and the index built later,
+-- online); with the host's later ON DELETE CASCADE on
 -- domain and organisation. A host that has them keeps them exactly as they are
 -- (whatever delete rule its jobs.scheduler_id foreign key has: `delete` detaches
 -- a scheduler's jobs itself).
@@ -38,9 +39,15 @@ BEGIN
         SELECT 1 FROM pg_attribute
         WHERE attrelid = 'public.jobs'::regclass AND attname = 'scheduler_id' AND NOT attisdropped
     ) THEN
-        ALTER TABLE public.jobs ADD COLUMN scheduler_id UUID REFERENCES public.schedulers (id);
-        CREATE INDEX idx_jobs_scheduler_id
-            ON public.jobs (scheduler_id) WHERE scheduler_id IS NOT NULL;
+        -- Online, as the host's own queries run: a nullable column without a default
+        -- is a change of the catalog alone, and a foreign key added NOT VALID reads no
+        -- row, so jobs is taken for an instant. `migrate` then validates the foreign key
+        -- and builds its index CONCURRENTLY, outside this transaction (migrate.py,
+        -- _complete_jobs_scheduler_id); their schedctl_ names mark them as added here.
+        ALTER TABLE public.jobs
+            ADD COLUMN scheduler_id UUID,
+            ADD CONSTRAINT schedctl_jobs_scheduler_id_fkey FOREIGN KEY (scheduler_id)
+                REFERENCES public.schedulers (id) NOT VALID;
     END IF;
 END
 $$;

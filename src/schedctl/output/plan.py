@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from schedctl.apply import Item, Plan
-from schedctl.manifest import FIELDS
+from schedctl.fields import FIELDS
 
 
 def _value(value: Any) -> str:

@@ -1,26 +1,28 @@
-"""Output: JSON documents for scripts, tables on a terminal, plain text otherwise."""
+"""Output for people: tables on a terminal, plain text otherwise, and the tick report."""
 
 from __future__ import annotations
 
-import json
-import os
 import re
 import sys
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from typing import IO, TYPE_CHECKING, Any
 
-from schedctl.models import AuditEntry, Job, Organisation, Scheduler, public_fields
-from schedctl.validation import display_domain
+from schedctl.domains import display_domain
+from schedctl.durations import duration, span
+from schedctl.models import AuditEntry, Job, Scheduler, rfc3339
+from schedctl.output import json as documents
+from schedctl.output.tables import SHORT_ID, Cell
+
+# The table machinery, for the commands that print with `render.table`, `render.fields` and
+# `render.short_ids`.
+from schedctl.output.tables import fields as fields
+from schedctl.output.tables import short_ids as short_ids
+from schedctl.output.tables import table as table
 
 if TYPE_CHECKING:
     from schedctl.hooks import Hooks
-
-
-def rfc3339(moment: datetime) -> str:
-    """A time as an RFC 3339 string in UTC."""
-    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 def whole_seconds(moment: datetime) -> str:
@@ -29,37 +31,13 @@ def whole_seconds(moment: datetime) -> str:
     return rfc3339(moment.replace(microsecond=0))
 
 
-def plain(value: Any) -> Any:
-    """A value as JSON holds it: times in RFC 3339 UTC, UUIDs as strings."""
-    if isinstance(value, datetime):
-        return rfc3339(value)
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if isinstance(value, dict):
-        return {key: plain(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [plain(item) for item in value]
-    return value
-
-
-def doc(record: Scheduler | Job | AuditEntry | Organisation) -> dict[str, Any]:
-    """A record in the JSON shape of the command-line contract: its public fields."""
-    return {name: plain(value) for name, value in public_fields(record).items()}
-
-
-def print_json(doc: Any, out: IO[str] | None = None) -> None:
-    """Exactly one JSON document on stdout."""
-    stream = out or sys.stdout
-    stream.write(json.dumps(doc, ensure_ascii=False) + "\n")
-
-
 def relative(moment: datetime, now: datetime) -> str:
     """A due time against `now` for people: "in 5h 12m", "3m overdue", "now"."""
     delta = moment - now
     seconds = abs(delta.total_seconds())
     if seconds < 60:
         return "now"
-    text = _span(timedelta(seconds=seconds))
+    text = span(timedelta(seconds=seconds))
     return f"in {text}" if delta.total_seconds() > 0 else f"{text} overdue"
 
 
@@ -68,28 +46,7 @@ def ago(moment: datetime, now: datetime) -> str:
     delta = now - moment
     if delta.total_seconds() < 60:
         return "just now"
-    return f"{_span(delta)} ago"
-
-
-def duration(seconds: float) -> str:
-    """A span of time for people: "42s", "1m 30s", "5h 12m", "2d 4h"."""
-    whole = int(seconds)
-    if whole < 3600 and whole % 60:
-        return f"{whole // 60}m {whole % 60}s" if whole >= 60 else f"{whole}s"
-    return _span(timedelta(seconds=whole)) if whole else "0s"
-
-
-def _span(delta: timedelta) -> str:
-    minutes = int(delta.total_seconds() // 60)
-    days, minutes = divmod(minutes, 1440)
-    hours, minutes = divmod(minutes, 60)
-    # Two units at most, and no zero ones: "2d 4h", "5h", "5h 12m", "12m", "0m".
-    parts = [f"{days}d"] if days else []
-    if hours:
-        parts.append(f"{hours}h")
-    if (minutes and not days) or not parts:
-        parts.append(f"{minutes}m")
-    return " ".join(parts)
+    return f"{span(delta)} ago"
 
 
 def short_time(moment: datetime | None) -> str:
@@ -132,222 +89,6 @@ def every_text(scheduler: Scheduler) -> str:
 
 def _status_cell(scheduler: Scheduler) -> Cell:
     return (status_label(scheduler, table=True), "green" if scheduler.is_enabled else "yellow")
-
-
-# A table cell: its text, or its text and a rich style (a colour only a terminal shows).
-Cell = str | tuple[str, str]
-
-
-def _text(cell: Cell) -> str:
-    return cell if isinstance(cell, str) else cell[0]
-
-
-# The fewest leading characters of an id a table shows on a terminal (REF accepts as few).
-SHORT_ID = 8
-
-
-def short_ids(ids: Iterable[str]) -> dict[str, str]:
-    """Each id cut to the shortest prefix, SHORT_ID characters or more, that still tells the
-    given ids apart (for a table on a terminal; plain and JSON output keep whole ids)."""
-    unique = sorted(set(ids))
-    length = SHORT_ID
-    while length < max((len(i) for i in unique), default=0) and len(
-        {i[:length] for i in unique}
-    ) < len(unique):
-        length += 1
-    return {i: i[:length] for i in unique}
-
-
-def fold_at_dots(name: str, width: int) -> str:
-    """A domain broken into lines of at most `width` characters after its dots (a label
-    longer than the width keeps a line of its own)."""
-    if len(name) <= width:
-        return name
-    lines: list[str] = []
-    line = ""
-    labels = name.split(".")
-    for index, label in enumerate(labels):
-        piece = label + ("." if index < len(labels) - 1 else "")
-        if line and len(line) + len(piece) > width:
-            lines.append(line)
-            line = ""
-        line += piece
-    lines.append(line)
-    return "\n".join(lines)
-
-
-# When a table is wider than the terminal: headers shortened first, then whole columns
-# left out, least useful first (the README lists this order). Ids, domains, times and
-# statuses are never left out.
-SHORT_HEADERS = {"Organisation": "Org", "Schedulers": "Scheds", "Completed": "Ended"}
-DROP_ORDER = (
-    "Overlap",
-    "Progress",
-    "Failed",
-    "Done",
-    "Last run",
-    "Trigger",
-    "Every",
-    "Completed",
-    "Reason",
-    "Actor",
-    "Action",
-)
-# A word longer than this share of the width may fold (a pasted URL in a pause reason).
-_LONGEST_WORD_SHARE = 3
-
-
-def _lines(cell: Cell) -> list[str]:
-    return _text(cell).split("\n")
-
-
-def _widest_line(texts: Iterable[str]) -> int:
-    from rich.cells import cell_len
-
-    return max((cell_len(line) for text in texts for line in text.split("\n")), default=0)
-
-
-def _longest_word(texts: Iterable[str], *, dotted: bool = False) -> int:
-    """The widest piece a column may not break: a word, or in a domain a label with its dot."""
-    from rich.cells import cell_len
-
-    longest = 0
-    for text in texts:
-        for word in text.split():
-            pieces = [p + "." for p in word.split(".")] if dotted else [word]
-            longest = max(longest, *(cell_len(piece) for piece in pieces))
-    return longest
-
-
-def fit_columns(
-    headers: Sequence[str],
-    rows: Sequence[Sequence[Cell]],
-    width: int,
-    *,
-    unbroken: Sequence[int] = (),
-    dotted: int | None = None,
-) -> tuple[list[int], list[str], list[int]]:
-    """Which columns a table `width` characters wide shows, under which headers, and how
-    wide each is: every column at least as wide as its widest word (its whole value for
-    `unbroken` ones), headers shortened and columns dropped in DROP_ORDER until that fits,
-    then the room left shared out towards each column's natural width."""
-    cap = max(12, width // _LONGEST_WORD_SHARE)
-
-    def measure(index: int, header: str) -> tuple[int, int]:
-        texts = [_text(row[index]) for row in rows]
-        natural = max(_widest_line(texts), _widest_line([header]))
-        if index in unbroken:
-            return natural, natural
-        words = min(cap, _longest_word(texts, dotted=index == dotted))
-        return max(words, _longest_word([header])), natural
-
-    def overhead(count: int) -> int:
-        return 3 * count + 1  # a space either side of each cell, and the borders
-
-    shown = list(range(len(headers)))
-    names = list(headers)
-    sizes = {i: measure(i, names[i]) for i in shown}
-
-    def too_wide() -> bool:
-        return sum(sizes[i][0] for i in shown) + overhead(len(shown)) > width
-
-    if too_wide():
-        for i in shown:
-            if names[i] in SHORT_HEADERS:
-                names[i] = SHORT_HEADERS[names[i]]
-                sizes[i] = measure(i, names[i])
-    for name in DROP_ORDER:
-        if not too_wide():
-            break
-        shown = [i for i in shown if headers[i] != name]
-    widths = {i: sizes[i][0] for i in shown}
-    room = width - overhead(len(shown)) - sum(widths.values())
-    while room > 0:
-        wanting = [i for i in shown if widths[i] < sizes[i][1]]
-        if not wanting:
-            break
-        share = max(1, room // len(wanting))
-        for i in wanting:
-            extra = min(share, sizes[i][1] - widths[i], room)
-            widths[i] += extra
-            room -= extra
-            if room <= 0:
-                break
-    return shown, [names[i] for i in shown], [widths[i] for i in shown]
-
-
-def table(
-    title: str | None,
-    headers: Sequence[str],
-    rows: Iterable[Sequence[Cell]],
-    *,
-    terminal: bool,
-    unbroken: Sequence[int] = (),
-    dotted: int | None = None,
-) -> None:
-    """A rich table on a terminal, fitted to its width (fit_columns: no word split, no line
-    wider than the terminal); tab-separated lines otherwise. On a terminal the columns in
-    `unbroken` (short ids) never fold, and the cells of the `dotted` column (domains) fold
-    after a dot rather than inside a label."""
-    if not terminal:
-        print("\t".join(h.lower().replace(" ", "_") for h in headers))
-        for row in rows:
-            # A cell's second line (a relative time) is for people at a terminal.
-            print("\t".join(_text(cell).split("\n")[0] for cell in row))
-        return
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
-
-    # rich reads the terminal's width itself (COLUMNS overrides it).
-    console = Console(no_color=bool(os.environ.get("NO_COLOR")), highlight=False)
-    cells = [list(row) for row in rows]
-    shown, names, widths = fit_columns(
-        headers, cells, console.width, unbroken=unbroken, dotted=dotted
-    )
-    grid = Table(title=title, header_style="bold", expand=False)
-    for index, name, width in zip(shown, names, widths, strict=True):
-        grid.add_column(name, width=width, no_wrap=index in unbroken, overflow="fold")
-    for row in cells:
-        shown_cells: list[Cell] = []
-        for index, width in zip(shown, widths, strict=True):
-            cell = row[index]
-            if index == dotted:
-                text = "\n".join(fold_at_dots(line, width) for line in _lines(cell))
-                cell = text if isinstance(cell, str) else (text, cell[1])
-            shown_cells.append(cell)
-        # Text, not markup: a pause reason like "[/blog]" is shown as written.
-        grid.add_row(*(Text(c) if isinstance(c, str) else Text(*c) for c in shown_cells))
-    console.print(grid)
-
-
-def fields(pairs: Sequence[tuple[str, str]], *, columns: int | None = None) -> None:
-    """A record as aligned "key  value" lines; a value of several lines continues under the
-    first. On a terminal (or given `columns`), a line longer than its width wraps between
-    words under the value, so that no line is wider than the terminal."""
-    width = max((len(key) for key, _ in pairs), default=0)
-    if columns is None and sys.stdout.isatty():
-        import shutil
-
-        columns = shutil.get_terminal_size().columns
-    for key, value in pairs:
-        lines = value.split("\n")
-        if columns is not None:
-            lines = [part for line in lines for part in wrap_words(line, columns - width - 2)]
-        first, *rest = lines
-        print(f"{key.ljust(width)}  {first}")
-        for line in rest:
-            print(f"{' ' * width}  {line}")
-
-
-def wrap_words(line: str, width: int) -> list[str]:
-    """A line in pieces of at most `width` characters, broken between words (only a word
-    longer than the whole width is cut)."""
-    import textwrap
-
-    if len(line) <= width or width < 10:
-        return [line]
-    return textwrap.wrap(line, width, break_on_hyphens=False, replace_whitespace=False) or [line]
 
 
 def scheduler_lines(scheduler: Scheduler, *, terminal: bool) -> list[tuple[str, str]]:
@@ -676,17 +417,7 @@ class TickReport:
 
     def job(self, entry: dict[str, Any]) -> None:
         if self.as_json:
-            # What json.dumps would write, formatted directly: this runs once per job, tens
-            # of thousands of times in a large pass. Ids and times need no escaping.
-            job_id = "null" if entry["job_id"] is None else f'"{entry["job_id"]}"'
-            self._spool.write(
-                f'{", " if self._count else ""}{{"scheduler_id": "{entry["scheduler_id"]}", '
-                f'"job_id": {job_id}, '
-                f'"organisation_id": "{entry["organisation_id"]}", '
-                f'"domain": {json.dumps(entry["domain"])}, '
-                f'"slot": "{rfc3339(entry["slot"])}", '
-                f'"next_run_at": "{rfc3339(entry["next_run_at"])}"}}'
-            )
+            self._spool.write((", " if self._count else "") + documents.tick_job(entry))
         elif not self.quiet:
             verb = "would create a job" if self.dry_run else f"created job {entry['job_id']}"
             self._spool.write(
@@ -707,10 +438,9 @@ class TickReport:
         self._spool.seek(0)
         out = sys.stdout
         if self.as_json:
-            head = json.dumps(counts)[:-1]
-            out.write(f'{head}, "jobs": [')
+            out.write(documents.tick_head(counts))
             _copy(self._spool, out)
-            out.write(f'], "errors": {json.dumps(summary.errors)}}}\n')
+            out.write(documents.tick_tail(summary.errors))
         else:
             if not self.quiet:
                 _copy(self._spool, out)
@@ -764,15 +494,6 @@ def status_lines(report: dict[str, Any]) -> list[tuple[str, str]]:
         ("worst lag", f"{lag} (limit {duration(report['max_lag_seconds'])})"),
         ("last tick", last_text),
     ]
-
-
-def hooks_doc(hooks: Hooks) -> dict[str, Any]:
-    """The database's hooks as `hooks show --json` prints them: each hook's
-    value, null where schedctl's default applies."""
-    return hooks.settings() | {
-        "updated_at": hooks.updated_at and rfc3339(hooks.updated_at),
-        "updated_by": hooks.updated_by,
-    }
 
 
 def hooks_lines(hooks: Hooks, defaults: dict[str, str]) -> list[tuple[str, str]]:

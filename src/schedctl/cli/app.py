@@ -1,0 +1,112 @@
+"""The Typer applications every command module registers on, and the help they all share."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+from typer.core import TyperCommand
+
+_HELP = """Recurring crawl-job scheduling for the crawling service's PostgreSQL database.
+
+The database is SCHEDCTL_DATABASE_URL (a libpq URI, from the environment or a .env file in
+the working directory), else DATABASE_URL, else an embedded server for trying schedctl out.
+Every command but export (which prints YAML) takes --json (exactly one JSON document on
+stdout), -v (a traceback on error) and -h; see `schedctl COMMAND -h`.
+"""
+
+_EPILOG = """\b
+Exit codes:
+  0  success
+  1  failed part-way (tick with failed schedulers, a lost connection, a lock timeout;
+     status: lag or a failed tick); nothing half-written
+  2  invalid usage or input; nothing was written
+  3  not found (a scheduler, also another organisation's, or an organisation)
+  4  conflict (already exists; refused by the skip policy; an organisation in use)
+  5  database unreachable, not migrated, read-only, or a privilege missing
+  130  interrupted (Ctrl-C): rolled back, unless the message says what was committed
+"""
+
+
+def _argument_name(param: Any) -> str:
+    name: str = param.metavar or (param.name or "").upper()
+    return name
+
+
+class Command(TyperCommand):
+    """Help as a reader expects it: arguments by their metavar (`REF`, `[REF]`) in the usage
+    line and in their section, without Typer's braces and `<str>` types."""
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if param.param_type_name == "argument":
+                name = _argument_name(param)
+                pieces.append(name if param.required else f"[{name}]")
+        return pieces
+
+    def format_options(self, ctx: Any, formatter: Any) -> None:
+        arguments, options = [], []
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is None:
+                continue
+            if param.param_type_name == "argument":
+                arguments.append((_argument_name(param), record[1]))
+            else:
+                options.append(record)
+        for title, rows in (("Arguments", arguments), ("Options", options)):
+            if rows:
+                with formatter.section(title):
+                    formatter.write_dl(rows)
+
+
+# -h as well as --help, on every command (click passes it down to subcommands).
+CONTEXT = {"help_option_names": ["-h", "--help"]}
+
+
+def _typer(**kwargs: Any) -> typer.Typer:
+    return typer.Typer(
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        rich_markup_mode=None,
+        context_settings=CONTEXT,
+        **kwargs,
+    )
+
+
+app = _typer(name="schedctl", help=_HELP, epilog=_EPILOG, add_completion=True)
+org_app = _typer(help="Manage organisations.")
+app.add_typer(org_app, name="org")
+hooks_app = _typer(help="Hooks: how the host makes, cancels and announces jobs.")
+app.add_typer(hooks_app, name="hooks")
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def command(group: typer.Typer, *args: Any, **kwargs: Any) -> Callable[[F], F]:
+    """Register a command on `group` with the shared help (Command)."""
+    register: Callable[[F], F] = group.command(*args, cls=Command, **kwargs)
+    return register
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        from schedctl import __version__
+
+        print(f"schedctl {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print the version and exit.", callback=_show_version, is_eager=True
+        ),
+    ] = False,
+) -> None:
+    pass

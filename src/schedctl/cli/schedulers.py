@@ -1,0 +1,319 @@
+"""Commands that change schedulers: create, update, delete, pause, resume and run."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from schedctl.cli import session as ctx
+from schedctl.cli.app import app, command
+from schedctl.cli.changes import scheduler_changes
+from schedctl.cli.options import (
+    AtOpt,
+    CatchupOpt,
+    ConcurrencyOpt,
+    EveryOpt,
+    ExcludeOpt,
+    FindLinksOpt,
+    IncludeOpt,
+    JsonOpt,
+    MaxPagesOpt,
+    NoFindLinksOpt,
+    OrgOpt,
+    OverlapOpt,
+    RefArg,
+    SpreadOpt,
+    StartAtOpt,
+    TimeZoneOpt,
+    UntilOpt,
+    VerboseOpt,
+    WorkersOpt,
+)
+from schedctl.errors import InvalidInput, OperationFailed
+
+if TYPE_CHECKING:
+    from schedctl.models import Scheduler
+
+
+def emit_scheduler(scheduler: Scheduler, as_json: bool, changed: bool | None = None) -> None:
+    """Print a scheduler as `show` does; for a change, whether anything changed (JSON:
+    "changed"; plain: a first line saying nothing did)."""
+    from schedctl.output import json as documents
+    from schedctl.output import text as render
+
+    if as_json:
+        documents.emit(documents.scheduler(scheduler, changed))
+        return
+    if changed is False:
+        print(f"nothing changed: the scheduler of {scheduler.domain} is already so")
+    render.fields(render.scheduler_lines(scheduler, terminal=ctx.terminal()))
+
+
+@command(app, short_help="Create a scheduler: crawl DOMAIN every 6, 12, 24 or 48 hours.")
+def create(
+    domain: Annotated[
+        str,
+        typer.Argument(
+            metavar="DOMAIN", help="The domain to crawl, e.g. example.com.", show_default=False
+        ),
+    ],
+    every: Annotated[
+        str | None,
+        typer.Option(
+            "--every",
+            metavar="INTERVAL",
+            help="6h, 12h, 24h or 48h (also 6, 12, 24, 48, 1d, 2d).  [required]",
+        ),
+    ] = None,
+    concurrency: ConcurrencyOpt = None,
+    find_links: FindLinksOpt = False,
+    no_find_links: NoFindLinksOpt = False,
+    max_pages: MaxPagesOpt = None,
+    include: IncludeOpt = None,
+    exclude: ExcludeOpt = None,
+    required_workers: WorkersOpt = None,
+    overlap: OverlapOpt = None,
+    start_at: StartAtOpt = None,
+    disabled: Annotated[bool, typer.Option("--disabled", help="Create it paused.")] = False,
+    at: AtOpt = None,
+    time_zone: TimeZoneOpt = None,
+    spread: SpreadOpt = None,
+    catchup_window: CatchupOpt = None,
+    until: UntilOpt = None,
+    org: OrgOpt = None,
+    as_json: JsonOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Create a scheduler: crawl DOMAIN every 6, 12, 24 or 48 hours.
+
+    \b
+    Examples:
+      schedctl create example.com --every 24h
+      schedctl create shop.example.org --every 24h --at 03:00 --time-zone Europe/London
+      schedctl create big.example.net --every 12h --overlap skip --max-pages 5000
+    """
+    from schedctl import domains, schedulers
+
+    name = domains.normalize_domain(domain)
+    if every is None:
+        raise InvalidInput("--every is required (6h, 12h, 24h or 48h)")
+    changes = scheduler_changes(
+        every=every,
+        concurrency=concurrency,
+        find_links=ctx.pair(find_links, no_find_links, "--find-links", "--no-find-links"),
+        max_pages=max_pages,
+        include=include,
+        exclude=exclude,
+        required_workers=required_workers,
+        overlap=overlap,
+        start_at=start_at,
+        enabled=False if disabled else None,
+        at=at,
+        time_zone=time_zone,
+        spread=spread,
+        catchup_window=catchup_window,
+        until=until,
+    )
+    with ctx.session(org) as (conn, org_id):
+        scheduler = schedulers.create(conn, org_id, name, changes, ctx.actor())
+    emit_scheduler(scheduler, as_json)
+
+
+@command(app, short_help="Change a scheduler; a new --every keeps its grid.")
+def update(
+    ref: RefArg,
+    every: EveryOpt = None,
+    concurrency: ConcurrencyOpt = None,
+    find_links: FindLinksOpt = False,
+    no_find_links: NoFindLinksOpt = False,
+    max_pages: MaxPagesOpt = None,
+    include: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--include",
+            metavar="PATH",
+            help="Replace the include paths with these (repeatable); see --add-include.",
+        ),
+    ] = None,
+    exclude: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--exclude",
+            metavar="PATH",
+            help="Replace the exclude paths with these (repeatable); see --add-exclude.",
+        ),
+    ] = None,
+    add_include: Annotated[
+        list[str] | None,
+        typer.Option("--add-include", metavar="PATH", help="Add an include path (repeatable)."),
+    ] = None,
+    remove_include: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--remove-include", metavar="PATH", help="Remove an include path (repeatable)."
+        ),
+    ] = None,
+    add_exclude: Annotated[
+        list[str] | None,
+        typer.Option("--add-exclude", metavar="PATH", help="Add an exclude path (repeatable)."),
+    ] = None,
+    remove_exclude: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--remove-exclude", metavar="PATH", help="Remove an exclude path (repeatable)."
+        ),
+    ] = None,
+    clear_include: Annotated[
+        bool, typer.Option("--clear-include", help="Remove every include path.")
+    ] = False,
+    clear_exclude: Annotated[
+        bool, typer.Option("--clear-exclude", help="Remove every exclude path.")
+    ] = False,
+    required_workers: WorkersOpt = None,
+    overlap: OverlapOpt = None,
+    start_at: Annotated[
+        str | None,
+        typer.Option(metavar="WHEN", help="Next run: 'now' (to the second) or an ISO 8601 time."),
+    ] = None,
+    enable: Annotated[bool, typer.Option("--enable", help="Enable it.")] = False,
+    disable: Annotated[bool, typer.Option("--disable", help="Pause it.")] = False,
+    at: AtOpt = None,
+    time_zone: TimeZoneOpt = None,
+    spread: SpreadOpt = None,
+    catchup_window: CatchupOpt = None,
+    until: UntilOpt = None,
+    org: OrgOpt = None,
+    as_json: JsonOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Change a scheduler; a new --every keeps the times on its grid. A change to what it
+    already is writes nothing (JSON: "changed": false)."""
+    from schedctl import domains, schedulers
+
+    changes = scheduler_changes(
+        every=every,
+        concurrency=concurrency,
+        find_links=ctx.pair(find_links, no_find_links, "--find-links", "--no-find-links"),
+        max_pages=max_pages,
+        include=include,
+        exclude=exclude,
+        required_workers=required_workers,
+        overlap=overlap,
+        start_at=start_at,
+        clear_include=clear_include,
+        clear_exclude=clear_exclude,
+        enabled=ctx.pair(enable, disable, "--enable", "--disable"),
+        include_add=add_include,
+        include_remove=remove_include,
+        exclude_add=add_exclude,
+        exclude_remove=remove_exclude,
+        at=at,
+        time_zone=time_zone,
+        spread=spread,
+        catchup_window=catchup_window,
+        until=until,
+    )
+    if changes.is_empty():
+        raise InvalidInput("nothing to change: give at least one option (see --help)")
+    scheduler_ref = domains.parse_ref(ref)
+    with ctx.session(org) as (conn, org_id):
+        scheduler, changed = schedulers.update(conn, org_id, scheduler_ref, changes, ctx.actor())
+    emit_scheduler(scheduler, as_json, changed)
+
+
+@command(app)
+def delete(
+    ref: RefArg,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    org: OrgOpt = None,
+    as_json: JsonOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Delete a scheduler; its jobs stay."""
+    from schedctl import schedulers
+    from schedctl.domains import parse_ref
+    from schedctl.models import Ref
+    from schedctl.output import json as documents
+
+    if not yes and not sys.stdin.isatty():
+        raise InvalidInput("refusing to delete without a terminal to confirm: pass --yes")
+    scheduler_ref = parse_ref(ref)
+    with ctx.session(org) as (conn, org_id):
+        # Read outside any transaction: none is held open while a person makes up their mind.
+        found = schedulers.get(conn, org_id, scheduler_ref)
+        if not yes and not typer.confirm(
+            f"Delete the scheduler of {found.domain} ({found.id})?", err=True
+        ):
+            raise OperationFailed("not deleted")
+        deleted = schedulers.delete(conn, org_id, Ref.of_id(found.id), ctx.actor())
+    if as_json:
+        documents.emit(documents.scheduler_deleted(deleted))
+    else:
+        print(f"deleted scheduler {deleted.id} ({deleted.domain}); its jobs are kept")
+
+
+@command(app, short_help="Pause a scheduler, keeping the reason.")
+def pause(
+    ref: RefArg,
+    reason: Annotated[
+        str | None, typer.Option(metavar="TEXT", help="Why, for the next operator.")
+    ] = None,
+    until: UntilOpt = None,
+    org: OrgOpt = None,
+    as_json: JsonOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Pause a scheduler, keeping the reason; with --until, a tick resumes it then.
+
+    \b
+    Examples:
+      schedctl pause example.com --reason "site migration"
+      schedctl pause example.com --until 2h
+      schedctl pause example.com --until 2030-03-01T06:00:00Z
+    """
+    from schedctl import schedulers
+    from schedctl.domains import parse_ref
+    from schedctl.validation import parse_reason, parse_until
+
+    why = parse_reason(reason)
+    resume_at = parse_until(until) if until is not None else None
+    scheduler_ref = parse_ref(ref)
+    with ctx.session(org) as (conn, org_id):
+        scheduler, changed = schedulers.pause(
+            conn, org_id, scheduler_ref, why, ctx.actor(), until=resume_at
+        )
+    emit_scheduler(scheduler, as_json, changed)
+
+
+@command(app, short_help="Resume a paused scheduler.")
+def resume(
+    ref: RefArg, org: OrgOpt = None, as_json: JsonOpt = False, verbose: VerboseOpt = False
+) -> None:
+    """Resume a paused scheduler; a slot missed while paused runs at the next tick."""
+    from schedctl import schedulers
+    from schedctl.domains import parse_ref
+
+    scheduler_ref = parse_ref(ref)
+    with ctx.session(org) as (conn, org_id):
+        scheduler, changed = schedulers.resume(conn, org_id, scheduler_ref, ctx.actor())
+    emit_scheduler(scheduler, as_json, changed)
+
+
+@command(app, short_help="Create a job now, outside the schedule.")
+def run(
+    ref: RefArg, org: OrgOpt = None, as_json: JsonOpt = False, verbose: VerboseOpt = False
+) -> None:
+    """Create a job now, outside the schedule (the overlap policy applies)."""
+    from schedctl import schedulers
+    from schedctl.domains import parse_ref
+    from schedctl.output import json as documents
+
+    scheduler_ref = parse_ref(ref)
+    with ctx.session(org) as (conn, org_id):
+        job = schedulers.run_now(conn, org_id, scheduler_ref, ctx.actor())
+    if as_json:
+        documents.emit(documents.record(job))
+    else:
+        print(f"created job {job.id} for {job.domain}")
