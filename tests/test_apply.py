@@ -470,8 +470,9 @@ def test_a_created_schedule_runs_when_create_would_run_it(
         doc["slot"] = dt.datetime.fromisoformat(doc["next_run_at"]) - dt.timedelta(
             seconds=doc["spread_offset_seconds"]
         )
-    same = ("at", "time_zone", "spread_seconds", "catchup_window_seconds", "grid")
+    same = ("at", "time_zone", "spread_seconds", "catchup_window_seconds")
     assert {k: by_file[k] for k in same} == {k: by_command[k] for k in same}
+    assert (by_file["grid"] is None) == (by_command["grid"] is None)
     if by_command["at"] is not None:
         # A wall-clock grid: the same wall-clock time, to the microsecond. Which grid time
         # comes first depends on each scheduler's offset (a hash of its id) when the test runs
@@ -483,6 +484,11 @@ def test_a_created_schedule_runs_when_create_would_run_it(
             for t in (by_file["slot"].astimezone(zone), by_command["slot"].astimezone(zone))
         }
         assert len(walls) == 1, walls
+        # the grids' anchors (local wall-clock times) likewise
+        anchors = {
+            (t.hour % hours, t.minute, t.second) for t in (by_file["grid"], by_command["grid"])
+        }
+        assert len(anchors) == 1, anchors
         assert abs(by_file["slot"] - by_command["slot"]) <= dt.timedelta(hours=hours + 1)
     else:  # the elapsed-time grid: one interval after each was made
         assert abs(by_file["slot"] - by_command["slot"]) < dt.timedelta(minutes=1)

@@ -1,3 +1,3 @@
 """schedctl: recurring job scheduling for a PostgreSQL-backed crawling service."""
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"

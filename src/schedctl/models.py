@@ -213,16 +213,16 @@ class SchedulerChanges:
     """Checked input of `create` and `update`: each field set is a change (None: as it is,
     or the default on create). Path lists are normalised; an empty list clears them."""
 
-    interval_hours: int | None = None
+    schedule_interval_hours: int | None = None
     concurrency: int | None = None
     find_links: bool | None = None
     max_pages: int | None = None
     include_paths: list[str] | None = None
     exclude_paths: list[str] | None = None
     required_workers: int | None = None
-    overlap: Overlap | None = None
+    overlap_policy: Overlap | None = None
     start: Start | None = None
-    enabled: bool | None = None
+    is_enabled: bool | None = None
     # Paths added to or removed from the lists as they are (`update` only).
     include_add: list[str] | None = None
     include_remove: list[str] | None = None

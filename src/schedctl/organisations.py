@@ -9,9 +9,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from psycopg import errors as pgerrors
-from psycopg.types.json import Jsonb
 
-from schedctl import db
+from schedctl import db, store
 from schedctl.errors import Conflict, InvalidInput, NotFound
 from schedctl.models import Organisation
 
@@ -48,17 +47,9 @@ def _claim_name(conn: db.Connection, name: str, keep: uuid.UUID | None = None) -
 def _audit(
     conn: db.Connection, actor: str, action: str, org_id: uuid.UUID, changes: dict[str, Any]
 ) -> None:
-    db.execute(
-        conn,
-        "audit_insert",
-        actor=actor,
-        action=action,
-        scheduler_id=None,
-        organisation_id=org_id,
-        domain=None,
-        changes=Jsonb(changes),
-        reason=None,
-    )
+    trail = store.AuditTrail()
+    trail.add(action, None, org_id, None, changes)
+    trail.write(conn, actor, None)
 
 
 def create(conn: db.Connection, name: str, actor: str = "unknown") -> Organisation:

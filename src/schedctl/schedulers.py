@@ -9,7 +9,6 @@ from datetime import datetime, time, timedelta, timezone
 from typing import Any
 
 import psycopg
-from psycopg.types.json import Jsonb
 
 from schedctl import audit, db, store
 from schedctl.errors import Conflict, InvalidInput, NotFound, SchedulerNotFound
@@ -95,17 +94,9 @@ def _audit(
     changes: dict[str, Any],
     reason: str | None = None,
 ) -> None:
-    db.execute(
-        conn,
-        "audit_insert",
-        actor=actor,
-        action=action,
-        scheduler_id=scheduler.id,
-        organisation_id=scheduler.organisation_id,
-        domain=scheduler.domain,
-        changes=Jsonb(changes),
-        reason=reason,
-    )
+    trail = store.AuditTrail()
+    trail.add(action, scheduler.id, scheduler.organisation_id, scheduler.domain, changes, reason)
+    trail.write(conn, actor, None)
 
 
 def create(
@@ -119,7 +110,7 @@ def create(
     domain is added to the host's table unless the host already has it, in any spelling."""
     from schedctl.domains import domain_spellings
 
-    if changes.interval_hours is None:
+    if changes.schedule_interval_hours is None:
         raise InvalidInput("--every is required (6h, 12h, 24h or 48h)")
     with conn.work():
         _check_zone(conn, changes)
@@ -167,15 +158,15 @@ def _with_changes(
 
     new = dict(values)
     given = {
-        "schedule_interval_hours": changes.interval_hours,
+        "schedule_interval_hours": changes.schedule_interval_hours,
         "concurrency": changes.concurrency,
         "find_links": changes.find_links,
         "max_pages": changes.max_pages,
         "include_paths": changes.include_paths,
         "exclude_paths": changes.exclude_paths,
         "required_workers": changes.required_workers,
-        "overlap_policy": changes.overlap.value if changes.overlap is not None else None,
-        "is_enabled": changes.enabled,
+        "overlap_policy": changes.overlap_policy and changes.overlap_policy.value,
+        "is_enabled": changes.is_enabled,
         "at": _time_text(changes.at) if changes.at is not None else None,
         "time_zone": changes.time_zone,
         "spread_seconds": changes.spread_seconds,
@@ -190,9 +181,9 @@ def _with_changes(
     if changes.catchup_window_seconds is not None:
         window = changes.catchup_window_seconds
         new["catchup_window_seconds"] = None if window == NO_WINDOW else window
-    if changes.enabled is not None:
+    if changes.is_enabled is not None:
         new["paused_until"] = None
-    if changes.enabled is True:
+    if changes.is_enabled is True:
         new["pause_reason"] = None
     check_spread(new["spread_seconds"], new["schedule_interval_hours"])
     return _paused_until(new, changes.until, db_now)
@@ -228,7 +219,7 @@ def _place(
     given = {
         "at": changes.at,
         "time_zone": changes.time_zone,
-        "schedule_interval_hours": changes.interval_hours,
+        "schedule_interval_hours": changes.schedule_interval_hours,
         "spread_seconds": changes.spread_seconds,
     }
     how = store.placement(
@@ -346,7 +337,8 @@ def update(
             moved = store.update(conn, [row | store.seed_columns(values)])
             anchor = old.grid_anchor
             if _schedule_changes(changes) or (
-                old.at is not None and (changes.interval_hours is not None or changes.start)
+                old.at is not None
+                and (changes.schedule_interval_hours is not None or changes.start)
             ):
                 _check_zone(conn, changes)
                 anchor = _place(

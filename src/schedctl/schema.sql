@@ -48,9 +48,9 @@ CREATE TABLE public.jobs (
     CONSTRAINT jobs_domain_id_fkey FOREIGN KEY (domain_id) REFERENCES public.domains(id) ON DELETE CASCADE,
     CONSTRAINT jobs_organisation_id_fkey FOREIGN KEY (organisation_id) REFERENCES public.organisations(id) ON DELETE CASCADE,
     CONSTRAINT jobs_pkey PRIMARY KEY (id),
-    CONSTRAINT jobs_scheduler_id_fkey FOREIGN KEY (scheduler_id) REFERENCES public.schedulers(id)
+    CONSTRAINT schedctl_jobs_scheduler_id_fkey FOREIGN KEY (scheduler_id) REFERENCES public.schedulers(id)
 );
-CREATE INDEX idx_jobs_scheduler_id ON public.jobs USING btree (scheduler_id) WHERE (scheduler_id IS NOT NULL);
+CREATE INDEX schedctl_jobs_scheduler_id_idx ON public.jobs USING btree (scheduler_id) WHERE (scheduler_id IS NOT NULL);
 
 CREATE TABLE public.organisations (
     id uuid DEFAULT gen_random_uuid() NOT NULL,
@@ -169,201 +169,45 @@ CREATE TABLE schedctl.tick_heartbeats (
 
 CREATE FUNCTION schedctl.audit_append_only()
 RETURNS trigger
-LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog AS $$
-BEGIN
-    RAISE EXCEPTION 'schedctl.audit is append-only';
-END
-$$;
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog;
+-- body: sha256 6e771554974135f3, 3 lines
 
 CREATE FUNCTION schedctl.grid_index(slot timestamp with time zone, hours integer, anchor timestamp without time zone, zone text, spread interval)
 RETURNS bigint
-LANGUAGE sql STABLE STRICT PARALLEL SAFE AS $$
-    SELECT floor(extract(epoch FROM ((slot - spread) AT TIME ZONE zone) - anchor)
-                 / (hours * 3600))::bigint
-$$;
+LANGUAGE sql STABLE STRICT PARALLEL SAFE;
+-- body: sha256 d5b2234b9e06ebee, 2 lines
 
 CREATE FUNCTION schedctl.grid_next_index(after timestamp with time zone, hours integer, anchor timestamp without time zone, zone text, spread interval)
 RETURNS bigint
-LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE AS $$
-DECLARE
-    i bigint := floor(extract(epoch FROM ((after - spread) AT TIME ZONE zone) - anchor)
-                      / (hours * 3600)) + 1;
-BEGIN
-    WHILE schedctl.grid_slot(i, hours, anchor, zone, spread) <= after LOOP
-        i := i + 1;
-    END LOOP;
-    RETURN i;
-END
-$$;
+LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE;
+-- body: sha256 72e1f86636fc2959, 9 lines
 
 CREATE FUNCTION schedctl.grid_slot(i bigint, hours integer, anchor timestamp without time zone, zone text, spread interval)
 RETURNS timestamp with time zone
-LANGUAGE sql STABLE STRICT PARALLEL SAFE AS $$
-    SELECT schedctl.wall_instant(anchor + (i * hours) * interval '1 hour', zone) + spread
-$$;
+LANGUAGE sql STABLE STRICT PARALLEL SAFE;
+-- body: sha256 a1bf34b5852bb3b8, 1 lines
 
 CREATE FUNCTION schedctl.grid_start(start timestamp with time zone, hours integer, at_time time without time zone, zone text, spread interval, OUT first_slot timestamp with time zone, OUT anchor timestamp without time zone)
 RETURNS record
-LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE AS $$
-DECLARE
-    daily timestamp := date '2000-01-01' + at_time;
-    i bigint;
-BEGIN
-    i := schedctl.grid_next_index(start - interval '1 microsecond', least(hours, 24), daily, zone,
-                                  spread);
-    anchor := daily + (i * least(hours, 24)) * interval '1 hour';
-    first_slot := schedctl.grid_slot(0, hours, anchor, zone, spread);
-END
-$$;
+LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE;
+-- body: sha256 cff4fe56eef8b152, 9 lines
 
 CREATE FUNCTION schedctl.plan_slot(slot timestamp with time zone, clock timestamp with time zone, created_at timestamp with time zone, hours integer, anchor timestamp without time zone, zone text, spread interval, window_seconds integer, OUT serve timestamp with time zone, OUT missed integer, OUT next_run_at timestamp with time zone)
 RETURNS record
-LANGUAGE plpgsql STABLE PARALLEL SAFE AS $$
-DECLARE
-    step interval := hours * interval '1 hour';
-    first_index bigint;
-    next_index bigint;
-    latest timestamptz;
-    due integer;  -- grid times after the slot and at or before the clock, since creation
-BEGIN
-    IF anchor IS NULL THEN
-        -- The elapsed-time grid: exact division of the elapsed seconds.
-        due := floor(extract(epoch FROM clock - slot) / (hours * 3600))::integer;
-        next_run_at := slot + step * (due + 1);
-        IF window_seconds IS NOT NULL THEN
-            latest := slot + step * due;
-        END IF;
-        IF slot < created_at THEN
-            due := due - greatest(
-                0, ceil(extract(epoch FROM created_at - slot) / (hours * 3600))::integer - 1);
-        END IF;
-    ELSE
-        first_index := schedctl.grid_index(slot, hours, anchor, zone, spread);
-        -- schedctl.grid_next_index(clock, ...), keeping the grid time it placed last
-        next_index := floor(extract(epoch FROM ((clock - spread) AT TIME ZONE zone) - anchor)
-                            / (hours * 3600)) + 1;
-        LOOP
-            next_run_at := schedctl.grid_slot(next_index, hours, anchor, zone, spread);
-            EXIT WHEN next_run_at > clock;
-            next_index := next_index + 1;
-        END LOOP;
-        due := greatest(0, next_index - first_index - 1)::integer;
-        IF window_seconds IS NOT NULL THEN
-            latest := CASE WHEN due = 0 THEN slot
-                           ELSE schedctl.grid_slot(next_index - 1, hours, anchor, zone, spread) END;
-        END IF;
-        IF slot < created_at THEN
-            due := greatest(0, next_index - greatest(first_index + 1, schedctl.grid_next_index(
-                created_at - interval '1 microsecond', hours, anchor, zone, spread)))::integer;
-        END IF;
-    END IF;
-    due := greatest(due, 0);
-    IF window_seconds IS NULL THEN
-        serve := slot;  -- one job for the coalesced slots, made for the first
-        missed := due;
-    ELSIF clock - latest <= window_seconds * interval '1 second' THEN
-        serve := latest;  -- the most recent due slot is on time; those before it are missed
-        missed := due - (latest >= created_at)::integer + (slot >= created_at)::integer;
-    ELSE
-        serve := NULL;  -- every due slot is later than the window allows: none is served
-        missed := due + (slot >= created_at)::integer;
-    END IF;
-END
-$$;
+LANGUAGE plpgsql STABLE PARALLEL SAFE;
+-- body: sha256 3ebe57f129443852, 50 lines
 
 CREATE FUNCTION schedctl.resume_paused(clock timestamp with time zone, actor text)
 RETURNS integer
-LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    resumed integer;
-BEGIN
-    WITH due AS MATERIALIZED (
-        SELECT s.id, s.organisation_id, s.domain_id, NOT s.is_enabled AS paused,
-               st.paused_until, st.pause_reason
-        FROM schedctl.scheduler_settings st
-        JOIN public.schedulers s ON s.id = st.scheduler_id
-        WHERE st.paused_until <= clock
-        FOR NO KEY UPDATE OF s SKIP LOCKED
-    ),
-    settings AS (
-        UPDATE schedctl.scheduler_settings st SET paused_until = NULL, pause_reason = NULL
-        FROM due
-        WHERE st.scheduler_id = due.id
-    ),
-    enabled AS (
-        UPDATE public.schedulers s SET is_enabled = TRUE, updated_at = clock
-        FROM due
-        WHERE s.id = due.id AND due.paused
-    )
-    INSERT INTO schedctl.audit (
-        actor, action, scheduler_id, organisation_id, domain, changes, reason
-    )
-    SELECT resume_paused.actor, 'resume', due.id, due.organisation_id, d.name,
-           jsonb_build_object(
-               'is_enabled', jsonb_build_array(false, true),
-               'pause_reason', jsonb_build_array(due.pause_reason, NULL),
-               'paused_until', jsonb_build_array(t.until, NULL)
-           ),
-           'paused until ' || t.until
-    FROM due
-    JOIN public.domains d ON d.id = due.domain_id
-    CROSS JOIN LATERAL (
-        -- as schedctl writes times: UTC, "Z", microseconds when not 0
-        SELECT replace(to_char(due.paused_until AT TIME ZONE 'UTC',
-                               'YYYY-MM-DD"T"HH24:MI:SS.US'), '.000000', '') || 'Z' AS until
-    ) AS t
-    WHERE due.paused;
-    GET DIAGNOSTICS resumed = ROW_COUNT;
-    RETURN resumed;
-END
-$$;
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+-- body: sha256 652d36a248da4f2e, 42 lines
 
 CREATE FUNCTION schedctl.spread_offset(scheduler_id uuid, spread_seconds integer)
 RETURNS interval
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
-    SELECT make_interval(secs => floor(
-        ('x' || left(md5(scheduler_id::text), 8))::bit(32)::bigint::numeric / 4294967296
-        * spread_seconds
-    ))
-$$;
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE;
+-- body: sha256 749e31d68e7205bd, 4 lines
 
 CREATE FUNCTION schedctl.wall_instant(wall timestamp without time zone, zone text)
 RETURNS timestamp with time zone
-LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE AS $$
-DECLARE
-    reading timestamptz := wall AT TIME ZONE zone;
-    earlier timestamptz;
-    lo timestamptz;
-    hi timestamptz;
-    mid timestamptz;
-    after_offset interval;
-BEGIN
-    IF (reading AT TIME ZONE zone) = wall THEN
-        -- A repeated time: read it with the offset of three hours before (the one in force
-        -- before the clocks fell back); when that is an earlier reading of the same time, it
-        -- is the first occurrence.
-        earlier := (wall AT TIME ZONE 'UTC')
-            - (((reading - interval '3 hours') AT TIME ZONE zone)
-               - ((reading - interval '3 hours') AT TIME ZONE 'UTC'));
-        IF earlier < reading AND (earlier AT TIME ZONE zone) = wall THEN
-            RETURN earlier;
-        END IF;
-        RETURN reading;
-    END IF;
-    -- In a gap: the reading lies after the transition by as much as the wall time lies after
-    -- the gap's start, less than the gap is long. Find the transition (where the offset
-    -- becomes the reading's) between the two, to the microsecond.
-    after_offset := (reading AT TIME ZONE zone) - (reading AT TIME ZONE 'UTC');
-    hi := reading;
-    lo := reading - ((reading AT TIME ZONE zone) - wall);
-    WHILE hi - lo > interval '1 microsecond' LOOP
-        mid := lo + (hi - lo) / 2;
-        IF (mid AT TIME ZONE zone) - (mid AT TIME ZONE 'UTC') = after_offset THEN
-            hi := mid;
-        ELSE
-            lo := mid;
-        END IF;
-    END LOOP;
-    RETURN hi;
-END
-$$;
+LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE;
+-- body: sha256 14bb814fb0298ee4, 36 lines

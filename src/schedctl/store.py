@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+import psycopg
 from psycopg import errors as pgerrors
 from psycopg.types.json import Jsonb
 
@@ -69,7 +70,7 @@ def update(conn: db.Connection, rows: list[dict[str, Any]]) -> dict[uuid.UUID, d
     try:
         with conn.work():
             return dict(db.fetch_tuples(conn, "schedulers_update", rows=Jsonb(rows)))
-    except pgerrors.DatetimeFieldOverflow:
+    except psycopg.DataError:  # out of the server's range, or of Python's when read back
         raise InvalidInput("--every: the next run would fall after the year 9999") from None
 
 
@@ -150,9 +151,9 @@ class AuditTrail:
     def add(
         self,
         action: str,
-        scheduler_id: uuid.UUID,
+        scheduler_id: uuid.UUID | None,
         org_id: uuid.UUID,
-        domain: str,
+        domain: str | None,
         changes: dict[str, Any],
         reason: str | None = None,
     ) -> None:
@@ -160,7 +161,7 @@ class AuditTrail:
             {
                 "ord": len(self.rows),
                 "action": action,
-                "scheduler_id": str(scheduler_id),
+                "scheduler_id": scheduler_id and str(scheduler_id),
                 "organisation_id": str(org_id),
                 "domain": domain,
                 "changes": changes,

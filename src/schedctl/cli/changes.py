@@ -67,7 +67,7 @@ def scheduler_changes(
         replaced_exclude=bool(exclude) or clear_exclude,
     )
     return SchedulerChanges(
-        interval_hours=interval_hours,
+        schedule_interval_hours=interval_hours,
         concurrency=_in_range("--concurrency", concurrency, CONCURRENCY),
         find_links=find_links,
         max_pages=_in_range("--max-pages", max_pages, MAX_PAGES),
@@ -78,9 +78,9 @@ def scheduler_changes(
             normalize_paths("--exclude", exclude or []) if exclude or clear_exclude else None
         ),
         required_workers=_in_range("--required-workers", required_workers, REQUIRED_WORKERS),
-        overlap=overlap,
+        overlap_policy=overlap,
         start=parse_when(start_at) if start_at is not None else None,
-        enabled=enabled,
+        is_enabled=enabled,
         **edits,
         at=parse_time_of_day(at) if at is not None else None,
         time_zone=parse_zone(time_zone) if time_zone is not None else None,

@@ -6,7 +6,13 @@ from typing import Annotated
 
 import typer
 
+from schedctl.fields import DEFAULTS
 from schedctl.models import Overlap
+from schedctl.validation import CONCURRENCY, REQUIRED_WORKERS
+
+
+def _range(bounds: tuple[int, int]) -> str:
+    return f"{bounds[0]}-{bounds[1]}"
 
 
 class Verbosity:
@@ -54,7 +60,11 @@ EveryOpt = Annotated[
 ]
 ConcurrencyOpt = Annotated[
     int | None,
-    typer.Option(metavar="INTEGER", help="Concurrent requests per job, 1-100 (default 20)."),
+    typer.Option(
+        metavar="INTEGER",
+        help=f"Concurrent requests per job, {_range(CONCURRENCY)} "
+        f"(default {DEFAULTS['concurrency']}).",
+    ),
 ]
 FindLinksOpt = Annotated[
     bool, typer.Option("--find-links", help="Follow links found on pages (the default).")
@@ -75,13 +85,19 @@ ExcludeOpt = Annotated[
     typer.Option("--exclude", metavar="PATH", help="Skip this path prefix (repeatable)."),
 ]
 WorkersOpt = Annotated[
-    int | None, typer.Option(metavar="INTEGER", help="Workers a job needs, 1-100 (default 1).")
+    int | None,
+    typer.Option(
+        metavar="INTEGER",
+        help=f"Workers a job needs, {_range(REQUIRED_WORKERS)} "
+        f"(default {DEFAULTS['required_workers']}).",
+    ),
 ]
 OverlapOpt = Annotated[
     Overlap | None,
     typer.Option(
         metavar="POLICY",
-        help="When a job of the domain is still active: replace (default), skip or allow.",
+        help=f"When a job of the domain is still active: replace, skip or allow "
+        f"(default {DEFAULTS['overlap_policy']}).",
         case_sensitive=False,
     ),
 ]
@@ -96,7 +112,8 @@ TimeZoneOpt = Annotated[
     typer.Option(
         "--time-zone",
         metavar="ZONE",
-        help="IANA time zone of --at (default UTC); alone, keeps the local time of day.",
+        help=f"IANA time zone of --at (default {DEFAULTS['time_zone']}); alone, keeps the local "
+        "time of day.",
     ),
 ]
 SpreadOpt = Annotated[
