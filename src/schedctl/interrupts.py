@@ -86,6 +86,14 @@ def reset() -> None:
     _State.previous = None
 
 
+def release() -> None:
+    """The command is over: SIGINT unblocked and its handler restored (one that arrived
+    while held stays recorded), so that a process started afterwards does not inherit it
+    blocked."""
+    if _State.holding and _main_thread():
+        _unhold()
+
+
 def interrupted_message() -> str:
     """What an interrupt that broke the command off did, in its error line."""
     if _State.committed:

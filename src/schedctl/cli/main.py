@@ -66,6 +66,17 @@ def main(argv: list[str] | None = None) -> None:
     forget_settings()
     interrupts.reset()
     try:
+        _run(args)
+    finally:
+        # SIGINT unblocked again: a process started after a command run in this one (the
+        # tests run many) would inherit the blocked signal.
+        interrupts.release()
+
+
+def _run(args: list[str]) -> NoReturn:
+    from schedctl import interrupts
+
+    try:
         _warn_about_unknown_settings()
         _check_completion_shell(args)
         result = app(args=args, prog_name="schedctl", standalone_mode=False)
