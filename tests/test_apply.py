@@ -398,7 +398,7 @@ def test_round_trip_of_zoned_spread_and_windowed_schedulers(
         *("--spread", "1h", "--catchup-window", "2h"),
     )
     make_scheduler(cli, "kept-time.com", "--every", "48h", "--time-zone", "America/New_York")
-    make_scheduler(cli, "spread.com", "--every", "6h", "--spread", "5400")
+    make_scheduler(cli, "spread.com", "--every", "6h", "--spread", "90m")
     make_scheduler(cli, "windowed.com", "--catchup-window", "90s")
     make_scheduler(cli, "paused.com", "--disabled", "--until", "2099-01-01T06:00:00Z")
     exported = cli("export").stdout
@@ -772,7 +772,12 @@ def test_every_problem_is_named_with_its_line(cli: Cli, conn: Conn, tmp_path: Pa
     before = fingerprint(conn)
     message = assert_error(cli("apply", "-f", write(tmp_path, text)), 2)
     assert message.startswith(f"{tmp_path / 'schedules.yaml'}: 4 problems, nothing applied")
-    for line, words in [(4, "localhost"), (5, "--every"), (8, "concurrency"), (9, "bogus")]:
+    for line, words in [
+        (4, "localhost"),
+        (5, "every must be one of"),
+        (8, "concurrency"),
+        (9, "bogus"),
+    ]:
         assert f"schedules.yaml:{line}: " in message and words in message, (line, message)
     assert "schedules.yaml:2" not in message
     assert fingerprint(conn) == before
@@ -1106,7 +1111,7 @@ def _check_broken_file_refused(result: Result, path: str) -> None:
     message = assert_error(result, 2)
     assert message.startswith(f"{path}: 2 problems, nothing applied"), message
     assert f"{path}:2: " in message and "localhost" in message, message
-    assert f"{path}:3: " in message and "--every" in message, message
+    assert f"{path}:3: " in message and "every must be one of" in message, message
 
 
 def test_a_broken_file_is_exit_2_with_its_problems_while_the_database_is_unreachable(

@@ -25,7 +25,7 @@ from tests.helpers import job_row as _job
 from tests.helpers import parse_time as _ts
 from tests.helpers import scheduler_row as _scheduler
 
-TICK_KEYS = {"due", "created", "skipped", "failed", "missed", "jobs", "errors"}
+TICK_KEYS = {"due", "created", "skipped", "failed", "missed", "resumed", "jobs", "errors"}
 ENTRY_KEYS = {"scheduler_id", "job_id", "organisation_id", "domain", "slot", "next_run_at"}
 ACTIVE = ("pending", "initializing", "running", "paused")
 

@@ -30,7 +30,7 @@ from tests.helpers import Result, cli_env, make_due, make_org, make_scheduler, r
 Cli = Callable[..., Result]
 Conn = psycopg.Connection[tuple[Any, ...]]
 
-TICK_KEYS = {"due", "created", "skipped", "failed", "missed", "jobs", "errors"}
+TICK_KEYS = {"due", "created", "skipped", "failed", "missed", "resumed", "jobs", "errors"}
 MICRO = timedelta(microseconds=1)
 # One batch of schedctl.tick_batch by the database clock, as tick sends it.
 BATCH: dict[str, Any] = {
@@ -282,6 +282,7 @@ def test_tick_json_prints_exactly_one_line_of_json_as_a_real_process(
             "skipped": 0,
             "failed": 0,
             "missed": 0,
+            "resumed": 0,
             "jobs": [],
             "errors": [],
         }

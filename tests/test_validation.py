@@ -466,13 +466,11 @@ def test_parse_when_rejects_years_out_of_range(raw: str) -> None:
         ("1d", timedelta(days=1)),
         ("1h30m", timedelta(hours=1, minutes=30)),
         ("1d2h3m4s", timedelta(days=1, hours=2, minutes=3, seconds=4)),
-        ("90", timedelta(seconds=90)),
         ("0", timedelta(0)),
         ("0s", timedelta(0)),
         ("2H", timedelta(hours=2)),
         (" 5m ", timedelta(minutes=5)),
         ("3650d", timedelta(days=3650)),
-        ("315360000", timedelta(days=3650)),
     ],
 )
 def test_parse_duration_accepts(raw: str, expected: timedelta) -> None:
@@ -490,9 +488,16 @@ def test_parse_duration_rejects_negative(raw: str) -> None:
         parse_duration(raw)
 
 
-@pytest.mark.parametrize("raw", ["3651d", "3650d1s", "315360001", "9" * 30 + "d", "9" * 30])
+@pytest.mark.parametrize("raw", ["3651d", "3650d1s", "315360001s", "9" * 30 + "d"])
 def test_parse_duration_rejects_too_large(raw: str) -> None:
     with pytest.raises(InvalidInput, match=r"too large"):
+        parse_duration(raw)
+
+
+@pytest.mark.parametrize("raw", ["90", "5", " 5 ", "315360001", "9" * 30])
+def test_parse_duration_rejects_a_number_without_a_unit(raw: str) -> None:
+    number = int(raw)
+    with pytest.raises(InvalidInput, match=rf"needs a unit.*did you mean {number}m / {number}h\?"):
         parse_duration(raw)
 
 

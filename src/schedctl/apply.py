@@ -53,6 +53,14 @@ class Plan:
         """Whether the database already is as the file says (nothing to do)."""
         return not (self.created or self.changed or self.adopted or self.deleted)
 
+    @property
+    def drift(self) -> bool:
+        """Whether the schedules differ from the file (what `--check` exits 1 for): adopting
+        a scheduler that already is as the file says only marks it managed, so it is no
+        drift."""
+        adopted_changes = any(item.changes for item in self.adopted)
+        return bool(self.created or self.changed or self.deleted or adopted_changes)
+
 
 # ---------------------------------------------------------------- organisations
 

@@ -219,13 +219,31 @@ class Connection(psycopg.Connection[DictRow]):
         """One unit of work: a transaction with the lock timeout (a savepoint when nested
         in another, whose settings hold)."""
         outermost = self.info.transaction_status == TransactionStatus.IDLE
-        with self.transaction():
-            if outermost:
+        if not outermost:
+            with self.transaction():
+                yield
+            return
+        from schedctl import interrupts
+
+        wrote = False
+        try:
+            with self.transaction():
                 self.execute(
                     query("transaction_settings"),
                     {"lock_timeout": f"{int(self.lock_timeout * 1000)}ms"},
                 )
-            yield
+                yield
+                # A transaction that wrote holds Ctrl-C from before its commit to the end
+                # of the command: once it may have committed, the command says what it did.
+                wrote = bool(fetch_one(self, "transaction_wrote")["wrote"])
+                if wrote:
+                    interrupts.hold()
+        except BaseException:
+            if wrote:
+                interrupts.commit_failed()
+            raise
+        if wrote:
+            interrupts.commit_returned()
 
 
 @contextmanager

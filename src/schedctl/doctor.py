@@ -331,7 +331,7 @@ def _active_jobs_index(conn: db.Connection) -> Check:
 
 
 def _heartbeats(conn: db.Connection) -> Check:
-    from schedctl.models import duration
+    from schedctl.durations import duration
 
     rows = db.fetch_all(conn, "doctor_heartbeats")
     if not rows:

@@ -145,6 +145,15 @@ def parse_ref(raw: str) -> Ref:
         return Ref(text=text)  # neither: it matches nothing
 
 
+def short_id_hint(text: str) -> str:
+    """For a REF that found nothing and looks like the start of an id, but is shorter than
+    an id prefix may be: the words that say so (else "")."""
+    digits = text.replace("-", "")
+    if _ID_PREFIX.match(text) and 0 < len(digits) < MIN_ID_PREFIX:
+        return f" (an id prefix needs at least {MIN_ID_PREFIX} characters)"
+    return ""
+
+
 def display_domain(a_label: str) -> str:
     """Return the Unicode form (U-label) of a stored domain, or the input if it does not decode."""
     import idna

@@ -43,9 +43,17 @@ class DatabaseUnavailable(SchedctlError):
     exit_code = 5
 
 
+class Interrupted(SchedctlError):
+    """Ctrl-C: the command stopped early (what it says it committed is kept)."""
+
+    exit_code = 130
+
+
 class SchedulerNotFound(NotFound):
     """No scheduler by that REF in the organisation; the CLI names the organisation."""
 
-    def __init__(self, ref: str) -> None:
-        super().__init__(f"no scheduler {ref!r} in this organisation")
+    def __init__(self, ref: str, hint: str = "") -> None:
+        super().__init__(f"no scheduler {ref!r} in this organisation{hint}")
         self.ref = ref
+        # Why the REF may have found nothing (", an id prefix needs ..."), or "".
+        self.hint = hint

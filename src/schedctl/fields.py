@@ -61,7 +61,7 @@ def _text_list(key: str, value: Any) -> list[str]:
 def _every(key: str, value: Any) -> int:
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)  # `every: 6` as create takes `--every 6`
-    return validation.parse_interval(text(key, value))
+    return validation.parse_interval(text(key, value), key)
 
 
 def _overlap(key: str, value: Any) -> str:

@@ -157,7 +157,15 @@ def _pairs(node: yaml.MappingNode, problems: _Problems) -> list[tuple[str, yaml.
 
 
 def _unknown(key: str, known: Iterable[str]) -> str:
-    return f"unknown key {key[:60]!r} (known keys: {', '.join(known)})"
+    """An unknown key, with the nearest known one (as for variables and organisations), or
+    every known key when none is near."""
+    import difflib
+
+    names = list(known)
+    close = difflib.get_close_matches(key.lower(), names, n=1, cutoff=0.6)
+    if close:
+        return f"unknown key {key[:60]!r} (did you mean {close[0]!r}?)"
+    return f"unknown key {key[:60]!r} (known keys: {', '.join(names)})"
 
 
 def _organisation(node: yaml.Node, problems: _Problems) -> str | None:

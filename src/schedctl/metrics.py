@@ -12,6 +12,14 @@ from typing import Any
 from schedctl.errors import InvalidInput
 
 _COUNTS = ("due", "created", "skipped", "failed", "missed")
+# What each count of a pass counts, for its help line.
+_COUNTED = {
+    "due": "Due schedulers",
+    "created": "Jobs created",
+    "skipped": "Due schedulers skipped by their overlap policy",
+    "failed": "Due schedulers whose job could not be made",
+    "missed": "Slots passed over (later than the catch-up window, or older than the one served)",
+}
 
 
 def _number(value: float) -> str:
@@ -31,8 +39,8 @@ def _scheduler_gauges(schedulers: dict[str, Any]) -> str:
     return (
         "# HELP schedctl_schedulers Schedulers, by state.\n"
         "# TYPE schedctl_schedulers gauge\n"
-        f'schedctl_schedulers{{state="enabled"}} {schedulers["enabled"]}\n'
-        f'schedctl_schedulers{{state="paused"}} {schedulers["paused"]}\n'
+        f'schedctl_schedulers{{state="enabled"}} {_number(schedulers["enabled"])}\n'
+        f'schedctl_schedulers{{state="paused"}} {_number(schedulers["paused"])}\n'
         + _gauge("schedctl_schedulers_due", "Enabled schedulers due now.", schedulers["due"])
         + _gauge(
             "schedctl_worst_lag_seconds",
@@ -48,7 +56,7 @@ def _pass_gauges(prefix: str, what: str, counts: dict[str, Any], ok: bool, at: f
     )
     text += _gauge(f"{prefix}_success", f"1 when {what} succeeded, 0 when it failed.", int(ok))
     for count in _COUNTS:
-        text += _gauge(f"{prefix}_{count}", f"Schedulers {count} in {what}.", counts[count])
+        text += _gauge(f"{prefix}_{count}", f"{_COUNTED[count]} in {what}.", counts[count])
     return text
 
 
@@ -87,6 +95,12 @@ def status_text(report: dict[str, Any]) -> str:
             int(cron["last_run"]["status"] == "succeeded"),
         )
     return text
+
+
+def down_text() -> str:
+    """The gauge `status --prometheus` prints when the database did not answer (or is not
+    migrated): a scrape tells "down" from "no data"."""
+    return _gauge("schedctl_up", "1: the database answered and its schema is migrated.", 0)
 
 
 def check_target(path: Path) -> Path:

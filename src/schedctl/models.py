@@ -64,28 +64,6 @@ def plain(value: Any) -> Any:
     return value
 
 
-def duration(seconds: float) -> str:
-    """A span of time for people: "42s", "1m 30s", "5h 12m", "2d 4h"."""
-    whole = int(seconds)
-    if whole < 3600 and whole % 60:
-        return f"{whole // 60}m {whole % 60}s" if whole >= 60 else f"{whole}s"
-    return span(timedelta(seconds=whole)) if whole else "0s"
-
-
-def span(delta: timedelta) -> str:
-    """A span for people in two units at most: "2d 4h", "5h 12m", "12m"."""
-    minutes = int(delta.total_seconds() // 60)
-    days, minutes = divmod(minutes, 1440)
-    hours, minutes = divmod(minutes, 60)
-    # Two units at most, and no zero ones: "2d 4h", "5h", "5h 12m", "12m", "0m".
-    parts = [f"{days}d"] if days else []
-    if hours:
-        parts.append(f"{hours}h")
-    if (minutes and not days) or not parts:
-        parts.append(f"{minutes}m")
-    return " ".join(parts)
-
-
 # A field read for schedctl's own use, left out of the JSON document.
 _INTERNAL = {"json": False}
 

@@ -6,9 +6,10 @@ from datetime import timedelta
 from typing import Any
 
 from schedctl import db, pgcron
+from schedctl.durations import duration
 from schedctl.errors import DatabaseUnavailable
 from schedctl.migrate import head_migration
-from schedctl.models import duration, plain, rfc3339
+from schedctl.models import plain, rfc3339
 
 
 def status(conn: db.Connection, org_id: Any, max_lag: timedelta) -> dict[str, Any]:
@@ -26,7 +27,14 @@ def status(conn: db.Connection, org_id: Any, max_lag: timedelta) -> dict[str, An
     problems = []
     if lag > max_lag.total_seconds():
         limit = duration(max_lag.total_seconds())
-        problems.append(f"a scheduler has waited {duration(lag)} (more than {limit})")
+        worst = db.fetch_optional(conn, "status_most_overdue", organisation_id=org_id)
+        who = (
+            f"the scheduler of {worst['domain']} ({worst['id']}, organisation "
+            f"{worst['organisation']})"
+            if worst is not None
+            else "a scheduler"
+        )
+        problems.append(f"{who} has waited {duration(lag)} (more than {limit})")
     if last is not None and not last["ok"]:
         problems.append(f"the last tick failed: {last['message']}")
     cron = pgcron.last_run(conn)

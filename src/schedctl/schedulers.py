@@ -32,7 +32,9 @@ _CANDIDATES = 10
 
 def _not_found(ref: Ref) -> NotFound:
     # Worded the same whether the scheduler is missing or belongs to another organisation.
-    return SchedulerNotFound(ref.text)
+    from schedctl.domains import short_id_hint
+
+    return SchedulerNotFound(ref.text, short_id_hint(ref.text))
 
 
 def _ambiguous(ref: Ref, rows: list[Any]) -> InvalidInput:

@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 import psycopg
 from psycopg import errors as pgerrors
 
-from schedctl import db
+from schedctl import db, interrupts
 
 # A pass claims its first batch small, then bigger ones up to the maximum: a pass over a
 # few due schedulers commits soon (and several ticks starting together share the work),
@@ -34,10 +34,23 @@ class Summary:
     failed: int = 0
     missed: int = 0
     errors: list[dict[str, Any]] = field(default_factory=list)
+    # Ctrl-C came after a batch had committed: the pass stopped before its next batch.
+    interrupted: bool = False
+    # Paused schedulers whose `pause --until` had come, resumed before the pass (a dry run:
+    # that would be).
+    resumed: int = 0
 
     @property
     def ok(self) -> bool:
         return self.failed == 0
+
+
+def interrupted_text(summary: Summary) -> str:
+    """The error line of a pass that Ctrl-C stopped between batches."""
+    return (
+        f"interrupted: the pass stopped between batches; the {summary.created} job(s) reported "
+        "are committed, and schedulers still due are served by the next tick"
+    )
 
 
 JobSink = Callable[[dict[str, Any]], None]
@@ -93,8 +106,10 @@ def run(
         lock_timeout=f"{int(conn.lock_timeout * 1000)}ms",
     )
     try:
-        if not dry_run:
-            resume_paused(conn, now=now, actor=actor)
+        if dry_run:
+            state.summary.resumed = int(db.fetch_one(conn, "tick_would_resume", now=now)["resumed"])
+        else:
+            state.summary.resumed = resume_paused(conn, now=now, actor=actor)
         _run_pass(conn, state, batch_size, connect)
     except psycopg.Error as exc:
         if not dry_run:
@@ -172,6 +187,9 @@ def _second_worker(connect: Connector, state: _Pass, size: int) -> None:
 def _work(conn: db.Connection, state: _Pass, size: int) -> None:
     """Batches of growing size until none is left to claim (or the limit is reached)."""
     while not state.stop.is_set():
+        if interrupts.received():  # held since a batch committed: stop between batches
+            state.summary.interrupted = True
+            return
         size = min(size, state.max_batch_size)  # lowered when the server cancelled a batch
         if state.limit is not None:
             size = min(size, state.limit - state.summary.due)
@@ -265,16 +283,17 @@ def _report(state: _Pass, outcomes: list[Outcome]) -> None:
             )
 
 
-def resume_paused(conn: db.Connection, *, now: datetime | None, actor: str) -> None:
+def resume_paused(conn: db.Connection, *, now: datetime | None, actor: str) -> int:
     """Resume, in one statement (its own transaction), the schedulers whose `pause --until`
-    has come, before the pass claims what is due."""
-    db.execute(
+    has come, before the pass claims what is due; how many."""
+    row = db.fetch_one(
         conn,
         "tick_resume_paused",
         now=now,
         actor=actor,
         lock_timeout=f"{int(conn.lock_timeout * 1000)}ms",
     )
+    return int(row["resumed"])
 
 
 def record_heartbeat(conn: db.Connection, summary: Summary) -> None:

@@ -51,7 +51,7 @@ _DURATION = re.compile(
     r"^(?:(?P<d>[0-9]+)d)?(?:(?P<h>[0-9]+)h)?(?:(?P<m>[0-9]+)m)?(?:(?P<s>[0-9]+)s)?$",
     re.IGNORECASE,
 )
-_SECONDS = re.compile(r"^[0-9]+$")
+_BARE_NUMBER = re.compile(r"^[0-9]+$")
 _TIME_OF_DAY = re.compile(r"^(?P<h>[0-9]{1,2}):(?P<m>[0-9]{2})(?::(?P<s>[0-9]{2}))?$")
 _ZONE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_+\-]*(?:/[A-Za-z0-9_+\-]+)*$")
 
@@ -82,13 +82,13 @@ def _reject_control(what: str, value: str) -> None:
 # --- scheduler template ------------------------------------------------------------------------
 
 
-def parse_interval(raw: str) -> int:
-    """Return the hours of an `--every` value: 6h, 12h, 24h, 48h (also 6, 12, 24, 48, 1d, 2d)."""
+def parse_interval(raw: str, option: str = "--every") -> int:
+    """Return the hours of an `--every` value: 6h, 12h, 24h, 48h (also 6, 12, 24, 48, 1d, 2d);
+    messages name `option` (a file's key)."""
     hours = _INTERVALS.get(raw.strip().lower())
     if hours is None:
-        raise InvalidInput(
-            f"--every must be one of 6h, 12h, 24h, 48h (or 6, 12, 24, 48, 1d, 2d), got {show(raw)}"
-        )
+        choices = "6h, 12h, 24h, 48h (or 6, 12, 24, 48, 1d, 2d)"
+        raise InvalidInput(f"{option} must be one of {choices}, got {show(raw)}")
     return hours
 
 
@@ -151,15 +151,22 @@ def parse_when(raw: str) -> Start:
 
 
 def parse_duration(raw: str, option: str = "--max-lag") -> timedelta:
-    """Return a duration like `30s`, `5m`, `2h`, `1d`, `1h30m`, or plain seconds (`90`);
-    messages name `option`."""
+    """Return a duration like `30s`, `5m`, `2h`, `1d` or `1h30m` (`0` alone needs no unit);
+    messages name `option`. A number without a unit is refused: whether `5` meant seconds,
+    minutes or hours (as `--every 6` does) is the reader's guess."""
     text = raw.strip()
     if not text:
         raise InvalidInput(f"{option} must not be empty")
     if text.startswith("-"):
         raise InvalidInput(f"{option} must not be negative, got {show(raw)}")
-    if _SECONDS.match(text):
-        seconds = int(text)
+    if _BARE_NUMBER.match(text):
+        if int(text):
+            number = int(text)
+            raise InvalidInput(
+                f"{option} needs a unit, got {show(raw)}: did you mean {number}m / {number}h? "
+                f"(or {number}s, {number}d)"
+            )
+        seconds = 0
     else:
         match = _DURATION.match(text)
         if match is None or not any(match.groups()):
@@ -210,8 +217,27 @@ def zone_unknown(name: str, option: str = "--time-zone") -> InvalidInput:
     """The error for a zone name the database's zone database does not know."""
     return InvalidInput(
         f"{option} {show(name)} is not a time zone of the database's zone database "
-        "(an IANA name such as Europe/London, America/New_York or UTC)"
+        + (
+            f"(did you mean {nearest}?)"
+            if (nearest := nearest_zone(name))
+            else "(an IANA name such as Europe/London, America/New_York or UTC)"
+        )
     )
+
+
+def nearest_zone(name: str) -> str | None:
+    """The IANA zone name nearest to a misspelt one (from the zone data Python reads, which
+    names the same zones as the server's), or None."""
+    import difflib
+    import zoneinfo
+
+    try:
+        zones = zoneinfo.available_timezones()
+    except Exception:  # no zone data here: no suggestion
+        return None
+    by_lower = {zone.lower(): zone for zone in zones}
+    close = difflib.get_close_matches(name.strip().lower(), list(by_lower), n=1, cutoff=0.75)
+    return by_lower[close[0]] if close else None
 
 
 def parse_spread(raw: str, interval_hours: int | None = None, option: str = "--spread") -> int:
@@ -223,12 +249,20 @@ def parse_spread(raw: str, interval_hours: int | None = None, option: str = "--s
     return seconds
 
 
+def span_text(seconds: int) -> str:
+    """A whole number of seconds as an option's duration is written, without zero units:
+    "25h", "1h30m", "1m30s"."""
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [(hours, "h"), (minutes, "m"), (secs, "s")]
+    return "".join(f"{count}{unit}" for count, unit in parts if count) or "0s"
+
+
 def check_spread(seconds: int, interval_hours: int, option: str = "--spread") -> int:
     """Refuse a spread window longer than the interval."""
     if seconds > interval_hours * 3600:
         raise InvalidInput(
-            f"{option} must be at most the interval ({interval_hours}h), "
-            f"got {seconds // 3600}h {seconds % 3600 // 60}m {seconds % 60}s"
+            f"{option} must be at most the interval ({interval_hours}h), got {span_text(seconds)}"
         )
     return seconds
 

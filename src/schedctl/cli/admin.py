@@ -16,7 +16,7 @@ from schedctl.cli.options import (
     VerboseOpt,
     WatchOpt,
 )
-from schedctl.errors import InvalidInput, SchedctlError
+from schedctl.errors import DatabaseUnavailable, InvalidInput, SchedctlError
 
 if TYPE_CHECKING:
     pass
@@ -89,6 +89,7 @@ def tick(
         Path | None,
         typer.Option(
             "--metrics-file",
+            metavar="PATH",
             help="Write the pass's Prometheus gauges to this file (node_exporter textfile "
             "collector), atomically.",
         ),
@@ -96,9 +97,15 @@ def tick(
     as_json: JsonOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
-    """One pass over every due scheduler of every organisation (run it every minute)."""
+    """One pass over every due scheduler of every organisation (run it every minute).
+
+    \b
+    Examples:
+      schedctl tick --dry-run
+      schedctl tick --quiet --metrics-file /var/lib/node_exporter/textfile/schedctl.prom
+    """
     from schedctl.output import text as render
-    from schedctl.tick import Summary
+    from schedctl.tick import Summary, interrupted_text
     from schedctl.validation import TICK_LIMIT, check_range
     from schedctl.watch import monitored_pass
 
@@ -120,6 +127,10 @@ def tick(
             report.finish(summary)
         raise
     report.finish(summary)
+    if summary.interrupted:  # Ctrl-C after a batch committed: stopped between batches
+        from schedctl.errors import Interrupted
+
+        raise Interrupted(interrupted_text(summary))
     if not summary.ok:
         raise typer.Exit(1)
 
@@ -133,7 +144,10 @@ def status(
         ),
     ] = "5m",
     all_orgs: Annotated[
-        bool, typer.Option("--all-orgs", help="Count every organisation's schedulers.")
+        bool,
+        typer.Option(
+            "--all-orgs", help="Count every organisation's schedulers (the default without --org)."
+        ),
     ] = False,
     prometheus: Annotated[
         bool,
@@ -147,7 +161,13 @@ def status(
     as_json: JsonOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
-    """Health for monitoring: exits 1 when ticks lag or the last tick failed."""
+    """Health for monitoring: exits 1 when ticks lag or the last tick failed.
+
+    \b
+    Examples:
+      schedctl status --max-lag 10m || alert "schedctl is not keeping up"
+      schedctl status --prometheus > /var/lib/node_exporter/textfile/schedctl_status.prom
+    """
     from schedctl import monitoring, refresh
     from schedctl.output import json as documents
     from schedctl.output import text as render
@@ -157,8 +177,10 @@ def status(
     if prometheus and (org is not None or as_json):
         raise InvalidInput("--prometheus covers the whole database: it takes no --org or --json")
     refresh.check(watch, as_json=as_json or prometheus)
+    # Tick and its heartbeat serve the whole database: so does status, unless --org narrows it.
+    whole = all_orgs or org is None
     if watch is not None:
-        with ctx.session(org, all_orgs=all_orgs) as (conn, org_id):
+        with ctx.session(org, all_orgs=whole) as (conn, org_id):
             refresh.run(
                 watch,
                 lambda: render.fields(
@@ -166,8 +188,15 @@ def status(
                 ),
             )
         return
-    with ctx.session(org, all_orgs=all_orgs or prometheus) as (conn, org_id):
-        report = monitoring.status(conn, org_id, lag_limit)
+    try:
+        with ctx.session(org, all_orgs=whole) as (conn, org_id):
+            report = monitoring.status(conn, org_id, lag_limit)
+    except DatabaseUnavailable:
+        if prometheus:  # "down", which a scrape tells from "no data"
+            from schedctl.metrics import down_text
+
+            sys.stdout.write(down_text())
+        raise
     if prometheus:
         from schedctl.metrics import status_text
 

@@ -12,8 +12,8 @@ _HELP = """Recurring crawl-job scheduling for the crawling service's PostgreSQL 
 
 The database is SCHEDCTL_DATABASE_URL (a libpq URI, from the environment or a .env file in
 the working directory), else DATABASE_URL, else an embedded server for trying schedctl out.
-Every command takes --json (exactly one JSON document on stdout), -v (a traceback on error)
-and -h; see `schedctl COMMAND -h`.
+Every command but export (which prints YAML) takes --json (exactly one JSON document on
+stdout), -v (a traceback on error) and -h; see `schedctl COMMAND -h`.
 """
 
 _EPILOG = """\b
@@ -25,6 +25,7 @@ Exit codes:
   3  not found (a scheduler, also another organisation's, or an organisation)
   4  conflict (already exists; refused by the skip policy; an organisation in use)
   5  database unreachable, not migrated, read-only, or a privilege missing
+  130  interrupted (Ctrl-C): rolled back, unless the message says what was committed
 """
 
 

@@ -66,7 +66,14 @@ def apply_file(
     as_json: JsonOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
-    """Make the schedulers as FILE says, in one transaction."""
+    """Make the schedulers as FILE says, in one transaction.
+
+    \b
+    Examples:
+      schedctl apply -f schedules.yaml --dry-run
+      schedctl apply -f schedules.yaml --prune
+      schedctl export > schedules.yaml && schedctl apply -f schedules.yaml --check
+    """
     from schedctl import apply as applying
     from schedctl import manifest
     from schedctl.output import json as documents
@@ -88,7 +95,7 @@ def apply_file(
         documents.emit(documents.plan(plan, dry_run or check))
     else:
         print("\n".join(plan_lines(plan, dry_run=dry_run or check)))
-    if check and not plan.in_sync:
+    if check and plan.drift:  # adoption alone is not drift
         print(f"error: the database differs from {source}", file=sys.stderr)
         raise typer.Exit(1)
 

@@ -59,11 +59,24 @@ def _warn_about_unknown_settings() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; every error becomes one `error:` line and its exit code."""
+    from schedctl import interrupts
     from schedctl.refresh import with_default_seconds
 
     args = with_default_seconds(sys.argv[1:] if argv is None else argv)  # `--watch` alone
     Verbosity.requested = False
     forget_settings()
+    interrupts.reset()
+    try:
+        _run(args)
+    finally:
+        # SIGINT unblocked again: a process started after a command run in this one (the
+        # tests run many) would inherit the blocked signal.
+        interrupts.release()
+
+
+def _run(args: list[str]) -> NoReturn:
+    from schedctl import interrupts
+
     try:
         _warn_about_unknown_settings()
         _check_completion_shell(args)
@@ -75,7 +88,7 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Abort:
         _fail("aborted", 1)
     except KeyboardInterrupt:
-        _fail("interrupted; what was not yet committed was rolled back", INTERRUPTED)
+        _fail(interrupts.interrupted_message(), INTERRUPTED)
     except typer.TyperException as exc:  # usage errors, with the context they arose in
         ctx = getattr(exc, "ctx", None)
         path = ctx.command_path if ctx is not None else "schedctl"
@@ -88,9 +101,10 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:
         if Verbosity.requested:
             _print_traceback(exc)
-        _fail(f"unexpected {type(exc).__name__}: {_safe(str(exc))}", 1)
+        _fail(interrupts.failed_message(f"unexpected {type(exc).__name__}: {_safe(str(exc))}"), 1)
     if result == INTERRUPTED:  # Typer turns KeyboardInterrupt into this exit code
-        _fail("interrupted; what was not yet committed was rolled back", INTERRUPTED)
+        _fail(interrupts.interrupted_message(), INTERRUPTED)
+    interrupts.note_held()
     raise SystemExit(result if isinstance(result, int) else 0)
 
 

@@ -69,7 +69,14 @@ def create(
             metavar="DOMAIN", help="The domain to crawl, e.g. example.com.", show_default=False
         ),
     ],
-    every: EveryOpt = None,
+    every: Annotated[
+        str | None,
+        typer.Option(
+            "--every",
+            metavar="INTERVAL",
+            help="6h, 12h, 24h or 48h (also 6, 12, 24, 48, 1d, 2d).  [required]",
+        ),
+    ] = None,
     concurrency: ConcurrencyOpt = None,
     find_links: FindLinksOpt = False,
     no_find_links: NoFindLinksOpt = False,
@@ -89,7 +96,14 @@ def create(
     as_json: JsonOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
-    """Create a scheduler: crawl DOMAIN every 6, 12, 24 or 48 hours."""
+    """Create a scheduler: crawl DOMAIN every 6, 12, 24 or 48 hours.
+
+    \b
+    Examples:
+      schedctl create example.com --every 24h
+      schedctl create shop.example.org --every 24h --at 03:00 --time-zone Europe/London
+      schedctl create big.example.net --every 12h --overlap skip --max-pages 5000
+    """
     from schedctl import domains, schedulers
 
     name = domains.normalize_domain(domain)
@@ -267,7 +281,15 @@ def pause(
     verbose: VerboseOpt = False,
 ) -> None:
     """Pause a scheduler, keeping the reason; with --until, a tick resumes it then. --all or
-    --match GLOB pause many in one transaction (more than one needs --yes)."""
+    --match GLOB pause many in one transaction (more than one needs --yes).
+
+    \b
+    Examples:
+      schedctl pause example.com --reason "site migration"
+      schedctl pause example.com --until 2h
+      schedctl pause example.com --until 2030-03-01T06:00:00Z
+      schedctl pause --match '*.example.com' --reason "incident 42" --yes
+    """
     from schedctl import schedulers, selectors
     from schedctl.domains import parse_ref
     from schedctl.validation import parse_reason, parse_until

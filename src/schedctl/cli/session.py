@@ -62,7 +62,7 @@ def session(org: str | None, *, all_orgs: bool = False) -> Iterator[tuple[Connec
         try:
             yield conn, found.id
         except SchedulerNotFound as exc:
-            exc.message = f"no scheduler {exc.ref!r} in organisation {found.name!r}"
+            exc.message = f"no scheduler {exc.ref!r} in organisation {found.name!r}{exc.hint}"
             raise
 
 

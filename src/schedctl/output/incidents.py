@@ -11,7 +11,7 @@ from typing import Any
 from schedctl.doctor import FAIL, OK, WARN, Check
 from schedctl.models import AuditEntry, Job, Scheduler
 from schedctl.output import text as render
-from schedctl.output.text import Cell
+from schedctl.output.tables import Cell
 
 _PAST = {"pause": "paused", "resume": "resumed"}
 

@@ -175,6 +175,7 @@ def plan(found: Plan, dry_run: bool) -> dict[str, Any]:
         "prune": found.prune,
         "written": found.written,
         "in_sync": found.in_sync,
+        "drift": found.drift,
         "created": items(found.created, "fields"),
         "changed": items(found.changed, "changes"),
         "adopted": items(found.adopted, "changes"),

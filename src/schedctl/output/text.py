@@ -2,20 +2,34 @@
 
 from __future__ import annotations
 
-import os
+import re
 import sys
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from typing import IO, TYPE_CHECKING, Any
 
 from schedctl.domains import display_domain
-from schedctl.models import AuditEntry, Job, Scheduler, describe, duration, rfc3339, span
+from schedctl.durations import duration, span
+from schedctl.models import AuditEntry, Job, Scheduler, describe, rfc3339
 from schedctl.output import json as documents
+from schedctl.output.tables import SHORT_ID, Cell
+
+# The table machinery, for the commands that print with `render.table`, `render.fields` and
+# `render.short_ids`.
+from schedctl.output.tables import fields as fields
+from schedctl.output.tables import short_ids as short_ids
+from schedctl.output.tables import table as table
 
 if TYPE_CHECKING:
     from schedctl.hooks import Hooks
     from schedctl.pgcron import Removed, Report
+
+
+def whole_seconds(moment: datetime) -> str:
+    """A time for people: RFC 3339 UTC to the second (JSON keeps the microseconds), so that
+    the times of one record line up."""
+    return rfc3339(moment.replace(microsecond=0))
 
 
 def relative(moment: datetime, now: datetime) -> str:
@@ -49,13 +63,16 @@ def domain_label(a_label: str) -> str:
     return a_label if unicode_form == a_label else f"{a_label} ({unicode_form})"
 
 
-def status_label(scheduler: Scheduler) -> str:
+def status_label(scheduler: Scheduler, *, table: bool = False) -> str:
+    """ "enabled", or "paused", until when and why; in a table, the time to the minute (its
+    words short enough for a narrow column)."""
     if scheduler.is_enabled:
         return "enabled"
     reason = scheduler.pause_reason
     paused = "paused"
     if scheduler.paused_until is not None:
-        paused += f" until {rfc3339(scheduler.paused_until)}"
+        until = short_time(scheduler.paused_until) if table else rfc3339(scheduler.paused_until)
+        paused += f" until {until}"
     return f"{paused}: {reason}" if reason else paused
 
 
@@ -72,145 +89,12 @@ def every_text(scheduler: Scheduler) -> str:
 
 
 def _status_cell(scheduler: Scheduler) -> Cell:
-    return (status_label(scheduler), "green" if scheduler.is_enabled else "yellow")
-
-
-# A table cell: its text, or its text and a rich style (a colour only a terminal shows).
-Cell = str | tuple[str, str]
-
-
-def _text(cell: Cell) -> str:
-    return cell if isinstance(cell, str) else cell[0]
-
-
-# The fewest leading characters of an id a table shows on a terminal (REF accepts as few).
-SHORT_ID = 8
-
-
-def short_ids(ids: Iterable[str]) -> dict[str, str]:
-    """Each id cut to the shortest prefix, SHORT_ID characters or more, that still tells the
-    given ids apart (for a table on a terminal; plain and JSON output keep whole ids)."""
-    unique = sorted(set(ids))
-    length = SHORT_ID
-    while length < max((len(i) for i in unique), default=0) and len(
-        {i[:length] for i in unique}
-    ) < len(unique):
-        length += 1
-    return {i: i[:length] for i in unique}
-
-
-def fold_at_dots(name: str, width: int) -> str:
-    """A domain broken into lines of at most `width` characters after its dots (a label
-    longer than the width keeps a line of its own)."""
-    if len(name) <= width:
-        return name
-    lines: list[str] = []
-    line = ""
-    labels = name.split(".")
-    for index, label in enumerate(labels):
-        piece = label + ("." if index < len(labels) - 1 else "")
-        if line and len(line) + len(piece) > width:
-            lines.append(line)
-            line = ""
-        line += piece
-    lines.append(line)
-    return "\n".join(lines)
-
-
-def _fold_column(
-    headers: Sequence[str], rows: list[list[Cell]], column: int, width: int
-) -> list[list[Cell]]:
-    """`rows` with the cells of `column` folded at dots when the table would not fit in
-    `width` characters otherwise."""
-    from rich.cells import cell_len
-
-    def widest(cells: Iterable[Cell]) -> int:
-        return max((cell_len(line) for c in cells for line in _text(c).split("\n")), default=0)
-
-    others = sum(
-        max(widest(row[i] for row in rows), cell_len(header))
-        for i, header in enumerate(headers)
-        if i != column
-    )
-    room = width - others - (3 * len(headers) + 1)  # padding and borders
-    # Where the other columns would take it all, the domains still get a quarter.
-    room = max(room, width // 4, cell_len(headers[column]), 12)
-    if widest(row[column] for row in rows) <= room:
-        return rows
-    folded = []
-    for row in rows:
-        cell = row[column]
-        text = fold_at_dots(_text(cell), room)
-        new: Cell = text if isinstance(cell, str) else (text, cell[1])
-        folded.append([*row[:column], new, *row[column + 1 :]])
-    return folded
-
-
-def table(
-    title: str | None,
-    headers: Sequence[str],
-    rows: Iterable[Sequence[Cell]],
-    *,
-    terminal: bool,
-    unbroken: Sequence[int] = (),
-    dotted: int | None = None,
-) -> None:
-    """A rich table on a terminal (fitted to its width); tab-separated lines otherwise.
-    On a terminal the columns in `unbroken` (short ids) never fold, and the cells of the
-    `dotted` column (domains) fold after a dot rather than inside a label."""
-    if not terminal:
-        print("\t".join(h.lower().replace(" ", "_") for h in headers))
-        for row in rows:
-            # A cell's second line (a relative time) is for people at a terminal.
-            print("\t".join(_text(cell).split("\n")[0] for cell in row))
-        return
-    from rich.cells import cell_len
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
-
-    # rich reads the terminal's width itself (COLUMNS overrides it).
-    console = Console(no_color=bool(os.environ.get("NO_COLOR")), highlight=False)
-    cells = [list(row) for row in rows]
-    if dotted is not None and cells:
-        cells = _fold_column(headers, cells, dotted, console.width)
-    grid = Table(title=title, header_style="bold", expand=False)
-    for index, header in enumerate(headers):
-        if index == dotted:
-            # As wide as its longest folded line: rich must not fold it again mid-label.
-            widest = max(
-                (cell_len(line) for row in cells for line in _text(row[index]).split("\n")),
-                default=0,
-            )
-            grid.add_column(header, overflow="fold", min_width=min(widest, console.width // 2))
-        elif index in unbroken:
-            widest = max(
-                (cell_len(line) for row in cells for line in _text(row[index]).split("\n")),
-                default=0,
-            )
-            grid.add_column(header, no_wrap=True, min_width=widest)
-        else:
-            grid.add_column(header, overflow="fold")
-    for row in cells:
-        # Text, not markup: a pause reason like "[/blog]" is shown as written.
-        grid.add_row(*(Text(cell) if isinstance(cell, str) else Text(*cell) for cell in row))
-    console.print(grid)
-
-
-def fields(pairs: Sequence[tuple[str, str]]) -> None:
-    """A record as aligned "key  value" lines (plain on any output); a value of several
-    lines continues under the first."""
-    width = max((len(key) for key, _ in pairs), default=0)
-    for key, value in pairs:
-        first, *rest = value.split("\n")
-        print(f"{key.ljust(width)}  {first}")
-        for line in rest:
-            print(f"{' ' * width}  {line}")
+    return (status_label(scheduler, table=True), "green" if scheduler.is_enabled else "yellow")
 
 
 def scheduler_lines(scheduler: Scheduler, *, terminal: bool) -> list[tuple[str, str]]:
     """The fields of one scheduler for people."""
-    next_run = rfc3339(scheduler.next_run_at)
+    next_run = whole_seconds(scheduler.next_run_at)
     if terminal:
         next_run += f"  ({relative(scheduler.next_run_at, scheduler.db_now)})"
     include, exclude = scheduler.include_paths, scheduler.exclude_paths
@@ -243,8 +127,8 @@ def scheduler_lines(scheduler: Scheduler, *, terminal: bool) -> list[tuple[str, 
         ("include", " ".join(include) if include else "-"),
         ("exclude", " ".join(exclude) if exclude else "-"),
         ("required workers", str(scheduler.required_workers)),
-        ("created", rfc3339(scheduler.created_at)),
-        ("updated", rfc3339(scheduler.updated_at)),
+        ("created", whole_seconds(scheduler.created_at)),
+        ("updated", whole_seconds(scheduler.updated_at)),
     ]
 
 
@@ -405,9 +289,19 @@ _FIELD_LABELS = {
 }
 
 
-def _audit_value_text(name: str, value: Any) -> str:
+# A time as the audit trail stores it (RFC 3339, UTC).
+_AUDIT_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
+
+
+def _audit_value_text(name: str, value: Any, *, terminal: bool = False) -> str:
     if value is None or value == []:
         return "-"
+    if terminal and isinstance(value, str):
+        # In a table cell: a time to the second, a job by the first characters of its id.
+        if name == "job_id" and len(value) > SHORT_ID:
+            return value[:SHORT_ID]
+        if _AUDIT_TIME.match(value):
+            return whole_seconds(datetime.fromisoformat(value.replace("Z", "+00:00")))
     if name == "schedule_interval_hours":
         return f"{value}h"
     if isinstance(value, bool):
@@ -417,8 +311,9 @@ def _audit_value_text(name: str, value: Any) -> str:
     return str(value)
 
 
-def changes_text(changes: dict[str, Any]) -> str:
-    """An audit entry's changes for people: "every 6h -> 12h; concurrency 5 -> 9"."""
+def changes_text(changes: dict[str, Any], *, terminal: bool = False) -> str:
+    """An audit entry's changes for people: "every 6h -> 12h; concurrency 5 -> 9" (in a
+    table on a terminal, times to the second and job ids cut short)."""
     parts = []
     order = list(_FIELD_LABELS)  # JSONB keeps keys in its own order, not the fields'
     for name, value in sorted(
@@ -426,9 +321,9 @@ def changes_text(changes: dict[str, Any]) -> str:
     ):
         label = _FIELD_LABELS.get(name, name)
         if not (isinstance(value, list) and len(value) == 2):  # a plain value: tick's slot
-            parts.append(f"{label} {_audit_value_text(name, value)}")
+            parts.append(f"{label} {_audit_value_text(name, value, terminal=terminal)}")
             continue
-        old, new = (_audit_value_text(name, item) for item in value)
+        old, new = (_audit_value_text(name, item, terminal=terminal) for item in value)
         if value[0] is None:  # created
             parts.append(f"{label} {new}")
         elif value[1] is None:  # deleted
@@ -462,7 +357,7 @@ def audit_rows(
             e.actor,
             e.action,
             domain,
-            changes_text(e.changes),
+            changes_text(e.changes, terminal=terminal),
             e.reason or "",
         ]
         if organisations:
@@ -476,7 +371,7 @@ def last_job_text(job: Job | None, now: datetime, *, terminal: bool) -> str:
     """`show`'s last job: id, status, and when it was made."""
     if job is None:
         return "-"
-    created = rfc3339(job.created_at)
+    created = whole_seconds(job.created_at)
     if terminal:
         created += f" ({ago(job.created_at, now)})"
     return f"{job.id} {job.status} {created}"
@@ -485,7 +380,7 @@ def last_job_text(job: Job | None, now: datetime, *, terminal: bool) -> str:
 def next_runs_text(runs: Sequence[datetime], now: datetime, *, terminal: bool) -> str:
     """`show`'s next run times, one a line; on a terminal, also relative to `now`."""
     return "\n".join(
-        rfc3339(run) + (f"  ({relative(run, now)})" if terminal else "") for run in runs
+        whole_seconds(run) + (f"  ({relative(run, now)})" if terminal else "") for run in runs
     )
 
 
@@ -497,9 +392,8 @@ def local_runs_text(runs: Sequence[Any], time_zone: str, now: datetime, *, termi
         minutes = run.utc_offset_seconds // 60
         sign = "-" if minutes < 0 else "+"
         offset = f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
-        line = (
-            f"{rfc3339(run.at)}  {run.local_time.strftime('%Y-%m-%d %H:%M')} {offset} {time_zone}"
-        )
+        local = run.local_time.strftime("%Y-%m-%d %H:%M")
+        line = f"{whole_seconds(run.at)}  {local} {offset} {time_zone}"
         if run.dst_day:
             line += "  (DST change that day)"
         if terminal:
@@ -540,6 +434,7 @@ class TickReport:
             "skipped": summary.skipped,
             "failed": summary.failed,
             "missed": summary.missed,
+            "resumed": summary.resumed,
         }
         self._spool.seek(0)
         out = sys.stdout
@@ -551,7 +446,11 @@ class TickReport:
             if not self.quiet:
                 _copy(self._spool, out)
                 prefix = "tick (dry run)" if self.dry_run else "tick"
-                out.write(prefix + ": " + ", ".join(f"{v} {k}" for k, v in counts.items()) + "\n")
+                resumed = counts.pop("resumed")
+                line = prefix + ": " + ", ".join(f"{v} {k}" for k, v in counts.items())
+                if resumed:  # paused until a time that has come
+                    line += f", {resumed} {'to resume' if self.dry_run else 'resumed'}"
+                out.write(line + "\n")
             # An error of the pass itself (no scheduler) is the command's own error line.
             for error in summary.errors:
                 if error["scheduler_id"] is not None:
@@ -572,7 +471,8 @@ def status_lines(report: dict[str, Any]) -> list[tuple[str, str]]:
     last = report["last_tick"]
     lag = duration(report["worst_lag_seconds"])
     last_text = (
-        f"{last['ticked_at']} ({duration(report['last_tick_age_seconds'])} ago) "
+        f"{whole_seconds(datetime.fromisoformat(last['ticked_at'].replace('Z', '+00:00')))} "
+        f"({duration(report['last_tick_age_seconds'])} ago) "
         f"on {last['host']}: "
         + ("ok" if last["ok"] else f"FAILED ({last['message']})")
         + f", {last['created']} created, {last['skipped']} skipped, {last['failed']} failed"

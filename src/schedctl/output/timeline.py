@@ -6,7 +6,8 @@ from __future__ import annotations
 import os
 from typing import IO, Any
 
-from schedctl.models import duration, rfc3339
+from schedctl.durations import duration
+from schedctl.models import rfc3339
 from schedctl.timeline import HERD_FACTOR, Bucket, Timeline
 
 # The busiest organisations named beside a bar.

@@ -42,6 +42,11 @@ SELECT to_regclass('schedctl.served_slots') IS NOT NULL AS migrated,
 -- for a lock held by another session before giving up.
 SELECT set_config('lock_timeout', %(lock_timeout)s, true);
 
+-- name: transaction_wrote
+-- Whether the current transaction has written anything (it has a transaction id), so that
+-- an interrupt from its commit on is held until the command has said what it did.
+SELECT txid_current_if_assigned() IS NOT NULL AS wrote;
+
 -- name: backend_pid
 -- The server process serving this session (a pooler's client sees another id at connect).
 SELECT pg_backend_pid() AS pid;

@@ -21,3 +21,15 @@ SELECT host, ticked_at, ok, due, created, skipped, failed, missed, message
 FROM schedctl.tick_heartbeats
 ORDER BY ticked_at DESC
 LIMIT 1;
+
+-- name: status_most_overdue
+-- The enabled scheduler that has waited longest (lag counts from its creation at the
+-- earliest), so that `status` names it.
+SELECT s.id, d.name AS domain, o.name AS organisation
+FROM public.schedulers s
+JOIN public.domains d ON d.id = s.domain_id
+LEFT JOIN public.organisations o ON o.id = s.organisation_id
+WHERE s.is_enabled
+  AND (%(organisation_id)s::uuid IS NULL OR s.organisation_id = %(organisation_id)s::uuid)
+ORDER BY GREATEST(s.next_run_at, s.created_at), s.id
+LIMIT 1;

@@ -19,6 +19,13 @@ SELECT * FROM schedctl.tick_batch(
 SELECT set_config('lock_timeout', %(lock_timeout)s, true) AS lock_timeout,
        schedctl.resume_paused(COALESCE(%(now)s::timestamptz, now()), %(actor)s) AS resumed;
 
+-- name: tick_would_resume
+-- How many schedulers a pass would resume first (their `pause --until` has come), for a
+-- dry run, which resumes none.
+SELECT count(*) AS resumed
+FROM schedctl.scheduler_settings
+WHERE paused_until <= COALESCE(%(now)s::timestamptz, now());
+
 -- name: tick_heartbeat
 -- Record this host's last tick pass and its outcome, for `status`. One statement, its own
 -- transaction, which does not wait for its WAL flush: a heartbeat lost in a crash costs
