@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
 
 import typer
 
@@ -43,7 +43,7 @@ from schedctl.errors import InvalidInput, OperationFailed
 
 if TYPE_CHECKING:
     from schedctl.db import Connection
-    from schedctl.models import Scheduler
+    from schedctl.models import Ref, Scheduler
     from schedctl.selectors import Selector
 
 
@@ -291,34 +291,20 @@ def pause(
       schedctl pause --match '*.example.com' --reason "incident 42" --yes
     """
     from schedctl import schedulers, selectors
-    from schedctl.domains import parse_ref
     from schedctl.validation import parse_reason, parse_until
 
     why = parse_reason(reason)
     resume_at = parse_until(until) if until is not None else None
-    if selectors.check_usage(ref=ref, every=every, match=match, all_orgs=all_orgs):
-        _select_and_change(
-            "pause",
-            lambda conn, selector, write: selectors.pause(
-                conn, selector, why, ctx.actor(), resume_at, write=write
-            ),
-            org=org,
-            all_orgs=all_orgs,
-            match=match,
-            dry_run=dry_run,
-            yes=yes,
-            as_json=as_json,
-        )
-        return
-    if dry_run or yes:
-        raise InvalidInput("--dry-run and --yes go with --all or --match")
-    assert ref is not None
-    scheduler_ref = parse_ref(ref)
-    with ctx.session(org) as (conn, org_id):
-        scheduler, changed = schedulers.pause(
-            conn, org_id, scheduler_ref, why, ctx.actor(), until=resume_at
-        )
-    emit_scheduler(scheduler, as_json, changed)
+    _one_or_many(
+        "pause",
+        lambda conn, org_id, found: schedulers.pause(
+            conn, org_id, found, why, ctx.actor(), until=resume_at
+        ),
+        lambda conn, selector, write: selectors.pause(
+            conn, selector, why, ctx.actor(), resume_at, write=write
+        ),
+        Selection(ref, every, match, all_orgs, dry_run, yes, org, as_json),
+    )
 
 
 @command(app, short_help="Resume a paused scheduler (or many: --all, --match).")
@@ -336,29 +322,58 @@ def resume(
     """Resume a paused scheduler; a slot missed while paused runs at the next tick. --all or
     --match GLOB resume many in one transaction (more than one needs --yes)."""
     from schedctl import schedulers, selectors
+
+    _one_or_many(
+        "resume",
+        lambda conn, org_id, found: schedulers.resume(conn, org_id, found, ctx.actor()),
+        lambda conn, selector, write: selectors.resume(conn, selector, ctx.actor(), write=write),
+        Selection(ref, every, match, all_orgs, dry_run, yes, org, as_json),
+    )
+
+
+class Selection(NamedTuple):
+    """What pause and resume were told to act on: one REF, or a selector."""
+
+    ref: str | None
+    every: bool
+    match: str | None
+    all_orgs: bool
+    dry_run: bool
+    yes: bool
+    org: str | None
+    as_json: bool
+
+
+def _one_or_many(
+    verb: str,
+    one: Callable[[Connection, Any, Ref], tuple[Scheduler, bool]],
+    many: Callable[[Connection, Selector, bool], list[Scheduler]],
+    given: Selection,
+) -> None:
+    """pause/resume of one scheduler (REF), or of those a selector picks."""
+    from schedctl import selectors
     from schedctl.domains import parse_ref
 
-    if selectors.check_usage(ref=ref, every=every, match=match, all_orgs=all_orgs):
+    if selectors.check_usage(
+        ref=given.ref, every=given.every, match=given.match, all_orgs=given.all_orgs
+    ):
         _select_and_change(
-            "resume",
-            lambda conn, selector, write: selectors.resume(
-                conn, selector, ctx.actor(), write=write
-            ),
-            org=org,
-            all_orgs=all_orgs,
-            match=match,
-            dry_run=dry_run,
-            yes=yes,
-            as_json=as_json,
+            verb,
+            many,
+            org=given.org,
+            all_orgs=given.all_orgs,
+            match=given.match,
+            dry_run=given.dry_run,
+            yes=given.yes,
+            as_json=given.as_json,
         )
         return
-    if dry_run or yes:
+    if given.dry_run or given.yes:
         raise InvalidInput("--dry-run and --yes go with --all or --match")
-    assert ref is not None
-    scheduler_ref = parse_ref(ref)
-    with ctx.session(org) as (conn, org_id):
-        scheduler, changed = schedulers.resume(conn, org_id, scheduler_ref, ctx.actor())
-    emit_scheduler(scheduler, as_json, changed)
+    assert given.ref is not None
+    with ctx.session(given.org) as (conn, org_id):
+        scheduler, changed = one(conn, org_id, parse_ref(given.ref))
+    emit_scheduler(scheduler, given.as_json, changed)
 
 
 def _select_and_change(
