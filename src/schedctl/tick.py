@@ -239,7 +239,15 @@ def _claim_and_apply(
         with conn.work():
             rows = db.fetch_tuples(conn, "tick_batch", **params)
     else:
-        rows = db.fetch_tuples(conn, "tick_batch", **params)
+        # The statement commits the batch itself: Ctrl-C is held from here on, and the pass
+        # stops after this batch (interrupts.received()), saying what it committed.
+        interrupts.hold()
+        try:
+            rows = db.fetch_tuples(conn, "tick_batch", **params)
+        except BaseException:
+            interrupts.commit_failed()
+            raise
+        interrupts.commit_returned()
     if on_full is not None and len(rows) >= size:
         on_full()
     # Reported once the batch is committed: a job that is printed exists.
