@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
 
 import typer
 
+from schedctl import completion
 from schedctl.cli import session as ctx
 from schedctl.cli.app import app, command
 from schedctl.cli.changes import scheduler_changes
@@ -75,6 +76,7 @@ def create(
             "--every",
             metavar="INTERVAL",
             help="6h, 12h, 24h or 48h (also 6, 12, 24, 48, 1d, 2d).  [required]",
+            autocompletion=completion.every,
         ),
     ] = None,
     concurrency: ConcurrencyOpt = None,
