@@ -92,6 +92,12 @@ def one(conn: Connection, query: str, params: Any = None) -> Any:
 def served_once(conn: Connection, slots: dict[str, datetime]) -> int:
     """Every job a tick made is the one job of its scheduler's slot, and every scheduler
     is either served (moved past now, on its grid) or untouched; returns the number served."""
+    with conn.transaction():  # one snapshot: a batch committing meanwhile is seen whole
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        return _served_once(conn, slots)
+
+
+def _served_once(conn: Connection, slots: dict[str, datetime]) -> int:
     rows = conn.execute(
         "SELECT j.scheduler_id::text, ss.slot, count(*) FROM jobs j"
         " LEFT JOIN schedctl.served_slots ss ON ss.job_id = j.id"

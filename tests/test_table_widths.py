@@ -173,7 +173,7 @@ def _check_fits(
     short_ids |= {job["id"][:n] for job in jobs for n in range(8, len(job["id"]) + 1)}
     header_words = {"Organisation", "Domain", "Every", "Next", "run", "Status", "Overlap"}
     header_words |= {"Id", "Last", "Job", "Progress", "Created", "Completed", "Done", "Failed"}
-    header_words |= {"Slot", "Trigger", "At", "Actor", "Action", "Changes", "Reason"}
+    header_words |= {"Slot", "Trigger", "At", "Actor", "Action", "Changes", "Reason", "Source"}
     for line in lines:
         for word in BOX.sub(" ", line).split():
             bare = word.strip(_PUNCTUATION)

@@ -54,6 +54,7 @@ def fold_at_dots(name: str, width: int) -> str:
 # statuses are never left out.
 SHORT_HEADERS = {"Organisation": "Org", "Schedulers": "Scheds", "Completed": "Ended"}
 DROP_ORDER = (
+    "Source",
     "Overlap",
     "Progress",
     "Failed",
