@@ -103,7 +103,10 @@ def batch_plans(database_url: str) -> list[dict[str, Any]]:
                 plans.append(json.loads(message.partition("\n")[2]))
 
         session.add_notice_handler(keep)
-        session.execute("LOAD 'auto_explain'")
+        try:
+            session.execute("LOAD 'auto_explain'")
+        except psycopg.errors.UndefinedFile:
+            pytest.skip("this server ships no auto_explain (the embedded one does not)")
         for setting, value in {
             "auto_explain.log_min_duration": "0",
             "auto_explain.log_nested_statements": "on",
