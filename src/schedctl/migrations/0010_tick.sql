@@ -60,31 +60,32 @@ DECLARE
                 WHERE overlap_policy = 'replace' AND NOT served)) IS TRUE))
         RETURNING j.id$$;
     made_step text := 'SELECT t.*, t.new_job_id AS job_id FROM to_serve t';
-    -- The served-slot record of the slots made (tick only: a run records no slot).
-    record_step text := $$
-            INSERT INTO schedctl.served_slots (scheduler_id, slot, job_id)
-            SELECT id, slot, job_id FROM made
-            ON CONFLICT (scheduler_id, slot) DO NOTHING
-            RETURNING scheduler_id$$;
-    write_step text := $$
-        recorded AS (%s),
-        inserted AS (
-            INSERT INTO public.jobs (
-                id, domain_id, organisation_id, status, progress, created_at, concurrency,
-                find_links, max_pages, include_paths, exclude_paths, required_workers,
-                source_type, source_detail, source_info, scheduler_id
-            )
-            SELECT m.job_id, m.domain_id, m.organisation_id, 'pending', 0, $2, m.concurrency,
-                   m.find_links, m.max_pages, m.include_paths, m.exclude_paths,
-                   m.required_workers, 'scheduler', m.id::text,
-                   CASE WHEN $4 IS NOT NULL THEN 'manual run' END, m.id
-            FROM made m
-            WHERE $4 IS NOT NULL OR (m.id IN (SELECT scheduler_id FROM recorded)) IS TRUE
-            RETURNING scheduler_id
-        )$$;
+    -- The served-slot record of the slots made (tick only: a run records no slot); NULL: the
+    -- hook declined the slot. No ON CONFLICT: the row lock and `served` keep a second job
+    -- for a slot away, and should a row for the slot appear anyway, the unique violation
+    -- rolls the scheduler's job back with it (reported as its error).
+    record_step text := $$,
+recorded AS (
+    INSERT INTO schedctl.served_slots (scheduler_id, slot, job_id)
+    SELECT id, slot, job_id FROM made WHERE job_id IS NOT NULL
+)$$;
+    -- The jobs of the slots made (none when a create hook made them).
+    write_step text := $$,
+inserted AS (
+    INSERT INTO public.jobs (
+        id, domain_id, organisation_id, status, progress, created_at, concurrency,
+        find_links, max_pages, include_paths, exclude_paths, required_workers,
+        source_type, source_detail, source_info, scheduler_id
+    )
+    SELECT m.job_id, m.domain_id, m.organisation_id, 'pending', 0, $2, m.concurrency,
+           m.find_links, m.max_pages, m.include_paths, m.exclude_paths,
+           m.required_workers, 'scheduler', m.id::text,
+           CASE WHEN $4 IS NOT NULL THEN 'manual run' END, m.id
+    FROM made m
+)$$;
     -- What only tick writes: the audit of declined, skipped and missed slots, and the next
     -- run (a run leaves the schedule as it is).
-    tick_writes text := $$
+    tick_writes text := $$,
 declined AS (
     INSERT INTO schedctl.audit (
         actor, action, scheduler_id, organisation_id, domain, changes, reason
@@ -129,6 +130,7 @@ advanced AS (
     SET next_run_at = p.next_run_at, updated_at = $2
     FROM decided p
     WHERE s.id = p.id
+      AND s.id = ANY (ARRAY(SELECT id FROM decided))  -- by key, not a scan of the table
 )$$;
 BEGIN
     SELECT * INTO h FROM schedctl.hooks;
@@ -160,22 +162,15 @@ BEGIN
                     WHERE EXISTS (SELECT 1 FROM to_serve)
                 ) AS r$$, h.create_jobs_schema, h.create_jobs_function);
         END IF;
-        -- The hook made the job; its id is the slot's record. No ON CONFLICT: the lock and
-        -- `served` keep a second call away, and should a row for the slot appear anyway,
-        -- the unique violation rolls back the host's job with it. NULL: declined.
-        record_step := $$
-            INSERT INTO schedctl.served_slots (scheduler_id, slot, job_id)
-            SELECT id, slot, job_id FROM made WHERE job_id IS NOT NULL
-            RETURNING scheduler_id$$;
-        write_step := $$
-            recorded AS (%s),
-            inserted AS (
-                SELECT id AS scheduler_id FROM made WHERE job_id IS NOT NULL
-            )$$;
+        write_step := '';  -- the hook made the jobs
     ELSIF h.create_job_function IS NOT NULL OR h.create_jobs_function IS NOT NULL THEN
         -- A dry run with a create hook: no hook is called and nothing is written.
-        write_step := $$
-            inserted AS (SELECT id AS scheduler_id FROM made)$$;
+        record_step := '';
+        write_step := '';
+    END IF;
+    IF run_at IS NOT NULL THEN
+        record_step := '';  -- a run records no slot
+        tick_writes := '';  -- and leaves the schedule as it is
     END IF;
     RETURN QUERY EXECUTE format($$
 WITH planned AS MATERIALIZED (
@@ -206,10 +201,18 @@ WITH planned AS MATERIALIZED (
            )) AS served,
            s.next_run_at AS due_slot, st.catchup_window_seconds,
            gen_random_uuid()::text AS new_job_id
+    -- Each claimed row looked up by its key (lateral, not pulled up): a probe per row of
+    -- the batch, never a scan of the whole table, whatever the planner's estimates.
     FROM unnest($1::uuid[]) AS claimed (id)
-    JOIN public.schedulers s ON s.id = claimed.id
-    JOIN public.domains d ON d.id = s.domain_id
-    LEFT JOIN schedctl.scheduler_settings st ON st.scheduler_id = s.id
+    CROSS JOIN LATERAL (
+        SELECT * FROM public.schedulers s WHERE s.id = claimed.id OFFSET 0
+    ) AS s
+    CROSS JOIN LATERAL (
+        SELECT d.name FROM public.domains d WHERE d.id = s.domain_id OFFSET 0
+    ) AS d
+    LEFT JOIN LATERAL (
+        SELECT * FROM schedctl.scheduler_settings st WHERE st.scheduler_id = s.id OFFSET 0
+    ) AS st ON TRUE
     -- grid times <= now after the slot: exact (numeric) division of the elapsed seconds
     CROSS JOIN LATERAL (
         SELECT floor(extract(epoch FROM $2 - s.next_run_at)
@@ -255,20 +258,16 @@ to_serve AS MATERIALIZED (
     WHERE NOT p.skip AND NOT p.served AND (SELECT count(*) FROM cancelled) >= 0
 ),
 -- Each slot to serve with the id of its job (NULL: the hook declined it).
-made AS MATERIALIZED (%s),
-%s%s
-SELECT m.id, CASE WHEN (m.id IN (SELECT scheduler_id FROM inserted)) IS TRUE THEN m.job_id END,
-       m.organisation_id, m.domain, m.slot, m.next_run_at, m.missed, FALSE, NULL::text
+made AS MATERIALIZED (%s)%s%s%s
+SELECT m.id, m.job_id, m.organisation_id, m.domain, m.slot, m.next_run_at, m.missed, FALSE,
+       NULL::text
 FROM made m
 UNION ALL
 SELECT p.id, NULL, p.organisation_id, p.domain, p.slot, p.next_run_at, p.missed, TRUE, NULL
 FROM decided p
 WHERE p.skip OR p.served
 ORDER BY 5, 1
-$$, cancel_step, made_step,
-        format(write_step, CASE WHEN run_at IS NULL THEN record_step
-                                ELSE 'SELECT NULL::uuid AS scheduler_id WHERE FALSE' END),
-        CASE WHEN run_at IS NULL THEN ',' || tick_writes ELSE '' END
+$$, cancel_step, made_step, record_step, write_step, tick_writes
     ) USING ids, clock, actor, run_at;
 END
 $fn$;
