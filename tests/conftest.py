@@ -5,15 +5,13 @@ The suite runs in parallel (pytest-xdist): every name a test creates on the serv
 database, a role) is random, so neither the processes of one run nor concurrent runs on
 the same server collide. The controlling process makes a folder for the run and hands it
 to every worker; it holds the embedded server, which is one for the whole run (each
-process that needs it joins it: the first starts it, the last to leave stops it), and the
-lock that lets a test marked `alone` run while no other test does. The controlling
-process removes the folder at the end, after stopping a server that a crashed process
-left behind.
+process that needs it joins it: the first starts it, the last to leave stops it). The
+controlling process removes the folder at the end, after stopping a server that a crashed
+process left behind.
 """
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
 import signal
@@ -92,34 +90,26 @@ def _run_dir(config: pytest.Config) -> Path:
     return config.stash[_run_dir_key]
 
 
+# The slow tests run in two lanes, each one test at a time on one worker; a module's tests
+# share a lane (and so its module fixtures). The modules below make up the second lane,
+# about as long as the first.
+SECOND_LANE = frozenset(
+    {"test_hooks_processes", "test_tick_concurrency", "test_apply", "test_embedded_users"}
+)
+
+
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The slow tests (many processes, crashes, bounds on how long something waits) form
-    one group that pytest-xdist (--dist loadgroup) runs on one worker, one at a time, and
-    starts first as the largest: a race of eight ticks then never competes with another
-    for the CPU, nor a timed wait with a race, while the other workers run the rest."""
+    """The slow tests (many processes, crashes, races) form two groups that pytest-xdist
+    (--dist loadgroup) runs each on one worker, one test at a time, and starts first as the
+    largest: a race of eight ticks then competes with at most one other for the CPU, while
+    the other workers run the rest. A test that waits on a clock (a real minute of cron, a
+    connect timeout) runs beside the others instead."""
     for item in items:
         if item.get_closest_marker("slow"):
-            item.add_marker(pytest.mark.xdist_group("slow"))
-
-
-@pytest.fixture(autouse=True)
-def _alone_when_marked(
-    request: pytest.FixtureRequest, pytestconfig: pytest.Config
-) -> Iterator[None]:
-    """A test marked `alone` (it bounds how long something takes) runs while no other
-    test does: it closes a gate to new tests, waits for the running ones to end, and opens
-    the gate when it is done. Every other test passes the gate and holds a shared lock."""
-    run_dir = _run_dir(pytestconfig)
-    with open(run_dir / "gate.lock", "a") as gate, open(run_dir / "running.lock", "a") as running:
-        if request.node.get_closest_marker("alone"):
-            fcntl.flock(gate, fcntl.LOCK_EX)
-            fcntl.flock(running, fcntl.LOCK_EX)
-        else:
-            fcntl.flock(gate, fcntl.LOCK_SH)
-            fcntl.flock(running, fcntl.LOCK_SH)
-            fcntl.flock(gate, fcntl.LOCK_UN)
-        yield  # the locks go with the files
+            module = item.module.__name__.rpartition(".")[2] if item.module else ""
+            lane = "slow-2" if module in SECOND_LANE else "slow-1"
+            item.add_marker(pytest.mark.xdist_group(lane))
 
 
 @pytest.fixture(scope="session")

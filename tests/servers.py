@@ -14,6 +14,7 @@ the test then (fails it under CI)."""
 
 from __future__ import annotations
 
+import atexit
 import os
 import pwd
 import re
@@ -181,6 +182,24 @@ def postgres_cluster(
     bin_dir = postgres_bin_dir(major)
     owner = _server_owner()
     with _folder("schedctl-pg-", owner) as folder:
+        # A copy of this process's one initdb (owners and modes kept): a tenth of the time.
+        template = _initialised(bin_dir, owner)
+        _run(["cp", "-a", str(template), str(folder / "data")], None, folder, what="cp")
+        _append_settings(folder, settings)
+        with _running_cluster(bin_dir, folder, owner) as cluster:
+            yield cluster
+
+
+_INITIALISED: dict[Path, Path] = {}
+
+
+def _initialised(bin_dir: Path, owner: pwd.struct_passwd | None) -> Path:
+    """A data folder made by `initdb` of `bin_dir` once in this process, kept until it ends,
+    for postgres_cluster to copy."""
+    if bin_dir not in _INITIALISED:
+        stack = ExitStack()
+        atexit.register(stack.close)
+        folder = stack.enter_context(_folder("schedctl-initdb-", owner))
         _run(
             [
                 str(bin_dir / "initdb"),
@@ -197,9 +216,8 @@ def postgres_cluster(
             folder,
             what="initdb",
         )
-        _append_settings(folder, settings)
-        with _running_cluster(bin_dir, folder, owner) as cluster:
-            yield cluster
+        _INITIALISED[bin_dir] = folder / "data"
+    return _INITIALISED[bin_dir]
 
 
 @contextmanager

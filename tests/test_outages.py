@@ -22,8 +22,6 @@ from tests.helpers import start_cli_process as _start
 # ---------------------------------------------------------------- unreachable
 
 
-@pytest.mark.slow
-@pytest.mark.alone
 def test_a_database_that_never_answers_is_exit_5_within_the_connect_timeout(
     silent_port: int,
 ) -> None:
@@ -44,8 +42,9 @@ def test_a_database_that_never_answers_is_exit_5_within_the_connect_timeout(
         assert result.code == 5, result
         assert result.stderr.startswith("error: cannot connect to the database: ")
         assert "timeout" in result.stderr.lower()
-    # Generous bounds: well under the default for the 2 s setting; the default ends too.
-    assert two_seconds < 8, two_seconds
+    # A generous bound for five processes starting on a busy machine, yet under the default
+    # (10 s) that the 2 s setting replaces; the default ends too.
+    assert two_seconds < 9.5, two_seconds
     assert Settings().connect_timeout == 10
 
 

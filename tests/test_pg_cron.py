@@ -49,6 +49,10 @@ JOB_ROLE = "schedctl_cron"  # the login role grants.sql suggests, member of sche
 NEVER = "0 0 1 1 *"  # a schedule that does not come due while a test runs (New Year, 00:00)
 CHANNEL = "schedctl_jobs"
 
+# One worker runs the module, so the cluster with pg_cron starts once. The real-minute test
+# mostly waits for its minute, so it is not in a `slow` lane.
+pytestmark = pytest.mark.xdist_group("pg_cron")
+
 
 # ---------------------------------------------------------------- the cluster
 
@@ -451,7 +455,6 @@ def _heartbeat(url: str) -> tuple[Any, ...] | None:
         ).fetchone()
 
 
-@pytest.mark.slow
 def test_a_real_minute_pg_cron_and_cli_ticks_serve_each_slot_once(
     cron_cluster: PostgresCluster, app_url: str
 ) -> None:

@@ -19,14 +19,12 @@ from tests.helpers import (
     Cli,
     Conn,
     as_uri,
+    cli_against,
     fingerprint,
     make_due,
     make_org,
     make_scheduler,
-    run_cli_subprocess,
 )
-
-pytestmark = pytest.mark.slow
 
 GRANTS = Path(__file__).resolve().parents[1] / "contrib" / "grants.sql"
 ROLES = ("schedctl_operator", "schedctl_tick", "schedctl_monitor")
@@ -172,25 +170,30 @@ def test_grants_documents_the_commands_of_each_role() -> None:
     assert "tick" in documented["schedctl_tick"]
 
 
-@pytest.mark.timeout(1200)  # about 35 schedctl processes for the operator
 @pytest.mark.parametrize("role", ROLES)
 def test_every_documented_command_runs_as_its_role(
-    cli: Cli, conn: Conn, logins: Logins, role: str, tmp_path: Path
+    cli: Cli,
+    conn: Conn,
+    logins: Logins,
+    role: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     _world(cli, conn)
-    env = {"SCHEDCTL_DATABASE_URL": logins.urls[role], "SCHEDCTL_ORG": "Acme"}
+    as_role = cli_against(logins.urls[role], monkeypatch)  # schedctl in this process, as role
+    monkeypatch.setenv("SCHEDCTL_ORG", "Acme")
     documented = documented_commands()[role]
     before = fingerprint(conn)
     for args in _commands(role, tmp_path):
         assert any(" ".join(args).startswith(entry) for entry in documented), (role, args)
-        result = run_cli_subprocess(args, env)
+        result = as_role(*args)
         assert result.code == 0, (role, args, result.stderr)
         if "--json" in args:
             json.loads(result.stdout)
     if role == "schedctl_monitor":
         assert fingerprint(conn) == before  # it wrote nothing
     if role == "schedctl_operator":
-        listed = run_cli_subprocess(["list", "--org", "Acme", "--json"], env)
+        listed = as_role("list", "--org", "Acme", "--json")
         domains = {s["domain"] for s in json.loads(listed.stdout)}
         assert domains == {
             "applied.com",

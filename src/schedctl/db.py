@@ -209,6 +209,8 @@ class Connection(psycopg.Connection[DictRow]):
     # Why the server ended the session, when it said so (a FATAL message arrives as a
     # notice when it follows a result): kept for the error line.
     server_reason: str | None = None
+    # Time zone names the server said it knows (schedulers._check_zone).
+    known_zones: frozenset[str] = frozenset()
 
     def remember_fatal(self, diagnostic: psycopg.errors.Diagnostic) -> None:
         if diagnostic.severity_nonlocalized in ("FATAL", "PANIC"):

@@ -266,10 +266,14 @@ def _check_zone(conn: db.Connection, changes: SchedulerChanges) -> None:
     """Refuse a zone that the database's zone database (the one tick reads) does not know."""
     from schedctl.validation import zone_unknown
 
-    if changes.time_zone is not None:
-        known = db.fetch_one(conn, "time_zone_known", time_zone=changes.time_zone)
-        if not known["known"]:
-            raise zone_unknown(changes.time_zone)
+    zone = changes.time_zone
+    if zone is None or zone in conn.known_zones:
+        return
+    # The server reads its zone files to answer (tens of ms): a zone once known is not
+    # asked again on this connection.
+    if not db.fetch_one(conn, "time_zone_known", time_zone=zone)["known"]:
+        raise zone_unknown(zone)
+    conn.known_zones = conn.known_zones | {zone}
 
 
 def _time_text(at: time) -> str:
