@@ -107,7 +107,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     connect timeout) runs beside the others instead."""
     for item in items:
         if item.get_closest_marker("slow"):
-            module = item.module.__name__.rpartition(".")[2] if item.module else ""
+            module = item.path.stem
             lane = "slow-2" if module in SECOND_LANE else "slow-1"
             item.add_marker(pytest.mark.xdist_group(lane))
 
