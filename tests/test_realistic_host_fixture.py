@@ -12,9 +12,8 @@ from typing import Any
 
 import psycopg
 import pytest
-from psycopg import sql
 
-from tests.helpers import with_database
+from tests.helpers import NewDatabase
 from tests.realistic_host import TYPED_DOMAINS, add_history, load_realistic_host
 
 RLS_TABLES = (
@@ -41,18 +40,10 @@ def host(host_url: str) -> Iterator[psycopg.Connection[Any]]:
 
 
 @pytest.fixture
-def more_empty_databases(server_url: str) -> Iterator[list[str]]:
-    """Three more empty databases on the same server."""
-    names = [f"schedctl_e_{uuid.uuid4().hex[:12]}" for _ in range(3)]
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        for name in names:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    yield [with_database(server_url, name) for name in names]
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        for name in names:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
+def more_empty_databases(new_database: NewDatabase) -> list[str]:
+    """Three more empty databases on the same server (dropped in the background after the
+    test: a drop waits for a checkpoint of the whole server)."""
+    return [new_database() for _ in range(3)]
 
 
 def _tables(url: str) -> set[str]:
