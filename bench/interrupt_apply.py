@@ -53,6 +53,13 @@ def environment(url: str) -> dict[str, str]:
     return env | {"SCHEDCTL_DATABASE_URL": url, "SCHEDCTL_ORG": "Bench"}
 
 
+def _sigint_as_at_a_terminal() -> None:
+    """In the child: SIGINT handled by default, as under a terminal's Ctrl-C. A shell that
+    starts this script in the background (`&`, nohup) ignores SIGINT in it, and the child
+    would inherit that and let every signal pass unnoticed."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start(url: str, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "schedctl", *args],
@@ -61,6 +68,7 @@ def start(url: str, *args: str) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_sigint_as_at_a_terminal,  # this script runs no threads
     )
 
 

@@ -152,6 +152,30 @@ def test_a_commit_that_wrote_holds_ctrl_c_to_the_end_of_the_command(
     assert fetch_one(conn, "SELECT count(*) FROM organisations WHERE name = 'Held'")[0] == 1
 
 
+def test_a_process_started_ignoring_sigint_keeps_ignoring_it_through_a_commit(
+    database_url: str, conn: Conn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Started with SIGINT ignored (nohup, a job a shell put in the background), schedctl
+    leaves it ignored: a commit that wrote does not start catching it."""
+    from schedctl import interrupts
+
+    monkeypatch.setenv("SCHEDCTL_DATABASE_URL", database_url)
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    interrupts.reset()
+    try:
+        with _connect(database_url) as session:
+            with session.work():
+                session.execute("INSERT INTO organisations (name) VALUES ('Ignored')")
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+            assert not interrupts.received()
+    finally:
+        interrupts.reset()
+        signal.signal(signal.SIGINT, previous)
+    assert fetch_one(conn, "SELECT count(*) FROM organisations WHERE name = 'Ignored'")[0] == 1
+
+
 def test_a_tick_interrupted_after_a_batch_stops_between_batches(
     database_url: str, conn: Conn, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -36,6 +36,8 @@ def hold() -> None:
     thread receives signals; another thread's commit holds nothing.)"""
     if _State.holding or not _main_thread():
         return
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        return  # started with SIGINT ignored (nohup, a background job): it stays ignored
     _State.holding = True
     _State.previous = signal.signal(signal.SIGINT, _record)
     # Blocked as well: a handler that runs while the plan is being written to a pipe

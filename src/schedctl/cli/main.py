@@ -3,6 +3,7 @@ code."""
 
 from __future__ import annotations
 
+import logging
 import sys
 import traceback
 from typing import NoReturn
@@ -63,6 +64,10 @@ def main(argv: list[str] | None = None) -> None:
     from schedctl.refresh import with_default_seconds
 
     args = with_default_seconds(sys.argv[1:] if argv is None else argv)  # `--watch` alone
+    # The driver's own log lines (e.g. a rollback it could not send after Ctrl-C cut a query
+    # short) would reach stderr through logging's last resort: schedctl says what happened
+    # in its own one line.
+    logging.getLogger("psycopg").addHandler(logging.NullHandler())
     Verbosity.requested = False
     forget_settings()
     interrupts.reset()
