@@ -359,16 +359,7 @@ def _one_or_many(
     if selectors.check_usage(
         ref=given.ref, every=given.every, match=given.match, all_orgs=given.all_orgs
     ):
-        _select_and_change(
-            verb,
-            many,
-            org=given.org,
-            all_orgs=given.all_orgs,
-            match=given.match,
-            dry_run=given.dry_run,
-            yes=given.yes,
-            as_json=given.as_json,
-        )
+        _select_and_change(verb, many, given)
         return
     if given.dry_run or given.yes:
         raise InvalidInput("--dry-run and --yes go with --all or --match")
@@ -381,13 +372,7 @@ def _one_or_many(
 def _select_and_change(
     verb: str,
     change: Callable[[Connection, Selector, bool], list[Scheduler]],
-    *,
-    org: str | None,
-    all_orgs: bool,
-    match: str | None,
-    dry_run: bool,
-    yes: bool,
-    as_json: bool,
+    given: Selection,
 ) -> None:
     """pause/resume with a selector: what would change (a rolled-back pass), confirmation
     for more than one, then the change in one transaction."""
@@ -395,10 +380,10 @@ def _select_and_change(
     from schedctl.output import incidents
     from schedctl.output import json as documents
 
-    with ctx.session(org, all_orgs=all_orgs) as (conn, org_id):
-        selector = selectors.Selector(org_id, match)
+    with ctx.session(given.org, all_orgs=given.all_orgs) as (conn, org_id):
+        selector = selectors.Selector(org_id, given.match)
         planned = change(conn, selector, False)
-        if not dry_run and len(planned) > 1 and not yes:
+        if not given.dry_run and len(planned) > 1 and not given.yes:
             if not sys.stdin.isatty():
                 raise InvalidInput(
                     f"refusing to {verb} {len(planned)} schedulers without a terminal to "
@@ -408,11 +393,11 @@ def _select_and_change(
                 print(line, file=sys.stderr)
             if not typer.confirm(f"{verb.capitalize()} these {len(planned)} schedulers?", err=True):
                 raise OperationFailed(f"nothing was {verb}d")
-        done = planned if dry_run else change(conn, selector, True)
-    if as_json:
-        documents.emit(documents.selection(done, dry_run=dry_run))
+        done = planned if given.dry_run else change(conn, selector, True)
+    if given.as_json:
+        documents.emit(documents.selection(done, dry_run=given.dry_run))
     else:
-        for line in incidents.selection_lines(done, verb, dry_run=dry_run):
+        for line in incidents.selection_lines(done, verb, dry_run=given.dry_run):
             print(line)
 
 
