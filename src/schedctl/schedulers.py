@@ -46,23 +46,29 @@ def _ambiguous(ref: Ref, rows: list[Any]) -> InvalidInput:
     )
 
 
+def _id_of_prefix(
+    conn: db.Connection, query: str, org_id: uuid.UUID | None, ref: Ref
+) -> uuid.UUID | None:
+    """The id `ref.prefix` begins, by the named query: None when no scheduler's does;
+    several are exit 2, listed."""
+    rows = db.fetch_all(
+        conn, query, organisation_id=org_id, prefix=ref.prefix, limit=_CANDIDATES + 1
+    )
+    if len(rows) > 1:
+        raise _ambiguous(ref, rows)
+    found: uuid.UUID | None = rows[0]["id"] if rows else None
+    return found
+
+
 def resolve(conn: db.Connection, org_id: uuid.UUID | None, ref: Ref) -> Ref:
     """`ref` as it names one scheduler: an id prefix becomes the id it begins, when exactly
     one scheduler of the organisation has it (none: not found; several: exit 2, listed)."""
     if ref.prefix is None:
         return ref
-    rows = db.fetch_all(
-        conn,
-        "scheduler_find_prefix",
-        organisation_id=org_id,
-        prefix=ref.prefix,
-        limit=_CANDIDATES + 1,
-    )
-    if not rows:
+    found = _id_of_prefix(conn, "scheduler_find_prefix", org_id, ref)
+    if found is None:
         raise _not_found(ref)
-    if len(rows) > 1:
-        raise _ambiguous(ref, rows)
-    return replace(ref, id=rows[0]["id"], prefix=None)
+    return replace(ref, id=found, prefix=None)
 
 
 def get(conn: db.Connection, org_id: uuid.UUID, ref: Ref) -> Scheduler:
@@ -508,16 +514,7 @@ def audit_scheduler_id(
     if ref is None:
         return None
     if ref.prefix is not None:
-        rows = db.fetch_all(
-            conn,
-            "audit_find_prefix",
-            organisation_id=org_id,
-            prefix=ref.prefix,
-            limit=_CANDIDATES + 1,
-        )
-        if len(rows) > 1:
-            raise _ambiguous(ref, rows)
-        ref = replace(ref, id=rows[0]["id"] if rows else None, prefix=None)
+        ref = replace(ref, id=_id_of_prefix(conn, "audit_find_prefix", org_id, ref), prefix=None)
     found = db.fetch_optional(conn, "audit_find_scheduler", organisation_id=org_id, **ref.params())
     if found is None:
         raise _not_found(ref)
