@@ -13,7 +13,6 @@ from schedctl.cli.app import app, command, hooks_app
 from schedctl.cli.options import (
     JsonOpt,
     OrgOpt,
-    VerboseOpt,
     WatchOpt,
 )
 from schedctl.errors import DatabaseUnavailable, InvalidInput, SchedctlError
@@ -34,7 +33,6 @@ def migrate(
         ),
     ] = False,
     as_json: JsonOpt = False,
-    verbose: VerboseOpt = False,
 ) -> None:
     """Apply pending database migrations (safe to run again and concurrently)."""
     from schedctl import migrate as migration
@@ -95,7 +93,6 @@ def tick(
         ),
     ] = None,
     as_json: JsonOpt = False,
-    verbose: VerboseOpt = False,
 ) -> None:
     """One pass over every due scheduler of every organisation (run it every minute).
 
@@ -159,7 +156,6 @@ def status(
     watch: WatchOpt = None,
     org: OrgOpt = None,
     as_json: JsonOpt = False,
-    verbose: VerboseOpt = False,
 ) -> None:
     """Health for monitoring: exits 1 when ticks lag or the last tick failed.
 
@@ -215,7 +211,7 @@ def status(
 
 
 @command(hooks_app, "show")
-def hooks_show(as_json: JsonOpt = False, verbose: VerboseOpt = False) -> None:
+def hooks_show(as_json: JsonOpt = False) -> None:
     """What the database's hooks are (and what happens where none is set)."""
     from schedctl import hooks
 
@@ -275,7 +271,6 @@ def hooks_set(
         ),
     ] = None,
     as_json: JsonOpt = False,
-    verbose: VerboseOpt = False,
 ) -> None:
     """Set hooks; each function is checked (form, privilege) before anything is stored."""
     from schedctl import hooks
@@ -310,7 +305,6 @@ def hooks_clear(
     ] = False,
     notify: Annotated[bool, typer.Option("--notify", help="Send no notification.")] = False,
     as_json: JsonOpt = False,
-    verbose: VerboseOpt = False,
 ) -> None:
     """Clear hooks (every one when no option is given)."""
     from schedctl import hooks

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar, get_type_hints
 
 import typer
 from typer.core import TyperCommand
@@ -85,13 +87,61 @@ pg_cron_app = _typer(help="pg_cron runs tick inside the database (Supabase Cron)
 app.add_typer(pg_cron_app, name="pg-cron")
 
 
+class Verbosity:
+    """Whether the command being run was given -v, as its parser read it (a value such as
+    `--reason -v` is not the flag)."""
+
+    requested = False
+
+
+def _remember_verbose(value: bool) -> bool:
+    Verbosity.requested = Verbosity.requested or value
+    return value
+
+
+# Every command's last option; main() reads it (Verbosity), the command never does.
+_VERBOSE = inspect.Parameter(
+    "verbose",
+    inspect.Parameter.KEYWORD_ONLY,
+    default=False,
+    annotation=Annotated[
+        bool,
+        typer.Option(
+            "--verbose", "-v", help="Show the traceback of an error.", callback=_remember_verbose
+        ),
+    ],
+)
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def command(group: typer.Typer, *args: Any, **kwargs: Any) -> Callable[[F], F]:
-    """Register a command on `group` with the shared help (Command)."""
-    register: Callable[[F], F] = group.command(*args, cls=Command, **kwargs)
+    """Register a command on `group` with the shared help (Command) and -v."""
+
+    def register(func: F) -> F:
+        group.command(*args, cls=Command, **kwargs)(_as_typer_reads(func))
+        return func
+
     return register
+
+
+def _as_typer_reads(func: Callable[..., Any]) -> Callable[..., Any]:
+    """`func` with -v as its last option: Typer reads the parameters of the signature this
+    gives, and calls it with a keyword for each."""
+    hints = get_type_hints(func, include_extras=True)
+    parameters = [
+        param.replace(kind=inspect.Parameter.KEYWORD_ONLY, annotation=hints[param.name])
+        for param in inspect.signature(func).parameters.values()
+    ]
+
+    @functools.wraps(func)
+    def run(**given: Any) -> Any:
+        del given[_VERBOSE.name]
+        return func(**given)
+
+    run.__signature__ = inspect.Signature([*parameters, _VERBOSE])  # type: ignore[attr-defined]
+    run.__annotations__ = hints  # read once: Typer need not read the text again
+    return run
 
 
 def _show_version(value: bool) -> None:

@@ -12,7 +12,6 @@ from schedctl.cli.app import app, command
 from schedctl.cli.options import (
     JsonOpt,
     OrgOpt,
-    VerboseOpt,
 )
 from schedctl.errors import InvalidInput
 
@@ -64,7 +63,6 @@ def apply_file(
     ] = False,
     org: OrgOpt = None,
     as_json: JsonOpt = False,
-    verbose: VerboseOpt = False,
 ) -> None:
     """Make the schedulers as FILE says, in one transaction.
 
@@ -109,7 +107,6 @@ def export(
         bool, typer.Option("--managed", help="Only the schedulers apply manages.")
     ] = False,
     org: OrgOpt = None,
-    verbose: VerboseOpt = False,
 ) -> None:
     """Print the schedulers as a file `apply -f` takes back unchanged."""
     from schedctl import apply as applying

@@ -9,7 +9,7 @@ import typer
 
 from schedctl.cli import session as ctx
 from schedctl.cli.app import app, command
-from schedctl.cli.options import AllOrgsOpt, JsonOpt, OrgOpt, VerboseOpt, WatchOpt
+from schedctl.cli.options import AllOrgsOpt, JsonOpt, OrgOpt, WatchOpt
 
 
 @command(app, short_help="The runs to come, per hour: a picture of the load.")
@@ -24,7 +24,6 @@ def timeline(
     watch: WatchOpt = None,
     org: OrgOpt = None,
     as_json: JsonOpt = False,
-    verbose: VerboseOpt = False,
 ) -> None:
     """The runs that will start in the next hours, per bucket, with the busiest
     organisations; herds (more than 3x the mean) are marked."""
@@ -52,7 +51,7 @@ def timeline(
 
 
 @command(app, short_help="Check what breaks deployments; exit 1 when something fails.")
-def doctor(as_json: JsonOpt = False, verbose: VerboseOpt = False) -> None:
+def doctor(as_json: JsonOpt = False) -> None:
     """Check the connection, pooler, schema, role, row-level security, hooks, index, ticks,
     the host's own scheduler loop and the clocks: ok, warn or fail, each with a remedy."""
     from schedctl import doctor as checks

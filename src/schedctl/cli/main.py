@@ -9,8 +9,7 @@ from typing import NoReturn
 
 import typer
 
-from schedctl.cli.app import app
-from schedctl.cli.options import Verbosity
+from schedctl.cli.app import Verbosity, app
 from schedctl.cli.session import forget_settings
 from schedctl.config import Settings
 from schedctl.errors import Interrupted, SchedctlError

@@ -16,18 +16,6 @@ def _range(bounds: tuple[int, int]) -> str:
     return f"{bounds[0]}-{bounds[1]}"
 
 
-class Verbosity:
-    """Whether the command being run was given -v, as its parser read it (a value such as
-    `--reason -v` is not the flag)."""
-
-    requested = False
-
-
-def _remember_verbose(value: bool) -> bool:
-    Verbosity.requested = Verbosity.requested or value
-    return value
-
-
 OrgOpt = Annotated[
     str | None,
     typer.Option(
@@ -39,12 +27,6 @@ OrgOpt = Annotated[
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 AllOrgsOpt = Annotated[bool, typer.Option("--all-orgs", help="Every organisation's.")]
-VerboseOpt = Annotated[
-    bool,
-    typer.Option(
-        "--verbose", "-v", help="Show the traceback of an error.", callback=_remember_verbose
-    ),
-]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 RefArg = Annotated[
     str,

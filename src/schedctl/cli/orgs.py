@@ -13,7 +13,6 @@ from schedctl.cli.options import (
     JsonOpt,
     OrgArg,
     OrgNameArg,
-    VerboseOpt,
 )
 from schedctl.errors import InvalidInput, OperationFailed
 
@@ -22,7 +21,7 @@ if TYPE_CHECKING:
 
 
 @command(org_app, "create")
-def org_create(name: OrgNameArg, as_json: JsonOpt = False, verbose: VerboseOpt = False) -> None:
+def org_create(name: OrgNameArg, as_json: JsonOpt = False) -> None:
     """Create an organisation; a name already taken (in any letter case) is exit 4."""
     from schedctl import organisations
     from schedctl.output import json as documents
@@ -38,9 +37,7 @@ def org_create(name: OrgNameArg, as_json: JsonOpt = False, verbose: VerboseOpt =
 
 
 @command(org_app, "rename")
-def org_rename(
-    org: OrgArg, name: OrgNameArg, as_json: JsonOpt = False, verbose: VerboseOpt = False
-) -> None:
+def org_rename(org: OrgArg, name: OrgNameArg, as_json: JsonOpt = False) -> None:
     """Rename an organisation; a name another one has (in any letter case) is exit 4."""
     from schedctl import organisations
     from schedctl.output import json as documents
@@ -70,7 +67,6 @@ def org_delete(
     ] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     as_json: JsonOpt = False,
-    verbose: VerboseOpt = False,
 ) -> None:
     """Delete an organisation; one with schedulers or jobs only with --cascade (else exit 4)."""
     from schedctl import organisations
@@ -109,7 +105,7 @@ def org_delete(
 
 
 @command(org_app, "list")
-def org_list(as_json: JsonOpt = False, verbose: VerboseOpt = False) -> None:
+def org_list(as_json: JsonOpt = False) -> None:
     """List organisations."""
     from schedctl import organisations
     from schedctl.output import json as documents

@@ -8,7 +8,7 @@ import typer
 
 from schedctl.cli import session as ctx
 from schedctl.cli.app import command, pg_cron_app
-from schedctl.cli.options import JsonOpt, VerboseOpt
+from schedctl.cli.options import JsonOpt
 
 if TYPE_CHECKING:
     from schedctl.pgcron import Report
@@ -32,7 +32,6 @@ def pg_cron_install(
         ),
     ] = None,
     as_json: JsonOpt = False,
-    verbose: VerboseOpt = False,
 ) -> None:
     """Register CALL schedctl.tick() with pg_cron.
 
@@ -51,7 +50,6 @@ def pg_cron_show(
         int, typer.Option(metavar="INTEGER", help="Show the latest N runs (1-1000).")
     ] = 10,
     as_json: JsonOpt = False,
-    verbose: VerboseOpt = False,
 ) -> None:
     """The pg_cron job and its latest runs, from pg_cron's own record."""
     from schedctl import pgcron
@@ -64,7 +62,7 @@ def pg_cron_show(
 
 
 @command(pg_cron_app, "remove")
-def pg_cron_remove(as_json: JsonOpt = False, verbose: VerboseOpt = False) -> None:
+def pg_cron_remove(as_json: JsonOpt = False) -> None:
     """Unschedule the pg_cron job of this database."""
     from schedctl import pgcron
     from schedctl.output import json as documents

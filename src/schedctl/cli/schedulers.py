@@ -37,7 +37,6 @@ from schedctl.cli.options import (
     StartAtOpt,
     TimeZoneOpt,
     UntilOpt,
-    VerboseOpt,
     WorkersOpt,
 )
 from schedctl.errors import InvalidInput, OperationFailed
@@ -96,7 +95,6 @@ def create(
     until: UntilOpt = None,
     org: OrgOpt = None,
     as_json: JsonOpt = False,
-    verbose: VerboseOpt = False,
 ) -> None:
     """Create a scheduler: crawl DOMAIN every 6, 12, 24 or 48 hours.
 
@@ -198,7 +196,6 @@ def update(
     until: UntilOpt = None,
     org: OrgOpt = None,
     as_json: JsonOpt = False,
-    verbose: VerboseOpt = False,
 ) -> None:
     """Change a scheduler; a new --every keeps the times on its grid. A change to what it
     already is writes nothing (JSON: "changed": false)."""
@@ -241,7 +238,6 @@ def delete(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     org: OrgOpt = None,
     as_json: JsonOpt = False,
-    verbose: VerboseOpt = False,
 ) -> None:
     """Delete a scheduler; its jobs stay."""
     from schedctl import schedulers
@@ -280,7 +276,6 @@ def pause(
     yes: SelectYesOpt = False,
     org: OrgOpt = None,
     as_json: JsonOpt = False,
-    verbose: VerboseOpt = False,
 ) -> None:
     """Pause a scheduler, keeping the reason; with --until, a tick resumes it then. --all or
     --match GLOB pause many in one transaction (more than one needs --yes).
@@ -319,7 +314,6 @@ def resume(
     yes: SelectYesOpt = False,
     org: OrgOpt = None,
     as_json: JsonOpt = False,
-    verbose: VerboseOpt = False,
 ) -> None:
     """Resume a paused scheduler; a slot missed while paused runs at the next tick. --all or
     --match GLOB resume many in one transaction (more than one needs --yes)."""
@@ -402,9 +396,7 @@ def _select_and_change(
 
 
 @command(app, short_help="Create a job now, outside the schedule.")
-def run(
-    ref: RefArg, org: OrgOpt = None, as_json: JsonOpt = False, verbose: VerboseOpt = False
-) -> None:
+def run(ref: RefArg, org: OrgOpt = None, as_json: JsonOpt = False) -> None:
     """Create a job now, outside the schedule (the overlap policy applies)."""
     from schedctl import schedulers
     from schedctl.domains import parse_ref

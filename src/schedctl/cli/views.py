@@ -24,7 +24,6 @@ from schedctl.cli.options import (
     OrgOpt,
     RefArg,
     SelectAllOrgsOpt,
-    VerboseOpt,
     WatchOpt,
 )
 from schedctl.errors import InvalidInput
@@ -42,7 +41,6 @@ def list_(
     watch: WatchOpt = None,
     org: OrgOpt = None,
     as_json: JsonOpt = False,
-    verbose: VerboseOpt = False,
 ) -> None:
     """List the organisation's schedulers, soonest first, with the last job each made."""
     from schedctl import refresh, schedulers
@@ -90,7 +88,6 @@ def show(
     ] = 5,
     org: OrgOpt = None,
     as_json: JsonOpt = False,
-    verbose: VerboseOpt = False,
 ) -> None:
     """Show one scheduler, its next run times and its last job."""
     from schedctl import schedulers
@@ -139,7 +136,6 @@ def history(
     all_orgs: SelectAllOrgsOpt = False,
     org: OrgOpt = None,
     as_json: JsonOpt = False,
-    verbose: VerboseOpt = False,
 ) -> None:
     """The scheduler's jobs, newest first, with each one's slot and whether the schedule
     or a `run` made it; without REF, those of every scheduler (with --since, --status)."""
@@ -228,7 +224,6 @@ def log(
     ] = False,
     org: OrgOpt = None,
     as_json: JsonOpt = False,
-    verbose: VerboseOpt = False,
 ) -> None:
     """The audit trail: who changed which scheduler or organisation, when, and how (and
     whether a command, a file or tick did)."""
