@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar, get_type_hints
 
 import typer
@@ -112,11 +114,21 @@ _VERBOSE = inspect.Parameter(
     ],
 )
 
+
+@dataclass(frozen=True, kw_only=True)
+class Options:
+    """Options that go together, declared once: a dataclass whose fields are the options, each
+    `Annotated` with its typer.Option and given its default (a field typed with another group
+    stands for that group's options). A command's parameter typed with a group stands for the
+    group's options, in that place of its help, and gets them as one value."""
+
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def command(group: typer.Typer, *args: Any, **kwargs: Any) -> Callable[[F], F]:
-    """Register a command on `group` with the shared help (Command) and -v."""
+    """Register a command on `group` with the shared help (Command), its groups of options
+    (Options) and -v."""
 
     def register(func: F) -> F:
         group.command(*args, cls=Command, **kwargs)(_as_typer_reads(func))
@@ -126,22 +138,60 @@ def command(group: typer.Typer, *args: Any, **kwargs: Any) -> Callable[[F], F]:
 
 
 def _as_typer_reads(func: Callable[..., Any]) -> Callable[..., Any]:
-    """`func` with -v as its last option: Typer reads the parameters of the signature this
-    gives, and calls it with a keyword for each."""
+    """`func` with its groups of options spread into their options and -v as its last option:
+    Typer reads the parameters of the signature this gives, and calls it with a keyword for
+    each."""
     hints = get_type_hints(func, include_extras=True)
+    names = list(inspect.signature(func).parameters.values())
     parameters = [
-        param.replace(kind=inspect.Parameter.KEYWORD_ONLY, annotation=hints[param.name])
-        for param in inspect.signature(func).parameters.values()
+        option
+        for param in names
+        for option in _spread(param.name, hints[param.name], param.default)
     ]
 
     @functools.wraps(func)
     def run(**given: Any) -> Any:
         del given[_VERBOSE.name]
-        return func(**given)
+        return func(
+            **{param.name: _gather(param.name, hints[param.name], given) for param in names}
+        )
 
     run.__signature__ = inspect.Signature([*parameters, _VERBOSE])  # type: ignore[attr-defined]
     run.__annotations__ = hints  # read once: Typer need not read the text again
     return run
+
+
+def _spread(name: str, hint: Any, default: Any) -> list[inspect.Parameter]:
+    """The options a parameter stands for: itself, or, typed with a group, the group's."""
+    if not _is_group(hint):
+        return [
+            inspect.Parameter(
+                name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=hint
+            )
+        ]
+    hints = _group_hints(hint)
+    return [
+        option
+        for field in dataclasses.fields(hint)
+        for option in _spread(field.name, hints[field.name], field.default)
+    ]
+
+
+def _gather(name: str, hint: Any, given: dict[str, Any]) -> Any:
+    """A parameter's value from the options Typer gave: its own, or its group's made of them."""
+    if not _is_group(hint):
+        return given[name]
+    hints = _group_hints(hint)
+    return hint(**{f.name: _gather(f.name, hints[f.name], given) for f in dataclasses.fields(hint)})
+
+
+def _is_group(hint: Any) -> bool:
+    return isinstance(hint, type) and issubclass(hint, Options)
+
+
+@functools.cache
+def _group_hints(group: type[Options]) -> dict[str, Any]:
+    return get_type_hints(group, include_extras=True)
 
 
 def _show_version(value: bool) -> None:

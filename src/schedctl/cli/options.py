@@ -163,24 +163,8 @@ OptionalRefArg = Annotated[
         autocompletion=completion.refs,
     ),
 ]
-SelectAllOpt = Annotated[
-    bool, typer.Option("--all", help="Every scheduler of --org (or of all with --all-orgs).")
-]
-MatchOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--match", metavar="GLOB", help="Schedulers whose domain matches, e.g. '*.example.com'."
-    ),
-]
 SelectAllOrgsOpt = Annotated[
     bool, typer.Option("--all-orgs", help="With --all or --match: in every organisation.")
-]
-SelectDryRunOpt = Annotated[
-    bool, typer.Option("--dry-run", help="With --all or --match: list what would change.")
-]
-SelectYesOpt = Annotated[
-    bool,
-    typer.Option("--yes", "-y", help="With --all or --match: change more than one without asking."),
 ]
 LogSinceOpt = Annotated[
     str | None,

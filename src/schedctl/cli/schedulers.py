@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from schedctl import completion
 from schedctl.cli import session as ctx
-from schedctl.cli.app import app, command
+from schedctl.cli.app import Options, app, command
 from schedctl.cli.changes import scheduler_changes
 from schedctl.cli.options import (
     AtOpt,
@@ -22,17 +23,13 @@ from schedctl.cli.options import (
     FindLinksOpt,
     IncludeOpt,
     JsonOpt,
-    MatchOpt,
     MaxPagesOpt,
     NoFindLinksOpt,
     OptionalRefArg,
     OrgOpt,
     OverlapOpt,
     RefArg,
-    SelectAllOpt,
     SelectAllOrgsOpt,
-    SelectDryRunOpt,
-    SelectYesOpt,
     SpreadOpt,
     StartAtOpt,
     TimeZoneOpt,
@@ -262,6 +259,34 @@ def delete(
         print(f"deleted scheduler {deleted.id} ({deleted.domain}); its jobs are kept")
 
 
+@dataclass(frozen=True, kw_only=True)
+class Selection(Options):
+    """The options of pause and resume besides REF: the schedulers a selector picks instead of
+    one (--all or --match) and how, the organisation, and --json."""
+
+    every: Annotated[
+        bool, typer.Option("--all", help="Every scheduler of --org (or of all with --all-orgs).")
+    ] = False
+    match: Annotated[
+        str | None,
+        typer.Option(
+            "--match", metavar="GLOB", help="Schedulers whose domain matches, e.g. '*.example.com'."
+        ),
+    ] = None
+    all_orgs: SelectAllOrgsOpt = False
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="With --all or --match: list what would change.")
+    ] = False
+    yes: Annotated[
+        bool,
+        typer.Option(
+            "--yes", "-y", help="With --all or --match: change more than one without asking."
+        ),
+    ] = False
+    org: OrgOpt = None
+    as_json: JsonOpt = False
+
+
 @command(app, short_help="Pause a scheduler (or many: --all, --match), keeping the reason.")
 def pause(
     ref: OptionalRefArg = None,
@@ -269,13 +294,8 @@ def pause(
         str | None, typer.Option(metavar="TEXT", help="Why, for the next operator.")
     ] = None,
     until: UntilOpt = None,
-    every: SelectAllOpt = False,
-    match: MatchOpt = None,
-    all_orgs: SelectAllOrgsOpt = False,
-    dry_run: SelectDryRunOpt = False,
-    yes: SelectYesOpt = False,
-    org: OrgOpt = None,
-    as_json: JsonOpt = False,
+    *,
+    selection: Selection,
 ) -> None:
     """Pause a scheduler, keeping the reason; with --until, a tick resumes it then. --all or
     --match GLOB pause many in one transaction (more than one needs --yes).
@@ -300,21 +320,13 @@ def pause(
         lambda conn, selector, write: selectors.pause(
             conn, selector, why, ctx.actor(), resume_at, write=write
         ),
-        Selection(ref, every, match, all_orgs, dry_run, yes, org, as_json),
+        ref,
+        selection,
     )
 
 
 @command(app, short_help="Resume a paused scheduler (or many: --all, --match).")
-def resume(
-    ref: OptionalRefArg = None,
-    every: SelectAllOpt = False,
-    match: MatchOpt = None,
-    all_orgs: SelectAllOrgsOpt = False,
-    dry_run: SelectDryRunOpt = False,
-    yes: SelectYesOpt = False,
-    org: OrgOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
+def resume(ref: OptionalRefArg = None, *, selection: Selection) -> None:
     """Resume a paused scheduler; a slot missed while paused runs at the next tick. --all or
     --match GLOB resume many in one transaction (more than one needs --yes)."""
     from schedctl import schedulers, selectors
@@ -323,27 +335,16 @@ def resume(
         "resume",
         lambda conn, org_id, found: schedulers.resume(conn, org_id, found, ctx.actor()),
         lambda conn, selector, write: selectors.resume(conn, selector, ctx.actor(), write=write),
-        Selection(ref, every, match, all_orgs, dry_run, yes, org, as_json),
+        ref,
+        selection,
     )
-
-
-class Selection(NamedTuple):
-    """What pause and resume were told to act on: one REF, or a selector."""
-
-    ref: str | None
-    every: bool
-    match: str | None
-    all_orgs: bool
-    dry_run: bool
-    yes: bool
-    org: str | None
-    as_json: bool
 
 
 def _one_or_many(
     verb: str,
     one: Callable[[Connection, Any, Ref], tuple[Scheduler, bool]],
     many: Callable[[Connection, Selector, bool], list[Scheduler]],
+    ref: str | None,
     given: Selection,
 ) -> None:
     """pause/resume of one scheduler (REF), or of those a selector picks."""
@@ -351,15 +352,15 @@ def _one_or_many(
     from schedctl.domains import parse_ref
 
     if selectors.check_usage(
-        ref=given.ref, every=given.every, match=given.match, all_orgs=given.all_orgs
+        ref=ref, every=given.every, match=given.match, all_orgs=given.all_orgs
     ):
         _select_and_change(verb, many, given)
         return
     if given.dry_run or given.yes:
         raise InvalidInput("--dry-run and --yes go with --all or --match")
-    assert given.ref is not None
+    assert ref is not None
     with ctx.session(given.org) as (conn, org_id):
-        scheduler, changed = one(conn, org_id, parse_ref(given.ref))
+        scheduler, changed = one(conn, org_id, parse_ref(ref))
     emit_scheduler(scheduler, given.as_json, changed)
 
 
