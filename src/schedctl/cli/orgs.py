@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -14,7 +13,7 @@ from schedctl.cli.options import (
     OrgArg,
     OrgNameArg,
 )
-from schedctl.errors import InvalidInput, OperationFailed
+from schedctl.errors import OperationFailed
 
 if TYPE_CHECKING:
     pass
@@ -72,8 +71,7 @@ def org_delete(
     from schedctl import organisations
     from schedctl.output import json as documents
 
-    if not yes and not sys.stdin.isatty():
-        raise InvalidInput("refusing to delete without a terminal to confirm: pass --yes")
+    ctx.confirm_without_terminal(yes)
     with ctx.connection() as conn:
         # Read outside any transaction: none is held open while a person makes up their mind.
         found, schedulers, jobs = organisations.usage(conn, org)

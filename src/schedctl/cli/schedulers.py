@@ -242,8 +242,7 @@ def delete(
     from schedctl.models import Ref
     from schedctl.output import json as documents
 
-    if not yes and not sys.stdin.isatty():
-        raise InvalidInput("refusing to delete without a terminal to confirm: pass --yes")
+    ctx.confirm_without_terminal(yes)
     scheduler_ref = parse_ref(ref)
     with ctx.session(org) as (conn, org_id):
         # Read outside any transaction: none is held open while a person makes up their mind.
