@@ -7,9 +7,6 @@ from typing import Annotated
 import typer
 
 from schedctl import completion
-from schedctl.fields import DEFAULTS
-from schedctl.models import Overlap
-from schedctl.validation import CONCURRENCY, REQUIRED_WORKERS
 
 
 def _range(bounds: tuple[int, int]) -> str:
@@ -37,91 +34,6 @@ RefArg = Annotated[
         autocompletion=completion.refs,
     ),
 ]
-EveryOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--every",
-        metavar="INTERVAL",
-        help="6h, 12h, 24h or 48h (also 6, 12, 24, 48, 1d, 2d).",
-        autocompletion=completion.every,
-    ),
-]
-ConcurrencyOpt = Annotated[
-    int | None,
-    typer.Option(
-        metavar="INTEGER",
-        help=f"Concurrent requests per job, {_range(CONCURRENCY)} "
-        f"(default {DEFAULTS['concurrency']}).",
-    ),
-]
-FindLinksOpt = Annotated[
-    bool, typer.Option("--find-links", help="Follow links found on pages (the default).")
-]
-NoFindLinksOpt = Annotated[
-    bool, typer.Option("--no-find-links", help="Do not follow links found on pages.")
-]
-MaxPagesOpt = Annotated[
-    int | None,
-    typer.Option(metavar="INTEGER", help="Page limit per job; 0 means no limit (default)."),
-]
-IncludeOpt = Annotated[
-    list[str] | None,
-    typer.Option("--include", metavar="PATH", help="Crawl only this path prefix (repeatable)."),
-]
-ExcludeOpt = Annotated[
-    list[str] | None,
-    typer.Option("--exclude", metavar="PATH", help="Skip this path prefix (repeatable)."),
-]
-WorkersOpt = Annotated[
-    int | None,
-    typer.Option(
-        metavar="INTEGER",
-        help=f"Workers a job needs, {_range(REQUIRED_WORKERS)} "
-        f"(default {DEFAULTS['required_workers']}).",
-    ),
-]
-OverlapOpt = Annotated[
-    Overlap | None,
-    typer.Option(
-        metavar="POLICY",
-        help=f"When a job of the domain is still active: replace, skip or allow "
-        f"(default {DEFAULTS['overlap_policy']}).",
-        case_sensitive=False,
-    ),
-]
-AtOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--at", metavar="HH:MM", help="Run at this wall-clock time of day, HH:MM, in --time-zone."
-    ),
-]
-TimeZoneOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--time-zone",
-        metavar="ZONE",
-        help=f"IANA time zone of --at (default {DEFAULTS['time_zone']}); alone, keeps the local "
-        "time of day.",
-        autocompletion=completion.time_zones,
-    ),
-]
-SpreadOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--spread",
-        metavar="DURATION",
-        help="Start each run at a stable offset inside this window (e.g. 1h; at most the "
-        "interval; 0: none).",
-    ),
-]
-CatchupOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--catchup-window",
-        metavar="DURATION",
-        help="Skip a slot reached later than this (at least 1m; 'none': however late).",
-    ),
-]
 UntilOpt = Annotated[
     str | None,
     typer.Option(
@@ -129,13 +41,6 @@ UntilOpt = Annotated[
         metavar="WHEN",
         help="Resume by itself then: an ISO 8601 time (UTC unless it has an offset) or a "
         "duration such as 2h.",
-    ),
-]
-StartAtOpt = Annotated[
-    str | None,
-    typer.Option(
-        metavar="WHEN",
-        help="First run: 'now' (to the second) or an ISO 8601 time (UTC unless it has an offset).",
     ),
 ]
 LimitOpt = Annotated[int, typer.Option(metavar="INTEGER", help="Entries to show, 1-1000.")]

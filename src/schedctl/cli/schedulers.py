@@ -10,31 +10,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from schedctl import completion
 from schedctl.cli import session as ctx
 from schedctl.cli.app import Options, app, command
-from schedctl.cli.changes import scheduler_changes
+from schedctl.cli.changes import CreateOptions, Timing, UpdateOptions, scheduler_changes
 from schedctl.cli.options import (
-    AtOpt,
-    CatchupOpt,
-    ConcurrencyOpt,
-    EveryOpt,
-    ExcludeOpt,
-    FindLinksOpt,
-    IncludeOpt,
     JsonOpt,
-    MaxPagesOpt,
-    NoFindLinksOpt,
     OptionalRefArg,
     OrgOpt,
-    OverlapOpt,
     RefArg,
     SelectAllOrgsOpt,
-    SpreadOpt,
-    StartAtOpt,
-    TimeZoneOpt,
     UntilOpt,
-    WorkersOpt,
 )
 from schedctl.errors import InvalidInput, OperationFailed
 
@@ -66,30 +51,9 @@ def create(
             metavar="DOMAIN", help="The domain to crawl, e.g. example.com.", show_default=False
         ),
     ],
-    every: Annotated[
-        str | None,
-        typer.Option(
-            "--every",
-            metavar="INTERVAL",
-            help="6h, 12h, 24h or 48h (also 6, 12, 24, 48, 1d, 2d).  [required]",
-            autocompletion=completion.every,
-        ),
-    ] = None,
-    concurrency: ConcurrencyOpt = None,
-    find_links: FindLinksOpt = False,
-    no_find_links: NoFindLinksOpt = False,
-    max_pages: MaxPagesOpt = None,
-    include: IncludeOpt = None,
-    exclude: ExcludeOpt = None,
-    required_workers: WorkersOpt = None,
-    overlap: OverlapOpt = None,
-    start_at: StartAtOpt = None,
-    disabled: Annotated[bool, typer.Option("--disabled", help="Create it paused.")] = False,
-    at: AtOpt = None,
-    time_zone: TimeZoneOpt = None,
-    spread: SpreadOpt = None,
-    catchup_window: CatchupOpt = None,
-    until: UntilOpt = None,
+    *,
+    given: CreateOptions,
+    timing: Timing,
     org: OrgOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -104,25 +68,9 @@ def create(
     from schedctl import domains, schedulers
 
     name = domains.normalize_domain(domain)
-    if every is None:
+    if given.every is None:
         raise InvalidInput("--every is required (6h, 12h, 24h or 48h)")
-    changes = scheduler_changes(
-        every=every,
-        concurrency=concurrency,
-        find_links=ctx.pair(find_links, no_find_links, "--find-links", "--no-find-links"),
-        max_pages=max_pages,
-        include=include,
-        exclude=exclude,
-        required_workers=required_workers,
-        overlap=overlap,
-        start_at=start_at,
-        enabled=False if disabled else None,
-        at=at,
-        time_zone=time_zone,
-        spread=spread,
-        catchup_window=catchup_window,
-        until=until,
-    )
+    changes = scheduler_changes(given, timing)
     with ctx.session(org) as (conn, org_id):
         scheduler = schedulers.create(conn, org_id, name, changes, ctx.actor())
     emit_scheduler(scheduler, as_json)
@@ -131,66 +79,9 @@ def create(
 @command(app, short_help="Change a scheduler; a new --every keeps its grid.")
 def update(
     ref: RefArg,
-    every: EveryOpt = None,
-    concurrency: ConcurrencyOpt = None,
-    find_links: FindLinksOpt = False,
-    no_find_links: NoFindLinksOpt = False,
-    max_pages: MaxPagesOpt = None,
-    include: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--include",
-            metavar="PATH",
-            help="Replace the include paths with these (repeatable); see --add-include.",
-        ),
-    ] = None,
-    exclude: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--exclude",
-            metavar="PATH",
-            help="Replace the exclude paths with these (repeatable); see --add-exclude.",
-        ),
-    ] = None,
-    add_include: Annotated[
-        list[str] | None,
-        typer.Option("--add-include", metavar="PATH", help="Add an include path (repeatable)."),
-    ] = None,
-    remove_include: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--remove-include", metavar="PATH", help="Remove an include path (repeatable)."
-        ),
-    ] = None,
-    add_exclude: Annotated[
-        list[str] | None,
-        typer.Option("--add-exclude", metavar="PATH", help="Add an exclude path (repeatable)."),
-    ] = None,
-    remove_exclude: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--remove-exclude", metavar="PATH", help="Remove an exclude path (repeatable)."
-        ),
-    ] = None,
-    clear_include: Annotated[
-        bool, typer.Option("--clear-include", help="Remove every include path.")
-    ] = False,
-    clear_exclude: Annotated[
-        bool, typer.Option("--clear-exclude", help="Remove every exclude path.")
-    ] = False,
-    required_workers: WorkersOpt = None,
-    overlap: OverlapOpt = None,
-    start_at: Annotated[
-        str | None,
-        typer.Option(metavar="WHEN", help="Next run: 'now' (to the second) or an ISO 8601 time."),
-    ] = None,
-    enable: Annotated[bool, typer.Option("--enable", help="Enable it.")] = False,
-    disable: Annotated[bool, typer.Option("--disable", help="Pause it.")] = False,
-    at: AtOpt = None,
-    time_zone: TimeZoneOpt = None,
-    spread: SpreadOpt = None,
-    catchup_window: CatchupOpt = None,
-    until: UntilOpt = None,
+    *,
+    given: UpdateOptions,
+    timing: Timing,
     org: OrgOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -198,29 +89,7 @@ def update(
     already is writes nothing (JSON: "changed": false)."""
     from schedctl import domains, schedulers
 
-    changes = scheduler_changes(
-        every=every,
-        concurrency=concurrency,
-        find_links=ctx.pair(find_links, no_find_links, "--find-links", "--no-find-links"),
-        max_pages=max_pages,
-        include=include,
-        exclude=exclude,
-        required_workers=required_workers,
-        overlap=overlap,
-        start_at=start_at,
-        clear_include=clear_include,
-        clear_exclude=clear_exclude,
-        enabled=ctx.pair(enable, disable, "--enable", "--disable"),
-        include_add=add_include,
-        include_remove=remove_include,
-        exclude_add=add_exclude,
-        exclude_remove=remove_exclude,
-        at=at,
-        time_zone=time_zone,
-        spread=spread,
-        catchup_window=catchup_window,
-        until=until,
-    )
+    changes = scheduler_changes(given, timing)
     if changes.is_empty():
         raise InvalidInput("nothing to change: give at least one option (see --help)")
     scheduler_ref = domains.parse_ref(ref)
