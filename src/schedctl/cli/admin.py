@@ -11,7 +11,6 @@ import typer
 from schedctl.cli import session as ctx
 from schedctl.cli.app import app, command, hooks_app
 from schedctl.cli.options import (
-    JsonOpt,
     OrgOpt,
     WatchOpt,
 )
@@ -32,7 +31,6 @@ def migrate(
             "(CREATE INDEX CONCURRENTLY; see the README).",
         ),
     ] = False,
-    as_json: JsonOpt = False,
 ) -> None:
     """Apply pending database migrations (safe to run again and concurrently)."""
     from schedctl import migrate as migration
@@ -43,7 +41,7 @@ def migrate(
         dry_run=dry_run,
         active_jobs_index=active_jobs_index,
     )
-    if as_json:
+    if ctx.as_json():
         documents.emit(documents.migration(outcome, dry_run))
     else:
         verb = "would apply" if dry_run else "applied"
@@ -59,7 +57,7 @@ def migrate(
             outcome.migrations or outcome.released or outcome.completed or outcome.index_created
         ):
             print("schema is up to date")
-    if not as_json:  # (JSON has it as "connection")
+    if not ctx.as_json():  # (JSON has it as "connection")
         from schedctl.models import describe
 
         # Which database it acted on, beside the other messages: a misspelt URL variable
@@ -92,7 +90,6 @@ def tick(
             "collector), atomically.",
         ),
     ] = None,
-    as_json: JsonOpt = False,
 ) -> None:
     """One pass over every due scheduler of every organisation (run it every minute).
 
@@ -108,7 +105,7 @@ def tick(
 
     if limit is not None:
         check_range("--limit", limit, *TICK_LIMIT)
-    report = render.TickReport(as_json=as_json, quiet=quiet, dry_run=dry_run)
+    report = render.TickReport(as_json=ctx.as_json(), quiet=quiet, dry_run=dry_run)
     summary = Summary()
     try:
         monitored_pass(
@@ -155,7 +152,6 @@ def status(
     ] = False,
     watch: WatchOpt = None,
     org: OrgOpt = None,
-    as_json: JsonOpt = False,
 ) -> None:
     """Health for monitoring: exits 1 when ticks lag or the last tick failed.
 
@@ -170,9 +166,9 @@ def status(
     from schedctl.validation import parse_duration
 
     lag_limit = parse_duration(max_lag)
-    if prometheus and (org is not None or as_json):
+    if prometheus and (org is not None or ctx.as_json()):
         raise InvalidInput("--prometheus covers the whole database: it takes no --org or --json")
-    refresh.check(watch, as_json=as_json or prometheus)
+    refresh.check(watch, as_json=ctx.as_json() or prometheus)
     # Tick and its heartbeat serve the whole database: so does status, unless --org narrows it.
     whole = all_orgs or org is None
     if watch is not None:
@@ -199,7 +195,7 @@ def status(
         # The gauges carry lag and failures; alerting on them is Prometheus's part.
         sys.stdout.write(status_text(report))
         return
-    if as_json:
+    if ctx.as_json():
         documents.emit(report)
     else:
         render.fields(render.status_lines(report))
@@ -211,21 +207,21 @@ def status(
 
 
 @command(hooks_app, "show")
-def hooks_show(as_json: JsonOpt = False) -> None:
+def hooks_show() -> None:
     """What the database's hooks are (and what happens where none is set)."""
     from schedctl import hooks
 
     with ctx.connection() as conn:
         found = hooks.read(conn)
-    _emit_hooks(found, as_json)
+    _emit_hooks(found)
 
 
-def _emit_hooks(found: Any, as_json: bool) -> None:
+def _emit_hooks(found: Any) -> None:
     from schedctl import hooks
     from schedctl.output import json as documents
     from schedctl.output import text as render
 
-    if as_json:
+    if ctx.as_json():
         documents.emit(documents.hooks(found))
     else:
         render.fields(render.hooks_lines(found, hooks.DEFAULTS))
@@ -270,7 +266,6 @@ def hooks_set(
             help="NOTIFY this channel after each committed batch that made jobs.",
         ),
     ] = None,
-    as_json: JsonOpt = False,
 ) -> None:
     """Set hooks; each function is checked (form, privilege) before anything is stored."""
     from schedctl import hooks
@@ -289,7 +284,7 @@ def hooks_set(
         )
     with ctx.connection() as conn:
         found = hooks.change(conn, changes, ctx.actor())
-    _emit_hooks(found, as_json)
+    _emit_hooks(found)
 
 
 @command(hooks_app, "clear")
@@ -304,7 +299,6 @@ def hooks_clear(
         bool, typer.Option("--cancel-job", help="Back to schedctl's own status update.")
     ] = False,
     notify: Annotated[bool, typer.Option("--notify", help="Send no notification.")] = False,
-    as_json: JsonOpt = False,
 ) -> None:
     """Clear hooks (every one when no option is given)."""
     from schedctl import hooks
@@ -318,4 +312,4 @@ def hooks_clear(
     )
     with ctx.connection() as conn:
         found = hooks.change(conn, changes, ctx.actor())
-    _emit_hooks(found, as_json)
+    _emit_hooks(found)

@@ -12,6 +12,8 @@ from typing import Annotated, Any, TypeVar, get_type_hints
 import typer
 from typer.core import TyperCommand
 
+from schedctl.cli import session
+
 _HELP = """Recurring crawl-job scheduling for the crawling service's PostgreSQL database.
 
 The database is SCHEDCTL_DATABASE_URL (a libpq URI, from the environment or a .env file in
@@ -101,6 +103,15 @@ def _remember_verbose(value: bool) -> bool:
     return value
 
 
+# Every command but export (which prints YAML) takes --json; the command reads it from
+# session.as_json().
+_JSON = inspect.Parameter(
+    "as_json",
+    inspect.Parameter.KEYWORD_ONLY,
+    default=False,
+    annotation=Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")],
+)
+
 # Every command's last option; main() reads it (Verbosity), the command never does.
 _VERBOSE = inspect.Parameter(
     "verbose",
@@ -126,21 +137,21 @@ class Options:
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def command(group: typer.Typer, *args: Any, **kwargs: Any) -> Callable[[F], F]:
+def command(group: typer.Typer, *args: Any, json: bool = True, **kwargs: Any) -> Callable[[F], F]:
     """Register a command on `group` with the shared help (Command), its groups of options
-    (Options) and -v."""
+    (Options), --json (unless `json` is False) and -v."""
 
     def register(func: F) -> F:
-        group.command(*args, cls=Command, **kwargs)(_as_typer_reads(func))
+        group.command(*args, cls=Command, **kwargs)(_as_typer_reads(func, json))
         return func
 
     return register
 
 
-def _as_typer_reads(func: Callable[..., Any]) -> Callable[..., Any]:
-    """`func` with its groups of options spread into their options and -v as its last option:
-    Typer reads the parameters of the signature this gives, and calls it with a keyword for
-    each."""
+def _as_typer_reads(func: Callable[..., Any], json: bool) -> Callable[..., Any]:
+    """`func` with its groups of options spread into their options, then --json (if `json`)
+    and -v: Typer reads the parameters of the signature this gives, and calls it with a
+    keyword for each."""
     hints = get_type_hints(func, include_extras=True)
     names = list(inspect.signature(func).parameters.values())
     parameters = [
@@ -152,11 +163,13 @@ def _as_typer_reads(func: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(func)
     def run(**given: Any) -> Any:
         del given[_VERBOSE.name]
+        session.use_json(given.pop(_JSON.name, False))
         return func(
             **{param.name: _gather(param.name, hints[param.name], given) for param in names}
         )
 
-    run.__signature__ = inspect.Signature([*parameters, _VERBOSE])  # type: ignore[attr-defined]
+    shared = [_JSON, _VERBOSE] if json else [_VERBOSE]
+    run.__signature__ = inspect.Signature([*parameters, *shared])  # type: ignore[attr-defined]
     run.__annotations__ = hints  # read once: Typer need not read the text again
     return run
 

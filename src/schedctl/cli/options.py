@@ -22,7 +22,6 @@ OrgOpt = Annotated[
         autocompletion=completion.organisations,
     ),
 ]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 AllOrgsOpt = Annotated[bool, typer.Option("--all-orgs", help="Every organisation's.")]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 RefArg = Annotated[

@@ -9,7 +9,6 @@ import typer
 from schedctl.cli import session as ctx
 from schedctl.cli.app import command, org_app
 from schedctl.cli.options import (
-    JsonOpt,
     OrgArg,
     OrgNameArg,
 )
@@ -20,7 +19,7 @@ if TYPE_CHECKING:
 
 
 @command(org_app, "create")
-def org_create(name: OrgNameArg, as_json: JsonOpt = False) -> None:
+def org_create(name: OrgNameArg) -> None:
     """Create an organisation; a name already taken (in any letter case) is exit 4."""
     from schedctl import organisations
     from schedctl.output import json as documents
@@ -29,14 +28,14 @@ def org_create(name: OrgNameArg, as_json: JsonOpt = False) -> None:
     checked = parse_org_name(name)
     with ctx.connection() as conn:
         org = organisations.create(conn, checked, ctx.actor())
-    if as_json:
+    if ctx.as_json():
         documents.emit(documents.organisation(org))
     else:
         print(f"created organisation {org.name} ({org.id})")
 
 
 @command(org_app, "rename")
-def org_rename(org: OrgArg, name: OrgNameArg, as_json: JsonOpt = False) -> None:
+def org_rename(org: OrgArg, name: OrgNameArg) -> None:
     """Rename an organisation; a name another one has (in any letter case) is exit 4."""
     from schedctl import organisations
     from schedctl.output import json as documents
@@ -46,7 +45,7 @@ def org_rename(org: OrgArg, name: OrgNameArg, as_json: JsonOpt = False) -> None:
     with ctx.connection() as conn:
         old, new = organisations.rename(conn, org, checked, ctx.actor())
     changed = old.name != new.name
-    if as_json:
+    if ctx.as_json():
         documents.emit(documents.organisation(new, changed))
     elif changed:
         print(f"renamed organisation {old.name} to {new.name} ({new.id})")
@@ -65,7 +64,6 @@ def org_delete(
         ),
     ] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
-    as_json: JsonOpt = False,
 ) -> None:
     """Delete an organisation; one with schedulers or jobs only with --cascade (else exit 4)."""
     from schedctl import organisations
@@ -89,7 +87,7 @@ def org_delete(
         ):
             raise OperationFailed("not deleted")
         deleted = organisations.delete(conn, found.id, cascade=cascade, actor=ctx.actor())
-    if as_json:
+    if ctx.as_json():
         documents.emit(documents.organisation_deleted(deleted))
     else:
         print(
@@ -103,7 +101,7 @@ def org_delete(
 
 
 @command(org_app, "list")
-def org_list(as_json: JsonOpt = False) -> None:
+def org_list() -> None:
     """List organisations."""
     from schedctl import organisations
     from schedctl.output import json as documents
@@ -111,7 +109,7 @@ def org_list(as_json: JsonOpt = False) -> None:
 
     with ctx.connection() as conn:
         orgs = organisations.list_all(conn)
-    if as_json:
+    if ctx.as_json():
         documents.emit([documents.organisation(org) for org in orgs])
     else:
         terminal = ctx.terminal()

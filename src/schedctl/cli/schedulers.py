@@ -14,7 +14,6 @@ from schedctl.cli import session as ctx
 from schedctl.cli.app import Options, app, command
 from schedctl.cli.changes import CreateOptions, Timing, UpdateOptions, scheduler_changes
 from schedctl.cli.options import (
-    JsonOpt,
     OptionalRefArg,
     OrgOpt,
     RefArg,
@@ -29,13 +28,13 @@ if TYPE_CHECKING:
     from schedctl.selectors import Selector
 
 
-def emit_scheduler(scheduler: Scheduler, as_json: bool, changed: bool | None = None) -> None:
+def emit_scheduler(scheduler: Scheduler, changed: bool | None = None) -> None:
     """Print a scheduler as `show` does; for a change, whether anything changed (JSON:
     "changed"; plain: a first line saying nothing did)."""
     from schedctl.output import json as documents
     from schedctl.output import text as render
 
-    if as_json:
+    if ctx.as_json():
         documents.emit(documents.scheduler(scheduler, changed))
         return
     if changed is False:
@@ -55,7 +54,6 @@ def create(
     given: CreateOptions,
     timing: Timing,
     org: OrgOpt = None,
-    as_json: JsonOpt = False,
 ) -> None:
     """Create a scheduler: crawl DOMAIN every 6, 12, 24 or 48 hours.
 
@@ -73,7 +71,7 @@ def create(
     changes = scheduler_changes(given, timing)
     with ctx.session(org) as (conn, org_id):
         scheduler = schedulers.create(conn, org_id, name, changes, ctx.actor())
-    emit_scheduler(scheduler, as_json)
+    emit_scheduler(scheduler)
 
 
 @command(app, short_help="Change a scheduler; a new --every keeps its grid.")
@@ -83,7 +81,6 @@ def update(
     given: UpdateOptions,
     timing: Timing,
     org: OrgOpt = None,
-    as_json: JsonOpt = False,
 ) -> None:
     """Change a scheduler; a new --every keeps the times on its grid. A change to what it
     already is writes nothing (JSON: "changed": false)."""
@@ -95,7 +92,7 @@ def update(
     scheduler_ref = domains.parse_ref(ref)
     with ctx.session(org) as (conn, org_id):
         scheduler, changed = schedulers.update(conn, org_id, scheduler_ref, changes, ctx.actor())
-    emit_scheduler(scheduler, as_json, changed)
+    emit_scheduler(scheduler, changed)
 
 
 @command(app)
@@ -103,7 +100,6 @@ def delete(
     ref: RefArg,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     org: OrgOpt = None,
-    as_json: JsonOpt = False,
 ) -> None:
     """Delete a scheduler; its jobs stay."""
     from schedctl import schedulers
@@ -121,7 +117,7 @@ def delete(
         ):
             raise OperationFailed("not deleted")
         deleted = schedulers.delete(conn, org_id, Ref.of_id(found.id), ctx.actor())
-    if as_json:
+    if ctx.as_json():
         documents.emit(documents.scheduler_deleted(deleted))
     else:
         print(f"deleted scheduler {deleted.id} ({deleted.domain}); its jobs are kept")
@@ -129,8 +125,8 @@ def delete(
 
 @dataclass(frozen=True, kw_only=True)
 class Selection(Options):
-    """The options of pause and resume besides REF: the schedulers a selector picks instead of
-    one (--all or --match) and how, the organisation, and --json."""
+    """The options pause and resume share: the schedulers a selector picks instead of one REF
+    (--all or --match) and how, and the organisation."""
 
     every: Annotated[
         bool, typer.Option("--all", help="Every scheduler of --org (or of all with --all-orgs).")
@@ -152,7 +148,6 @@ class Selection(Options):
         ),
     ] = False
     org: OrgOpt = None
-    as_json: JsonOpt = False
 
 
 @command(app, short_help="Pause a scheduler (or many: --all, --match), keeping the reason.")
@@ -229,7 +224,7 @@ def _one_or_many(
     assert ref is not None
     with ctx.session(given.org) as (conn, org_id):
         scheduler, changed = one(conn, org_id, parse_ref(ref))
-    emit_scheduler(scheduler, given.as_json, changed)
+    emit_scheduler(scheduler, changed)
 
 
 def _select_and_change(
@@ -257,7 +252,7 @@ def _select_and_change(
             if not typer.confirm(f"{verb.capitalize()} these {len(planned)} schedulers?", err=True):
                 raise OperationFailed(f"nothing was {verb}d")
         done = planned if given.dry_run else change(conn, selector, True)
-    if given.as_json:
+    if ctx.as_json():
         documents.emit(documents.selection(done, dry_run=given.dry_run))
     else:
         for line in incidents.selection_lines(done, verb, dry_run=given.dry_run):
@@ -265,7 +260,7 @@ def _select_and_change(
 
 
 @command(app, short_help="Create a job now, outside the schedule.")
-def run(ref: RefArg, org: OrgOpt = None, as_json: JsonOpt = False) -> None:
+def run(ref: RefArg, org: OrgOpt = None) -> None:
     """Create a job now, outside the schedule (the overlap policy applies)."""
     from schedctl import schedulers
     from schedctl.domains import parse_ref
@@ -274,7 +269,7 @@ def run(ref: RefArg, org: OrgOpt = None, as_json: JsonOpt = False) -> None:
     scheduler_ref = parse_ref(ref)
     with ctx.session(org) as (conn, org_id):
         job = schedulers.run_now(conn, org_id, scheduler_ref, ctx.actor())
-    if as_json:
+    if ctx.as_json():
         documents.emit(documents.record(job))
     else:
         print(f"created job {job.id} for {job.domain}")

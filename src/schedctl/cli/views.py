@@ -14,7 +14,6 @@ from schedctl.cli.options import (
     AllOrgsOpt,
     HistorySinceOpt,
     HistoryStatusOpt,
-    JsonOpt,
     LimitOpt,
     LogActionOpt,
     LogActorOpt,
@@ -40,7 +39,6 @@ def list_(
     all_orgs: AllOrgsOpt = False,
     watch: WatchOpt = None,
     org: OrgOpt = None,
-    as_json: JsonOpt = False,
 ) -> None:
     """List the organisation's schedulers, soonest first, with the last job each made."""
     from schedctl import refresh, schedulers
@@ -48,22 +46,22 @@ def list_(
 
     state = ctx.pair(enabled, disabled, "--enabled", "--disabled")
     exclusive(due=due, disabled=disabled)  # due ones are enabled
-    refresh.check(watch, as_json=as_json)
+    refresh.check(watch, as_json=ctx.as_json())
     with ctx.session(org, all_orgs=all_orgs) as (conn, org_id):
         refresh.run(
             watch,
             lambda: _print_list(
-                schedulers.list_for(conn, org_id, enabled=state, due_only=due), all_orgs, as_json
+                schedulers.list_for(conn, org_id, enabled=state, due_only=due), all_orgs
             ),
         )
 
 
-def _print_list(found: list[Scheduler], all_orgs: bool, as_json: bool) -> None:
+def _print_list(found: list[Scheduler], all_orgs: bool) -> None:
     """`list`'s output (drawn again by --watch)."""
     from schedctl.output import json as documents
     from schedctl.output import text as render
 
-    if as_json:
+    if ctx.as_json():
         documents.emit(documents.scheduler_list(found))
     else:
         terminal = ctx.terminal()
@@ -87,7 +85,6 @@ def show(
         int, typer.Option("--next", metavar="INTEGER", help="How many next run times to list.")
     ] = 5,
     org: OrgOpt = None,
-    as_json: JsonOpt = False,
 ) -> None:
     """Show one scheduler, its next run times and its last job."""
     from schedctl import schedulers
@@ -103,7 +100,7 @@ def show(
         local_runs = schedulers.next_runs_local(conn, scheduler, next_count)
         runs = [run.at for run in local_runs]
         last = schedulers.last_job(conn, scheduler.id)
-    if as_json:
+    if ctx.as_json():
         documents.emit(documents.scheduler_shown(scheduler, local_runs, last))
         return
     terminal, now = ctx.terminal(), scheduler.db_now
@@ -135,7 +132,6 @@ def history(
     status: HistoryStatusOpt = None,
     all_orgs: SelectAllOrgsOpt = False,
     org: OrgOpt = None,
-    as_json: JsonOpt = False,
 ) -> None:
     """The scheduler's jobs, newest first, with each one's slot and whether the schedule
     or a `run` made it; without REF, those of every scheduler (with --since, --status)."""
@@ -148,7 +144,7 @@ def history(
     check_range("--limit", limit, *HISTORY_LIMIT)
     check_range("--offset", offset, *OFFSET)
     if ref is None:
-        _history_of_all(org, all_orgs, since, status, limit, offset, as_json)
+        _history_of_all(org, all_orgs, since, status, limit, offset)
         return
     if since is not None or status is not None or all_orgs:
         raise InvalidInput("--since, --status and --all-orgs go with history without a REF")
@@ -156,7 +152,7 @@ def history(
     with ctx.session(org) as (conn, org_id):
         scheduler = schedulers.get(conn, org_id, scheduler_ref)
         jobs = schedulers.history(conn, scheduler.id, limit=limit, offset=offset)
-    if as_json:
+    if ctx.as_json():
         documents.emit(documents.jobs(jobs))
     else:
         terminal = ctx.terminal()
@@ -176,7 +172,6 @@ def _history_of_all(
     status: str | None,
     limit: int,
     offset: int,
-    as_json: bool,
 ) -> None:
     """`history` without a REF: the jobs schedctl made across the organisation."""
     from schedctl import logs
@@ -188,7 +183,7 @@ def _history_of_all(
     with ctx.session(org, all_orgs=all_orgs) as (conn, org_id):
         jobs = logs.jobs_made(conn, org_id, since=when, status=status, limit=limit, offset=offset)
         now = logs.database_now(conn)
-    if as_json:
+    if ctx.as_json():
         documents.emit(documents.jobs(jobs))
     else:
         terminal = ctx.terminal()
@@ -223,7 +218,6 @@ def log(
         typer.Option("--all-orgs", help="Every organisation's entries, and those of none."),
     ] = False,
     org: OrgOpt = None,
-    as_json: JsonOpt = False,
 ) -> None:
     """The audit trail: who changed which scheduler or organisation, when, and how (and
     whether a command, a file or tick did)."""
@@ -245,7 +239,7 @@ def log(
     scheduler_ref = parse_ref(ref) if ref is not None else None
     with ctx.session(org, all_orgs=all_orgs) as (conn, org_id):
         entries = logs.audit_entries(conn, org_id, scheduler_ref, filters, limit=limit)
-    if as_json:
+    if ctx.as_json():
         documents.emit(documents.audit_log(entries))
     else:
         terminal = ctx.terminal()
