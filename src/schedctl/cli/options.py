@@ -1,16 +1,19 @@
-"""The options and arguments the commands share, written once."""
+"""The options and arguments several commands share, written once."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from schedctl import completion
 
 
-def _range(bounds: tuple[int, int]) -> str:
-    return f"{bounds[0]}-{bounds[1]}"
+def ref_argument(help: str) -> Any:
+    """REF: a scheduler, by its id (or the first 8+ characters of it) or its domain."""
+    return typer.Argument(
+        metavar="REF", help=help, show_default=False, autocompletion=completion.refs
+    )
 
 
 OrgOpt = Annotated[
@@ -25,13 +28,7 @@ OrgOpt = Annotated[
 AllOrgsOpt = Annotated[bool, typer.Option("--all-orgs", help="Every organisation's.")]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 RefArg = Annotated[
-    str,
-    typer.Argument(
-        metavar="REF",
-        help="The scheduler's id (or its first 8+ characters), or its domain.",
-        show_default=False,
-        autocompletion=completion.refs,
-    ),
+    str, ref_argument("The scheduler's id (or its first 8+ characters), or its domain.")
 ]
 UntilOpt = Annotated[
     str | None,
@@ -56,54 +53,15 @@ OrgArg = Annotated[
     typer.Argument(metavar="ORG", help="The organisation's id or name.", show_default=False),
 ]
 
-# The incident tools: selectors of pause/resume, log and history filters, --watch.
+# The incident tools: what pause/resume select, and --watch.
 OptionalRefArg = Annotated[
     str | None,
-    typer.Argument(
-        metavar="REF",
-        help="The scheduler's id (or its first 8+ characters), or its domain; or give --all "
-        "or --match.",
-        show_default=False,
-        autocompletion=completion.refs,
+    ref_argument(
+        "The scheduler's id (or its first 8+ characters), or its domain; or give --all or --match."
     ),
 ]
 SelectAllOrgsOpt = Annotated[
     bool, typer.Option("--all-orgs", help="With --all or --match: in every organisation.")
-]
-LogSinceOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--since", metavar="WHEN", help="From this time (ISO 8601) or this long ago (e.g. 2h)."
-    ),
-]
-LogUntilOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--until", metavar="WHEN", help="Before this time (ISO 8601) or this long ago (e.g. 1h)."
-    ),
-]
-LogActionOpt = Annotated[
-    list[str] | None,
-    typer.Option("--action", metavar="ACTION", help="Only this action, e.g. pause (repeatable)."),
-]
-LogActorOpt = Annotated[
-    str | None, typer.Option("--actor", metavar="NAME", help="Only this actor's entries.")
-]
-LogSourceOpt = Annotated[
-    str | None,
-    typer.Option("--source", metavar="SOURCE", help="Only changes made by cli, apply or tick."),
-]
-HistorySinceOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--since",
-        metavar="WHEN",
-        help="Without REF: jobs made from this time (ISO 8601) or this long ago (e.g. 12h).",
-    ),
-]
-HistoryStatusOpt = Annotated[
-    str | None,
-    typer.Option("--status", metavar="STATUS", help="Without REF: only jobs in this status."),
 ]
 WatchOpt = Annotated[
     float | None,

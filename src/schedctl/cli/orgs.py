@@ -11,6 +11,7 @@ from schedctl.cli.app import command, org_app
 from schedctl.cli.options import (
     OrgArg,
     OrgNameArg,
+    YesOpt,
 )
 from schedctl.errors import OperationFailed
 
@@ -63,7 +64,7 @@ def org_delete(
             help="Also delete its schedulers, and (through the host's foreign keys) its jobs.",
         ),
     ] = False,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    yes: YesOpt = False,
 ) -> None:
     """Delete an organisation; one with schedulers or jobs only with --cascade (else exit 4)."""
     from schedctl import organisations

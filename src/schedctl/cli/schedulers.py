@@ -19,6 +19,7 @@ from schedctl.cli.options import (
     RefArg,
     SelectAllOrgsOpt,
     UntilOpt,
+    YesOpt,
 )
 from schedctl.errors import InvalidInput, OperationFailed
 
@@ -98,7 +99,7 @@ def update(
 @command(app)
 def delete(
     ref: RefArg,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    yes: YesOpt = False,
     org: OrgOpt = None,
 ) -> None:
     """Delete a scheduler; its jobs stay."""
