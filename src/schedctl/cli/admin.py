@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from schedctl.cli import session as ctx
-from schedctl.cli.app import app, command, hooks_app
+from schedctl.cli.app import Options, app, command, hooks_app
 from schedctl.cli.options import (
     OrgOpt,
     WatchOpt,
@@ -227,35 +228,38 @@ def _emit_hooks(found: Any) -> None:
         render.fields(render.hooks_lines(found, hooks.DEFAULTS))
 
 
+def _hook_function(flag: str, form: str, does: str) -> Any:
+    """A function hook of `hooks set`: SCHEMA.FUNCTION of the hook's form (its arguments and
+    result), and what it does."""
+    return typer.Option(flag, metavar="FUNCTION", help=f"SCHEMA.FUNCTION{form}: {does}")
+
+
 @command(hooks_app, "set")
 def hooks_set(
     create_job: Annotated[
         str | None,
-        typer.Option(
+        _hook_function(
             "--create-job",
-            metavar="FUNCTION",
-            help="SCHEMA.FUNCTION(scheduler_id uuid, slot timestamptz) RETURNS text: "
+            "(scheduler_id uuid, slot timestamptz) RETURNS text",
             "makes the job for a slot and returns its id (NULL declines the slot).",
         ),
     ] = None,
     create_jobs: Annotated[
         str | None,
-        typer.Option(
+        _hook_function(
             "--create-jobs",
-            metavar="FUNCTION",
-            help="SCHEMA.FUNCTION(scheduler_ids uuid[], slots timestamptz[]) RETURNS "
-            "TABLE(scheduler_id uuid, slot timestamptz, job_id text): makes a batch's jobs "
-            "in one call (a NULL job_id declines the slot). At most one of --create-job and "
-            "--create-jobs.",
+            "(scheduler_ids uuid[], slots timestamptz[]) RETURNS "
+            "TABLE(scheduler_id uuid, slot timestamptz, job_id text)",
+            "makes a batch's jobs in one call (a NULL job_id declines the slot). At most one of "
+            "--create-job and --create-jobs.",
         ),
     ] = None,
     cancel_job: Annotated[
         str | None,
-        typer.Option(
+        _hook_function(
             "--cancel-job",
-            metavar="FUNCTION",
-            help="SCHEMA.FUNCTION(job_id text) RETURNS void: cancels an active job that "
-            "the replace policy replaces.",
+            "(job_id text) RETURNS void",
+            "cancels an active job that the replace policy replaces.",
         ),
     ] = None,
     notify: Annotated[
@@ -287,28 +291,31 @@ def hooks_set(
     _emit_hooks(found)
 
 
-@command(hooks_app, "clear")
-def hooks_clear(
+@dataclass(frozen=True, kw_only=True)
+class HooksToClear(Options):
+    """The options of `hooks clear`: one for each hook."""
+
     create_job: Annotated[
         bool, typer.Option("--create-job", help="Back to schedctl's own insert.")
-    ] = False,
+    ] = False
     create_jobs: Annotated[
         bool, typer.Option("--create-jobs", help="No set-based create-jobs hook.")
-    ] = False,
+    ] = False
     cancel_job: Annotated[
         bool, typer.Option("--cancel-job", help="Back to schedctl's own status update.")
-    ] = False,
-    notify: Annotated[bool, typer.Option("--notify", help="Send no notification.")] = False,
-) -> None:
+    ] = False
+    notify: Annotated[bool, typer.Option("--notify", help="Send no notification.")] = False
+
+
+@command(hooks_app, "clear")
+def hooks_clear(*, given: HooksToClear) -> None:
     """Clear hooks (every one when no option is given)."""
     from schedctl import hooks
 
-    every = not (create_job or create_jobs or cancel_job or notify)
+    chosen = vars(given)
+    every = not any(chosen.values())
     changes = hooks.HookChanges(
-        create_job=True if create_job or every else None,
-        create_jobs=True if create_jobs or every else None,
-        cancel_job=True if cancel_job or every else None,
-        notify=True if notify or every else None,
+        **{hook: True if chosen[hook] or every else None for hook in chosen}
     )
     with ctx.connection() as conn:
         found = hooks.change(conn, changes, ctx.actor())
