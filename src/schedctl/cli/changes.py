@@ -55,6 +55,16 @@ def _paths(flag: str, what: str, more: str = "") -> Any:
     return typer.Option(flag, metavar="PATH", help=f"{what} (repeatable){more}.")
 
 
+def _edit(verb: str, kind: str) -> Any:
+    """update's --add-include and its kin: paths added to or removed from a list as it is."""
+    return _paths(f"--{verb}-{kind}", f"{verb.capitalize()} an {kind} path")
+
+
+def _clear(kind: str) -> Any:
+    """update's --clear-include or --clear-exclude."""
+    return typer.Option(f"--clear-{kind}", help=f"Remove every {kind} path.")
+
+
 def _start(run: str, more: str = "") -> Any:
     """--start-at: when the first (create) or the next (update) run is."""
     return typer.Option(
@@ -111,16 +121,12 @@ class CreateOptions(Options):
 class PathEdits(Options):
     """update's changes to the path lists as they are, or their clearing."""
 
-    add_include: Annotated[Paths, _paths("--add-include", "Add an include path")] = None
-    remove_include: Annotated[Paths, _paths("--remove-include", "Remove an include path")] = None
-    add_exclude: Annotated[Paths, _paths("--add-exclude", "Add an exclude path")] = None
-    remove_exclude: Annotated[Paths, _paths("--remove-exclude", "Remove an exclude path")] = None
-    clear_include: Annotated[
-        bool, typer.Option("--clear-include", help="Remove every include path.")
-    ] = False
-    clear_exclude: Annotated[
-        bool, typer.Option("--clear-exclude", help="Remove every exclude path.")
-    ] = False
+    add_include: Annotated[Paths, _edit("add", "include")] = None
+    remove_include: Annotated[Paths, _edit("remove", "include")] = None
+    add_exclude: Annotated[Paths, _edit("add", "exclude")] = None
+    remove_exclude: Annotated[Paths, _edit("remove", "exclude")] = None
+    clear_include: Annotated[bool, _clear("include")] = False
+    clear_exclude: Annotated[bool, _clear("exclude")] = False
 
 
 @dataclass(frozen=True, kw_only=True)
