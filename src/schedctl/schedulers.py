@@ -17,6 +17,7 @@ from schedctl.models import (
     NO_WINDOW,
     START_NOW,
     Job,
+    PathEdit,
     Ref,
     Scheduler,
     SchedulerChanges,
@@ -177,12 +178,8 @@ def _with_changes(
         "spread_seconds": changes.spread_seconds,
     }
     new.update({name: value for name, value in given.items() if value is not None})
-    new["include_paths"] = _edited(
-        new["include_paths"], changes.include_add, changes.include_remove
-    )
-    new["exclude_paths"] = _edited(
-        new["exclude_paths"], changes.exclude_add, changes.exclude_remove
-    )
+    new["include_paths"] = _edited(new["include_paths"], changes.include_edit)
+    new["exclude_paths"] = _edited(new["exclude_paths"], changes.exclude_edit)
     if changes.catchup_window_seconds is not None:
         window = changes.catchup_window_seconds
         new["catchup_window_seconds"] = None if window == NO_WINDOW else window
@@ -315,10 +312,10 @@ def list_for(
     )
 
 
-def _edited(paths: list[str], added: list[str] | None, removed: list[str] | None) -> list[str]:
+def _edited(paths: list[str], edit: PathEdit) -> list[str]:
     """A path list with paths added (at the end, once) and removed."""
-    kept = [path for path in paths if path not in (removed or [])]
-    return kept + [path for path in added or [] if path not in kept]
+    kept = [path for path in paths if path not in edit.removed]
+    return kept + [path for path in edit.added if path not in kept]
 
 
 def update(

@@ -15,7 +15,7 @@ from schedctl.cli.options import UntilOpt
 from schedctl.cli.session import pair
 from schedctl.errors import InvalidInput
 from schedctl.fields import DEFAULTS
-from schedctl.models import Overlap, SchedulerChanges
+from schedctl.models import Overlap, PathEdit, SchedulerChanges
 from schedctl.validation import (
     CONCURRENCY,
     MAX_PAGES,
@@ -263,7 +263,7 @@ def exclusive(**given: bool) -> None:
 
 def path_edits(
     edits: PathEdits, *, replaced_include: bool, replaced_exclude: bool
-) -> dict[str, list[str] | None]:
+) -> dict[str, PathEdit]:
     """`update`'s --add-include/--remove-include (and exclude) options, checked: they edit
     the list as it is, so they cannot be combined with replacing or clearing it."""
     if (edits.add_include or edits.remove_include) and replaced_include:
@@ -274,24 +274,24 @@ def path_edits(
         raise InvalidInput(
             "--add-exclude/--remove-exclude cannot be used with --exclude or --clear-exclude"
         )
-    given = {
-        "include_add": ("--add-include", edits.add_include),
-        "include_remove": ("--remove-include", edits.remove_include),
-        "exclude_add": ("--add-exclude", edits.add_exclude),
-        "exclude_remove": ("--remove-exclude", edits.remove_exclude),
-    }
     checked = {
-        key: normalize_paths(option, values) if values else None
-        for key, (option, values) in given.items()
+        kind: PathEdit(
+            tuple(normalize_paths(f"--add-{kind}", added) if added else ()),
+            tuple(normalize_paths(f"--remove-{kind}", removed) if removed else ()),
+        )
+        for kind, added, removed in (
+            ("include", edits.add_include, edits.remove_include),
+            ("exclude", edits.add_exclude, edits.remove_exclude),
+        )
     }
-    for kind in ("include", "exclude"):
-        both = set(checked[f"{kind}_add"] or []) & set(checked[f"{kind}_remove"] or [])
+    for kind, edit in checked.items():
+        both = set(edit.added) & set(edit.removed)
         if both:
             raise InvalidInput(
                 f"--add-{kind} and --remove-{kind} cannot be used together for the same "
                 f"path {show(sorted(both)[0])}"
             )
-    return checked
+    return {f"{kind}_edit": edit for kind, edit in checked.items()}
 
 
 def _in_range(option: str, value: int | None, bounds: tuple[int, int]) -> int | None:
