@@ -1,4 +1,5 @@
-"""The Typer applications every command module registers on, and the help they all share."""
+"""The Typer applications every command module registers on, and what every command shares:
+its help, --json and -v, and groups of options declared once (Options)."""
 
 from __future__ import annotations
 
@@ -153,10 +154,10 @@ def _as_typer_reads(func: Callable[..., Any], json: bool) -> Callable[..., Any]:
     and -v: Typer reads the parameters of the signature this gives, and calls it with a
     keyword for each."""
     hints = get_type_hints(func, include_extras=True)
-    names = list(inspect.signature(func).parameters.values())
-    parameters = [
+    params = list(inspect.signature(func).parameters.values())
+    options = [
         option
-        for param in names
+        for param in params
         for option in _spread(param.name, hints[param.name], param.default)
     ]
 
@@ -165,11 +166,11 @@ def _as_typer_reads(func: Callable[..., Any], json: bool) -> Callable[..., Any]:
         del given[_VERBOSE.name]
         session.use_json(given.pop(_JSON.name, False))
         return func(
-            **{param.name: _gather(param.name, hints[param.name], given) for param in names}
+            **{param.name: _gather(param.name, hints[param.name], given) for param in params}
         )
 
     shared = [_JSON, _VERBOSE] if json else [_VERBOSE]
-    run.__signature__ = inspect.Signature([*parameters, *shared])  # type: ignore[attr-defined]
+    run.__signature__ = inspect.Signature([*options, *shared])  # type: ignore[attr-defined]
     run.__annotations__ = hints  # read once: Typer need not read the text again
     return run
 
@@ -195,7 +196,12 @@ def _gather(name: str, hint: Any, given: dict[str, Any]) -> Any:
     if not _is_group(hint):
         return given[name]
     hints = _group_hints(hint)
-    return hint(**{f.name: _gather(f.name, hints[f.name], given) for f in dataclasses.fields(hint)})
+    return hint(
+        **{
+            field.name: _gather(field.name, hints[field.name], given)
+            for field in dataclasses.fields(hint)
+        }
+    )
 
 
 def _is_group(hint: Any) -> bool:
