@@ -18,7 +18,7 @@ import pytest
 
 from schedctl import db, tick
 from schedctl import schedulers as operations
-from schedctl.cli.changes import scheduler_changes
+from schedctl.cli.changes import CreateOptions, Timing, scheduler_changes
 from schedctl.config import Settings
 from tests.helpers import (
     Cli,
@@ -277,11 +277,8 @@ def test_a_thousand_schedulers_at_the_same_time_spread_evenly_and_keep_their_gri
     monkeypatch.setenv("SCHEDCTL_DATABASE_URL", database_url)
     count = 1000
     changes = scheduler_changes(
-        every="24h",
-        at="03:00",
-        time_zone="Europe/London",
-        spread="1h",
-        start_at="2031-01-10T00:00:00Z",
+        CreateOptions(every="24h", start_at="2031-01-10T00:00:00Z"),
+        Timing(at="03:00", time_zone="Europe/London", spread="1h"),
     )
     (org_id,) = fetch_one(conn, "INSERT INTO organisations (name) VALUES ('Acme') RETURNING id")
     with db.connect(Settings()) as op_conn:

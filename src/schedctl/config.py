@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError
+from pydantic import AliasChoices, AliasGenerator, Field, SecretStr, ValidationError
 from pydantic_settings import (
     BaseSettings,
     DotEnvSettingsSource,
@@ -28,37 +28,34 @@ _ALSO_KNOWN = frozenset({"SCHEDCTL_TEST_DATABASE_URL"})  # the test suite's serv
 class Settings(BaseSettings):
     """Everything schedctl reads from its environment. The database URL is never a flag."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=False)
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        extra="ignore",
+        populate_by_name=False,
+        # Each setting is the variable of its name with the prefix (org: SCHEDCTL_ORG), and
+        # a malformed value is reported by that name.
+        alias_generator=AliasGenerator(validation_alias=lambda name: PREFIX + name.upper()),
+    )
 
     database_url: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("SCHEDCTL_DATABASE_URL", "DATABASE_URL")
     )
     # migrate needs a direct connection where the main URL goes through a pooler.
-    migrate_database_url: SecretStr | None = Field(
-        default=None, validation_alias="SCHEDCTL_MIGRATE_DATABASE_URL"
-    )
-    org: str | None = Field(default=None, validation_alias="SCHEDCTL_ORG")
-    connect_timeout: int = Field(
-        default=10, ge=1, le=3600, validation_alias="SCHEDCTL_CONNECT_TIMEOUT"
-    )
-    lock_timeout: float = Field(
-        default=30, gt=0, le=86400, validation_alias="SCHEDCTL_LOCK_TIMEOUT"
-    )
-    actor: str | None = Field(default=None, validation_alias="SCHEDCTL_ACTOR")
-    data_dir: Path | None = Field(default=None, validation_alias="SCHEDCTL_DATA_DIR")
+    migrate_database_url: SecretStr | None = None
+    org: str | None = None
+    connect_timeout: int = Field(default=10, ge=1, le=3600)
+    lock_timeout: float = Field(default=30, gt=0, le=86400)
+    actor: str | None = None
+    data_dir: Path | None = None
     # A large tick pass may apply batches over a second connection (see the README).
-    tick_connections: int = Field(
-        default=1, ge=1, le=2, validation_alias="SCHEDCTL_TICK_CONNECTIONS"
-    )
+    tick_connections: int = Field(default=1, ge=1, le=2)
 
     # How long shell completion waits for the database before it completes nothing.
-    completion_timeout: float = Field(
-        default=0.5, gt=0, le=60, validation_alias="SCHEDCTL_COMPLETION_TIMEOUT"
-    )
+    completion_timeout: float = Field(default=0.5, gt=0, le=60)
 
     # A healthchecks.io-style URL pinged around each tick pass (see ping.py). Never a flag:
     # the URL is the secret.
-    ping_url: SecretStr | None = Field(default=None, validation_alias="SCHEDCTL_PING_URL")
+    ping_url: SecretStr | None = None
 
     @classmethod
     def settings_customise_sources(

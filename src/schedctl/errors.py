@@ -4,49 +4,45 @@ from __future__ import annotations
 
 
 class SchedctlError(Exception):
-    """Base of every error schedctl reports to the user; `exit_code` is what the CLI exits with."""
+    """Base of every error schedctl reports to the user; `exit_code` is what the CLI exits with.
+    A subclass names its code in its class statement (`class X(SchedctlError, exit_code=2)`),
+    or keeps its base's."""
 
     exit_code = 1
+
+    def __init_subclass__(cls, exit_code: int | None = None) -> None:
+        super().__init_subclass__()
+        if exit_code is not None:
+            cls.exit_code = exit_code
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
 
 
-class OperationFailed(SchedctlError):
+class OperationFailed(SchedctlError, exit_code=1):
     """The operation failed part-way; whatever was half done was rolled back."""
 
-    exit_code = 1
 
-
-class InvalidInput(SchedctlError):
+class InvalidInput(SchedctlError, exit_code=2):
     """Invalid usage or input; nothing was written."""
 
-    exit_code = 2
 
-
-class NotFound(SchedctlError):
+class NotFound(SchedctlError, exit_code=3):
     """No such scheduler or organisation (also another organisation's scheduler)."""
 
-    exit_code = 3
 
-
-class Conflict(SchedctlError):
+class Conflict(SchedctlError, exit_code=4):
     """Already exists, or refused by the overlap policy."""
 
-    exit_code = 4
 
-
-class DatabaseUnavailable(SchedctlError):
+class DatabaseUnavailable(SchedctlError, exit_code=5):
     """The database cannot be reached, or its schema is not migrated."""
 
-    exit_code = 5
 
-
-class Interrupted(SchedctlError):
+# 128 + SIGINT's number, as shells report a command Ctrl-C stopped.
+class Interrupted(SchedctlError, exit_code=130):
     """Ctrl-C: the command stopped early (what it says it committed is kept)."""
-
-    exit_code = 130
 
 
 class SchedulerNotFound(NotFound):

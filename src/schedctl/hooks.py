@@ -190,6 +190,21 @@ def _check_function(conn: db.Connection, kind: str, function: Function) -> None:
         )
 
 
+def _changed(
+    conn: db.Connection, hooks: Hooks, kind: str, value: Function | str | bool | None
+) -> Hooks:
+    """`hooks` with one hook changed as HookChanges says: a function (checked first) or a
+    channel is set, True clears it, None leaves it as it is."""
+    if isinstance(value, Function):
+        _check_function(conn, kind, value)
+    elif value is True:
+        value = None
+    elif not isinstance(value, str):
+        return hooks
+    changed: dict[str, Any] = {kind: value}
+    return replace(hooks, **changed)
+
+
 def change(conn: db.Connection, changes: HookChanges, actor: str) -> Hooks:
     """Set or clear hooks (True clears); each function is checked against the catalog
     first. The change and its audit entry commit together; nothing is written on refusal
@@ -199,16 +214,9 @@ def change(conn: db.Connection, changes: HookChanges, actor: str) -> Hooks:
     with conn.work():
         old = db.record(conn, "hooks_lock", Hooks.from_row)
         new = old
-        if isinstance(changes.create_job, Function):
-            _check_function(conn, "create_job", changes.create_job)
-            new = replace(new, create_job=changes.create_job)
-        elif changes.create_job is True:
-            new = replace(new, create_job=None)
-        if isinstance(changes.create_jobs, Function):
-            _check_function(conn, "create_jobs", changes.create_jobs)
-            new = replace(new, create_jobs=changes.create_jobs)
-        elif changes.create_jobs is True:
-            new = replace(new, create_jobs=None)
+        # The two create hooks first: at most one may be set, which is checked before the rest.
+        for kind in ("create_job", "create_jobs"):
+            new = _changed(conn, new, kind, getattr(changes, kind))
         if new.create_job is not None and new.create_jobs is not None:
             given, other = (
                 ("--create-job", "--create-jobs")
@@ -219,15 +227,8 @@ def change(conn: db.Connection, changes: HookChanges, actor: str) -> Hooks:
                 f"{given}: at most one of --create-job and --create-jobs is set; clear the "
                 f"other first (schedctl hooks clear {other})"
             )
-        if isinstance(changes.cancel_job, Function):
-            _check_function(conn, "cancel_job", changes.cancel_job)
-            new = replace(new, cancel_job=changes.cancel_job)
-        elif changes.cancel_job is True:
-            new = replace(new, cancel_job=None)
-        if isinstance(changes.notify, str):
-            new = replace(new, notify=changes.notify)
-        elif changes.notify is True:
-            new = replace(new, notify=None)
+        for kind in ("cancel_job", "notify"):
+            new = _changed(conn, new, kind, getattr(changes, kind))
         before, after = old.settings(), new.settings()
         diff = {key: [before[key], after[key]] for key in before if before[key] != after[key]}
         if not diff:

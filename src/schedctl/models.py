@@ -9,7 +9,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta, timezone
 from enum import Enum
-from typing import Any
+from typing import Any, NamedTuple
 
 
 class Overlap(str, Enum):
@@ -211,6 +211,17 @@ class Ref:
         return {"id": self.id, "spellings": list(self.spellings)}
 
 
+class PathEdit(NamedTuple):
+    """A path list edited as it is (`update`): paths added at its end (once each), and paths
+    removed from it."""
+
+    added: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+
+
+NO_EDIT = PathEdit()
+
+
 @dataclass(frozen=True)
 class SchedulerChanges:
     """Checked input of `create` and `update`: each field set is a change (None: as it is,
@@ -226,11 +237,9 @@ class SchedulerChanges:
     overlap_policy: Overlap | None = None
     start: Start | None = None
     is_enabled: bool | None = None
-    # Paths added to or removed from the lists as they are (`update` only).
-    include_add: list[str] | None = None
-    include_remove: list[str] | None = None
-    exclude_add: list[str] | None = None
-    exclude_remove: list[str] | None = None
+    # The path lists edited as they are (`update` only).
+    include_edit: PathEdit = NO_EDIT
+    exclude_edit: PathEdit = NO_EDIT
     # A wall-clock grid: the time of day and the zone (see Scheduler).
     at: time | None = None
     time_zone: str | None = None

@@ -17,6 +17,7 @@ from schedctl.models import (
     NO_WINDOW,
     START_NOW,
     Job,
+    PathEdit,
     Ref,
     Scheduler,
     SchedulerChanges,
@@ -46,23 +47,29 @@ def _ambiguous(ref: Ref, rows: list[Any]) -> InvalidInput:
     )
 
 
+def _id_of_prefix(
+    conn: db.Connection, query: str, org_id: uuid.UUID | None, ref: Ref
+) -> uuid.UUID | None:
+    """The id `ref.prefix` begins, by the named query: None when no scheduler's does;
+    several are exit 2, listed."""
+    rows = db.fetch_all(
+        conn, query, organisation_id=org_id, prefix=ref.prefix, limit=_CANDIDATES + 1
+    )
+    if len(rows) > 1:
+        raise _ambiguous(ref, rows)
+    found: uuid.UUID | None = rows[0]["id"] if rows else None
+    return found
+
+
 def resolve(conn: db.Connection, org_id: uuid.UUID | None, ref: Ref) -> Ref:
     """`ref` as it names one scheduler: an id prefix becomes the id it begins, when exactly
     one scheduler of the organisation has it (none: not found; several: exit 2, listed)."""
     if ref.prefix is None:
         return ref
-    rows = db.fetch_all(
-        conn,
-        "scheduler_find_prefix",
-        organisation_id=org_id,
-        prefix=ref.prefix,
-        limit=_CANDIDATES + 1,
-    )
-    if not rows:
+    found = _id_of_prefix(conn, "scheduler_find_prefix", org_id, ref)
+    if found is None:
         raise _not_found(ref)
-    if len(rows) > 1:
-        raise _ambiguous(ref, rows)
-    return replace(ref, id=rows[0]["id"], prefix=None)
+    return replace(ref, id=found, prefix=None)
 
 
 def get(conn: db.Connection, org_id: uuid.UUID, ref: Ref) -> Scheduler:
@@ -171,12 +178,8 @@ def _with_changes(
         "spread_seconds": changes.spread_seconds,
     }
     new.update({name: value for name, value in given.items() if value is not None})
-    new["include_paths"] = _edited(
-        new["include_paths"], changes.include_add, changes.include_remove
-    )
-    new["exclude_paths"] = _edited(
-        new["exclude_paths"], changes.exclude_add, changes.exclude_remove
-    )
+    new["include_paths"] = _edited(new["include_paths"], changes.include_edit)
+    new["exclude_paths"] = _edited(new["exclude_paths"], changes.exclude_edit)
     if changes.catchup_window_seconds is not None:
         window = changes.catchup_window_seconds
         new["catchup_window_seconds"] = None if window == NO_WINDOW else window
@@ -313,10 +316,10 @@ def list_for(
     )
 
 
-def _edited(paths: list[str], added: list[str] | None, removed: list[str] | None) -> list[str]:
+def _edited(paths: list[str], edit: PathEdit) -> list[str]:
     """A path list with paths added (at the end, once) and removed."""
-    kept = [path for path in paths if path not in (removed or [])]
-    return kept + [path for path in added or [] if path not in kept]
+    kept = [path for path in paths if path not in edit.removed]
+    return kept + [path for path in edit.added if path not in kept]
 
 
 def update(
@@ -512,16 +515,7 @@ def audit_scheduler_id(
     if ref is None:
         return None
     if ref.prefix is not None:
-        rows = db.fetch_all(
-            conn,
-            "audit_find_prefix",
-            organisation_id=org_id,
-            prefix=ref.prefix,
-            limit=_CANDIDATES + 1,
-        )
-        if len(rows) > 1:
-            raise _ambiguous(ref, rows)
-        ref = replace(ref, id=rows[0]["id"] if rows else None, prefix=None)
+        ref = replace(ref, id=_id_of_prefix(conn, "audit_find_prefix", org_id, ref), prefix=None)
     found = db.fetch_optional(conn, "audit_find_scheduler", organisation_id=org_id, **ref.params())
     if found is None:
         raise _not_found(ref)

@@ -24,6 +24,10 @@ BATCH_SIZE = 1000
 MAX_BATCH_SIZE = 2000
 
 
+# A pass's counts, in the order every report of it (output, heartbeat, ping) gives them.
+COUNTS = ("due", "created", "skipped", "failed", "missed")
+
+
 @dataclass
 class Summary:
     """The counts of one pass; due = created + skipped + failed."""
@@ -43,6 +47,10 @@ class Summary:
     @property
     def ok(self) -> bool:
         return self.failed == 0
+
+    def counts(self) -> dict[str, int]:
+        """The counts of COUNTS by name."""
+        return {name: getattr(self, name) for name in COUNTS}
 
 
 def interrupted_text(summary: Summary) -> str:
@@ -311,12 +319,8 @@ def record_heartbeat(conn: db.Connection, summary: Summary) -> None:
         "tick_heartbeat",
         host=socket.gethostname(),
         ok=summary.ok,
-        due=summary.due,
-        created=summary.created,
-        skipped=summary.skipped,
-        failed=summary.failed,
-        missed=summary.missed,
         message=summary.errors[0]["message"] if summary.errors else None,
+        **summary.counts(),
     )
 
 

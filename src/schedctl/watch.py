@@ -51,10 +51,7 @@ class TickWatch:
             )
             metrics.write_atomically(self.metrics_file, text)
         if self.pinger is not None:
-            counts = (
-                f"due {summary.due}, created {summary.created}, skipped {summary.skipped}, "
-                f"failed {summary.failed}, missed {summary.missed}"
-            )
+            counts = ", ".join(f"{name} {value}" for name, value in summary.counts().items())
             if error is None and summary.ok:
                 self.pinger.success(counts)
             else:

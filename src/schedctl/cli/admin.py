@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from schedctl.cli import session as ctx
-from schedctl.cli.app import app, command, hooks_app
+from schedctl.cli.app import Options, app, command, hooks_app
 from schedctl.cli.options import (
-    JsonOpt,
     OrgOpt,
-    VerboseOpt,
     WatchOpt,
 )
 from schedctl.errors import DatabaseUnavailable, InvalidInput, SchedctlError
@@ -33,8 +32,6 @@ def migrate(
             "(CREATE INDEX CONCURRENTLY; see the README).",
         ),
     ] = False,
-    as_json: JsonOpt = False,
-    verbose: VerboseOpt = False,
 ) -> None:
     """Apply pending database migrations (safe to run again and concurrently)."""
     from schedctl import migrate as migration
@@ -45,7 +42,7 @@ def migrate(
         dry_run=dry_run,
         active_jobs_index=active_jobs_index,
     )
-    if as_json:
+    if ctx.as_json():
         documents.emit(documents.migration(outcome, dry_run))
     else:
         verb = "would apply" if dry_run else "applied"
@@ -61,7 +58,7 @@ def migrate(
             outcome.migrations or outcome.released or outcome.completed or outcome.index_created
         ):
             print("schema is up to date")
-    if not as_json:  # (JSON has it as "connection")
+    if not ctx.as_json():  # (JSON has it as "connection")
         from schedctl.models import describe
 
         # Which database it acted on, beside the other messages: a misspelt URL variable
@@ -94,8 +91,6 @@ def tick(
             "collector), atomically.",
         ),
     ] = None,
-    as_json: JsonOpt = False,
-    verbose: VerboseOpt = False,
 ) -> None:
     """One pass over every due scheduler of every organisation (run it every minute).
 
@@ -111,7 +106,7 @@ def tick(
 
     if limit is not None:
         check_range("--limit", limit, *TICK_LIMIT)
-    report = render.TickReport(as_json=as_json, quiet=quiet, dry_run=dry_run)
+    report = render.TickReport(as_json=ctx.as_json(), quiet=quiet, dry_run=dry_run)
     summary = Summary()
     try:
         monitored_pass(
@@ -158,8 +153,6 @@ def status(
     ] = False,
     watch: WatchOpt = None,
     org: OrgOpt = None,
-    as_json: JsonOpt = False,
-    verbose: VerboseOpt = False,
 ) -> None:
     """Health for monitoring: exits 1 when ticks lag or the last tick failed.
 
@@ -174,9 +167,9 @@ def status(
     from schedctl.validation import parse_duration
 
     lag_limit = parse_duration(max_lag)
-    if prometheus and (org is not None or as_json):
+    if prometheus and (org is not None or ctx.as_json()):
         raise InvalidInput("--prometheus covers the whole database: it takes no --org or --json")
-    refresh.check(watch, as_json=as_json or prometheus)
+    refresh.check(watch, as_json=ctx.as_json() or prometheus)
     # Tick and its heartbeat serve the whole database: so does status, unless --org narrows it.
     whole = all_orgs or org is None
     if watch is not None:
@@ -203,7 +196,7 @@ def status(
         # The gauges carry lag and failures; alerting on them is Prometheus's part.
         sys.stdout.write(status_text(report))
         return
-    if as_json:
+    if ctx.as_json():
         documents.emit(report)
     else:
         render.fields(render.status_lines(report))
@@ -215,55 +208,58 @@ def status(
 
 
 @command(hooks_app, "show")
-def hooks_show(as_json: JsonOpt = False, verbose: VerboseOpt = False) -> None:
+def hooks_show() -> None:
     """What the database's hooks are (and what happens where none is set)."""
     from schedctl import hooks
 
     with ctx.connection() as conn:
         found = hooks.read(conn)
-    _emit_hooks(found, as_json)
+    _emit_hooks(found)
 
 
-def _emit_hooks(found: Any, as_json: bool) -> None:
+def _emit_hooks(found: Any) -> None:
     from schedctl import hooks
     from schedctl.output import json as documents
     from schedctl.output import text as render
 
-    if as_json:
+    if ctx.as_json():
         documents.emit(documents.hooks(found))
     else:
         render.fields(render.hooks_lines(found, hooks.DEFAULTS))
+
+
+def _hook_function(flag: str, form: str, does: str) -> Any:
+    """A function hook of `hooks set`: SCHEMA.FUNCTION of the hook's form (its arguments and
+    result), and what it does."""
+    return typer.Option(flag, metavar="FUNCTION", help=f"SCHEMA.FUNCTION{form}: {does}")
 
 
 @command(hooks_app, "set")
 def hooks_set(
     create_job: Annotated[
         str | None,
-        typer.Option(
+        _hook_function(
             "--create-job",
-            metavar="FUNCTION",
-            help="SCHEMA.FUNCTION(scheduler_id uuid, slot timestamptz) RETURNS text: "
+            "(scheduler_id uuid, slot timestamptz) RETURNS text",
             "makes the job for a slot and returns its id (NULL declines the slot).",
         ),
     ] = None,
     create_jobs: Annotated[
         str | None,
-        typer.Option(
+        _hook_function(
             "--create-jobs",
-            metavar="FUNCTION",
-            help="SCHEMA.FUNCTION(scheduler_ids uuid[], slots timestamptz[]) RETURNS "
-            "TABLE(scheduler_id uuid, slot timestamptz, job_id text): makes a batch's jobs "
-            "in one call (a NULL job_id declines the slot). At most one of --create-job and "
-            "--create-jobs.",
+            "(scheduler_ids uuid[], slots timestamptz[]) RETURNS "
+            "TABLE(scheduler_id uuid, slot timestamptz, job_id text)",
+            "makes a batch's jobs in one call (a NULL job_id declines the slot). At most one of "
+            "--create-job and --create-jobs.",
         ),
     ] = None,
     cancel_job: Annotated[
         str | None,
-        typer.Option(
+        _hook_function(
             "--cancel-job",
-            metavar="FUNCTION",
-            help="SCHEMA.FUNCTION(job_id text) RETURNS void: cancels an active job that "
-            "the replace policy replaces.",
+            "(job_id text) RETURNS void",
+            "cancels an active job that the replace policy replaces.",
         ),
     ] = None,
     notify: Annotated[
@@ -274,8 +270,6 @@ def hooks_set(
             help="NOTIFY this channel after each committed batch that made jobs.",
         ),
     ] = None,
-    as_json: JsonOpt = False,
-    verbose: VerboseOpt = False,
 ) -> None:
     """Set hooks; each function is checked (form, privilege) before anything is stored."""
     from schedctl import hooks
@@ -294,34 +288,35 @@ def hooks_set(
         )
     with ctx.connection() as conn:
         found = hooks.change(conn, changes, ctx.actor())
-    _emit_hooks(found, as_json)
+    _emit_hooks(found)
+
+
+@dataclass(frozen=True, kw_only=True)
+class HooksToClear(Options):
+    """The options of `hooks clear`: one for each hook."""
+
+    create_job: Annotated[
+        bool, typer.Option("--create-job", help="Back to schedctl's own insert.")
+    ] = False
+    create_jobs: Annotated[
+        bool, typer.Option("--create-jobs", help="No set-based create-jobs hook.")
+    ] = False
+    cancel_job: Annotated[
+        bool, typer.Option("--cancel-job", help="Back to schedctl's own status update.")
+    ] = False
+    notify: Annotated[bool, typer.Option("--notify", help="Send no notification.")] = False
 
 
 @command(hooks_app, "clear")
-def hooks_clear(
-    create_job: Annotated[
-        bool, typer.Option("--create-job", help="Back to schedctl's own insert.")
-    ] = False,
-    create_jobs: Annotated[
-        bool, typer.Option("--create-jobs", help="No set-based create-jobs hook.")
-    ] = False,
-    cancel_job: Annotated[
-        bool, typer.Option("--cancel-job", help="Back to schedctl's own status update.")
-    ] = False,
-    notify: Annotated[bool, typer.Option("--notify", help="Send no notification.")] = False,
-    as_json: JsonOpt = False,
-    verbose: VerboseOpt = False,
-) -> None:
+def hooks_clear(*, given: HooksToClear) -> None:
     """Clear hooks (every one when no option is given)."""
     from schedctl import hooks
 
-    every = not (create_job or create_jobs or cancel_job or notify)
+    chosen = vars(given)
+    every = not any(chosen.values())
     changes = hooks.HookChanges(
-        create_job=True if create_job or every else None,
-        create_jobs=True if create_jobs or every else None,
-        cancel_job=True if cancel_job or every else None,
-        notify=True if notify or every else None,
+        **{hook: True if chosen[hook] or every else None for hook in chosen}
     )
     with ctx.connection() as conn:
         found = hooks.change(conn, changes, ctx.actor())
-    _emit_hooks(found, as_json)
+    _emit_hooks(found)

@@ -10,9 +10,7 @@ import typer
 from schedctl.cli import session as ctx
 from schedctl.cli.app import app, command
 from schedctl.cli.options import (
-    JsonOpt,
     OrgOpt,
-    VerboseOpt,
 )
 from schedctl.errors import InvalidInput
 
@@ -63,8 +61,6 @@ def apply_file(
         ),
     ] = False,
     org: OrgOpt = None,
-    as_json: JsonOpt = False,
-    verbose: VerboseOpt = False,
 ) -> None:
     """Make the schedulers as FILE says, in one transaction.
 
@@ -91,7 +87,7 @@ def apply_file(
             write=not (dry_run or check),
             actor=ctx.actor(),
         )
-    if as_json:
+    if ctx.as_json():
         documents.emit(documents.plan(plan, dry_run or check))
     else:
         print("\n".join(plan_lines(plan, dry_run=dry_run or check)))
@@ -100,7 +96,7 @@ def apply_file(
         raise typer.Exit(1)
 
 
-@command(app)
+@command(app, json=False)  # it prints YAML
 def export(
     all_orgs: Annotated[
         bool, typer.Option("--all-orgs", help="Every organisation's schedulers.")
@@ -109,7 +105,6 @@ def export(
         bool, typer.Option("--managed", help="Only the schedulers apply manages.")
     ] = False,
     org: OrgOpt = None,
-    verbose: VerboseOpt = False,
 ) -> None:
     """Print the schedulers as a file `apply -f` takes back unchanged."""
     from schedctl import apply as applying

@@ -9,7 +9,7 @@ import typer
 
 from schedctl.cli import session as ctx
 from schedctl.cli.app import app, command
-from schedctl.cli.options import AllOrgsOpt, JsonOpt, OrgOpt, VerboseOpt, WatchOpt
+from schedctl.cli.options import AllOrgsOpt, OrgOpt, WatchOpt
 
 
 @command(app, short_help="The runs to come, per hour: a picture of the load.")
@@ -23,8 +23,6 @@ def timeline(
     all_orgs: AllOrgsOpt = False,
     watch: WatchOpt = None,
     org: OrgOpt = None,
-    as_json: JsonOpt = False,
-    verbose: VerboseOpt = False,
 ) -> None:
     """The runs that will start in the next hours, per bucket, with the busiest
     organisations; herds (more than 3x the mean) are marked."""
@@ -36,12 +34,12 @@ def timeline(
 
     width = parse_duration(bucket, "--bucket")
     timelines.check_window(hours, width)
-    refresh.check(watch, as_json=as_json)
+    refresh.check(watch, as_json=ctx.as_json())
     with ctx.session(org, all_orgs=all_orgs) as (conn, org_id):
 
         def draw() -> None:
             found = timelines.count(conn, org_id, hours=hours, bucket=width)
-            if as_json:
+            if ctx.as_json():
                 documents.emit(documents.timeline(found))
             elif ctx.terminal():
                 charts.chart(found)
@@ -52,7 +50,7 @@ def timeline(
 
 
 @command(app, short_help="Check what breaks deployments; exit 1 when something fails.")
-def doctor(as_json: JsonOpt = False, verbose: VerboseOpt = False) -> None:
+def doctor() -> None:
     """Check the connection, pooler, schema, role, row-level security, hooks, index, ticks,
     the host's own scheduler loop and the clocks: ok, warn or fail, each with a remedy."""
     from schedctl import doctor as checks
@@ -61,7 +59,7 @@ def doctor(as_json: JsonOpt = False, verbose: VerboseOpt = False) -> None:
 
     found = checks.run(ctx.settings())
     failed = checks.failed(found)
-    if as_json:
+    if ctx.as_json():
         documents.emit(documents.doctor(found, ok=not failed))
     else:
         for line in incidents.doctor_lines(found, terminal=ctx.terminal()):

@@ -10,11 +10,10 @@ from typing import NoReturn
 
 import typer
 
-from schedctl.cli.app import app
-from schedctl.cli.options import Verbosity
+from schedctl.cli.app import Verbosity, app
 from schedctl.cli.session import forget_settings
 from schedctl.config import Settings
-from schedctl.errors import SchedctlError
+from schedctl.errors import Interrupted, SchedctlError
 
 
 def _fail(message: str, code: int) -> NoReturn:
@@ -24,8 +23,8 @@ def _fail(message: str, code: int) -> NoReturn:
     raise SystemExit(code)
 
 
-# Interrupted (Ctrl-C, SIGINT): 128 + the signal's number, as shells report it.
-INTERRUPTED = 130
+# Ctrl-C (SIGINT), however it arrives: Interrupted's exit code.
+INTERRUPTED = Interrupted.exit_code
 _COMPLETION_SHELLS = ("bash", "zsh", "fish", "powershell", "pwsh")
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -10,19 +9,18 @@ import typer
 from schedctl.cli import session as ctx
 from schedctl.cli.app import command, org_app
 from schedctl.cli.options import (
-    JsonOpt,
     OrgArg,
     OrgNameArg,
-    VerboseOpt,
+    YesOpt,
 )
-from schedctl.errors import InvalidInput, OperationFailed
+from schedctl.errors import OperationFailed
 
 if TYPE_CHECKING:
     pass
 
 
 @command(org_app, "create")
-def org_create(name: OrgNameArg, as_json: JsonOpt = False, verbose: VerboseOpt = False) -> None:
+def org_create(name: OrgNameArg) -> None:
     """Create an organisation; a name already taken (in any letter case) is exit 4."""
     from schedctl import organisations
     from schedctl.output import json as documents
@@ -31,16 +29,14 @@ def org_create(name: OrgNameArg, as_json: JsonOpt = False, verbose: VerboseOpt =
     checked = parse_org_name(name)
     with ctx.connection() as conn:
         org = organisations.create(conn, checked, ctx.actor())
-    if as_json:
+    if ctx.as_json():
         documents.emit(documents.organisation(org))
     else:
         print(f"created organisation {org.name} ({org.id})")
 
 
 @command(org_app, "rename")
-def org_rename(
-    org: OrgArg, name: OrgNameArg, as_json: JsonOpt = False, verbose: VerboseOpt = False
-) -> None:
+def org_rename(org: OrgArg, name: OrgNameArg) -> None:
     """Rename an organisation; a name another one has (in any letter case) is exit 4."""
     from schedctl import organisations
     from schedctl.output import json as documents
@@ -50,7 +46,7 @@ def org_rename(
     with ctx.connection() as conn:
         old, new = organisations.rename(conn, org, checked, ctx.actor())
     changed = old.name != new.name
-    if as_json:
+    if ctx.as_json():
         documents.emit(documents.organisation(new, changed))
     elif changed:
         print(f"renamed organisation {old.name} to {new.name} ({new.id})")
@@ -68,16 +64,13 @@ def org_delete(
             help="Also delete its schedulers, and (through the host's foreign keys) its jobs.",
         ),
     ] = False,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
-    as_json: JsonOpt = False,
-    verbose: VerboseOpt = False,
+    yes: YesOpt = False,
 ) -> None:
     """Delete an organisation; one with schedulers or jobs only with --cascade (else exit 4)."""
     from schedctl import organisations
     from schedctl.output import json as documents
 
-    if not yes and not sys.stdin.isatty():
-        raise InvalidInput("refusing to delete without a terminal to confirm: pass --yes")
+    ctx.confirm_without_terminal(yes)
     with ctx.connection() as conn:
         # Read outside any transaction: none is held open while a person makes up their mind.
         found, schedulers, jobs = organisations.usage(conn, org)
@@ -95,7 +88,7 @@ def org_delete(
         ):
             raise OperationFailed("not deleted")
         deleted = organisations.delete(conn, found.id, cascade=cascade, actor=ctx.actor())
-    if as_json:
+    if ctx.as_json():
         documents.emit(documents.organisation_deleted(deleted))
     else:
         print(
@@ -109,7 +102,7 @@ def org_delete(
 
 
 @command(org_app, "list")
-def org_list(as_json: JsonOpt = False, verbose: VerboseOpt = False) -> None:
+def org_list() -> None:
     """List organisations."""
     from schedctl import organisations
     from schedctl.output import json as documents
@@ -117,7 +110,7 @@ def org_list(as_json: JsonOpt = False, verbose: VerboseOpt = False) -> None:
 
     with ctx.connection() as conn:
         orgs = organisations.list_all(conn)
-    if as_json:
+    if ctx.as_json():
         documents.emit([documents.organisation(org) for org in orgs])
     else:
         terminal = ctx.terminal()

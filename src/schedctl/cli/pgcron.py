@@ -8,7 +8,6 @@ import typer
 
 from schedctl.cli import session as ctx
 from schedctl.cli.app import command, pg_cron_app
-from schedctl.cli.options import JsonOpt, VerboseOpt
 
 if TYPE_CHECKING:
     from schedctl.pgcron import Report
@@ -31,8 +30,6 @@ def pg_cron_install(
             "schedctl_cron when that is a superuser).",
         ),
     ] = None,
-    as_json: JsonOpt = False,
-    verbose: VerboseOpt = False,
 ) -> None:
     """Register CALL schedctl.tick() with pg_cron.
 
@@ -42,7 +39,7 @@ def pg_cron_install(
     parsed = pgcron.parse_schedule(schedule)
     with ctx.connection() as conn:
         report = pgcron.install(conn, ctx.settings(), parsed, role)
-    _emit(report, as_json)
+    _emit(report)
 
 
 @command(pg_cron_app, "show")
@@ -50,8 +47,6 @@ def pg_cron_show(
     limit: Annotated[
         int, typer.Option(metavar="INTEGER", help="Show the latest N runs (1-1000).")
     ] = 10,
-    as_json: JsonOpt = False,
-    verbose: VerboseOpt = False,
 ) -> None:
     """The pg_cron job and its latest runs, from pg_cron's own record."""
     from schedctl import pgcron
@@ -60,11 +55,11 @@ def pg_cron_show(
     check_range("--limit", limit, *HISTORY_LIMIT)
     with ctx.connection() as conn:
         report = pgcron.show(conn, ctx.settings(), limit)
-    _emit(report, as_json)
+    _emit(report)
 
 
 @command(pg_cron_app, "remove")
-def pg_cron_remove(as_json: JsonOpt = False, verbose: VerboseOpt = False) -> None:
+def pg_cron_remove() -> None:
     """Unschedule the pg_cron job of this database."""
     from schedctl import pgcron
     from schedctl.output import json as documents
@@ -72,17 +67,17 @@ def pg_cron_remove(as_json: JsonOpt = False, verbose: VerboseOpt = False) -> Non
 
     with ctx.connection() as conn:
         removed = pgcron.remove(conn, ctx.settings())
-    if as_json:
+    if ctx.as_json():
         documents.emit(documents.pg_cron_removed(removed))
     else:
         print(render.pg_cron_removed_line(removed))
 
 
-def _emit(report: Report, as_json: bool) -> None:
+def _emit(report: Report) -> None:
     from schedctl.output import json as documents
     from schedctl.output import text as render
 
-    if as_json:
+    if ctx.as_json():
         documents.emit(documents.pg_cron(report))
     else:
         render.fields(render.pg_cron_lines(report))

@@ -5,40 +5,21 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from schedctl import completion
 from schedctl.cli import session as ctx
-from schedctl.cli.app import app, command
-from schedctl.cli.changes import scheduler_changes
+from schedctl.cli.app import Options, app, command
+from schedctl.cli.changes import CreateOptions, Timing, UpdateOptions, scheduler_changes
 from schedctl.cli.options import (
-    AtOpt,
-    CatchupOpt,
-    ConcurrencyOpt,
-    EveryOpt,
-    ExcludeOpt,
-    FindLinksOpt,
-    IncludeOpt,
-    JsonOpt,
-    MatchOpt,
-    MaxPagesOpt,
-    NoFindLinksOpt,
     OptionalRefArg,
     OrgOpt,
-    OverlapOpt,
     RefArg,
-    SelectAllOpt,
     SelectAllOrgsOpt,
-    SelectDryRunOpt,
-    SelectYesOpt,
-    SpreadOpt,
-    StartAtOpt,
-    TimeZoneOpt,
     UntilOpt,
-    VerboseOpt,
-    WorkersOpt,
+    YesOpt,
 )
 from schedctl.errors import InvalidInput, OperationFailed
 
@@ -48,13 +29,13 @@ if TYPE_CHECKING:
     from schedctl.selectors import Selector
 
 
-def emit_scheduler(scheduler: Scheduler, as_json: bool, changed: bool | None = None) -> None:
+def emit_scheduler(scheduler: Scheduler, changed: bool | None = None) -> None:
     """Print a scheduler as `show` does; for a change, whether anything changed (JSON:
     "changed"; plain: a first line saying nothing did)."""
     from schedctl.output import json as documents
     from schedctl.output import text as render
 
-    if as_json:
+    if ctx.as_json():
         documents.emit(documents.scheduler(scheduler, changed))
         return
     if changed is False:
@@ -70,33 +51,10 @@ def create(
             metavar="DOMAIN", help="The domain to crawl, e.g. example.com.", show_default=False
         ),
     ],
-    every: Annotated[
-        str | None,
-        typer.Option(
-            "--every",
-            metavar="INTERVAL",
-            help="6h, 12h, 24h or 48h (also 6, 12, 24, 48, 1d, 2d).  [required]",
-            autocompletion=completion.every,
-        ),
-    ] = None,
-    concurrency: ConcurrencyOpt = None,
-    find_links: FindLinksOpt = False,
-    no_find_links: NoFindLinksOpt = False,
-    max_pages: MaxPagesOpt = None,
-    include: IncludeOpt = None,
-    exclude: ExcludeOpt = None,
-    required_workers: WorkersOpt = None,
-    overlap: OverlapOpt = None,
-    start_at: StartAtOpt = None,
-    disabled: Annotated[bool, typer.Option("--disabled", help="Create it paused.")] = False,
-    at: AtOpt = None,
-    time_zone: TimeZoneOpt = None,
-    spread: SpreadOpt = None,
-    catchup_window: CatchupOpt = None,
-    until: UntilOpt = None,
+    *,
+    given: CreateOptions,
+    timing: Timing,
     org: OrgOpt = None,
-    as_json: JsonOpt = False,
-    verbose: VerboseOpt = False,
 ) -> None:
     """Create a scheduler: crawl DOMAIN every 6, 12, 24 or 48 hours.
 
@@ -109,139 +67,40 @@ def create(
     from schedctl import domains, schedulers
 
     name = domains.normalize_domain(domain)
-    if every is None:
+    if given.every is None:
         raise InvalidInput("--every is required (6h, 12h, 24h or 48h)")
-    changes = scheduler_changes(
-        every=every,
-        concurrency=concurrency,
-        find_links=ctx.pair(find_links, no_find_links, "--find-links", "--no-find-links"),
-        max_pages=max_pages,
-        include=include,
-        exclude=exclude,
-        required_workers=required_workers,
-        overlap=overlap,
-        start_at=start_at,
-        enabled=False if disabled else None,
-        at=at,
-        time_zone=time_zone,
-        spread=spread,
-        catchup_window=catchup_window,
-        until=until,
-    )
+    changes = scheduler_changes(given, timing)
     with ctx.session(org) as (conn, org_id):
         scheduler = schedulers.create(conn, org_id, name, changes, ctx.actor())
-    emit_scheduler(scheduler, as_json)
+    emit_scheduler(scheduler)
 
 
 @command(app, short_help="Change a scheduler; a new --every keeps its grid.")
 def update(
     ref: RefArg,
-    every: EveryOpt = None,
-    concurrency: ConcurrencyOpt = None,
-    find_links: FindLinksOpt = False,
-    no_find_links: NoFindLinksOpt = False,
-    max_pages: MaxPagesOpt = None,
-    include: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--include",
-            metavar="PATH",
-            help="Replace the include paths with these (repeatable); see --add-include.",
-        ),
-    ] = None,
-    exclude: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--exclude",
-            metavar="PATH",
-            help="Replace the exclude paths with these (repeatable); see --add-exclude.",
-        ),
-    ] = None,
-    add_include: Annotated[
-        list[str] | None,
-        typer.Option("--add-include", metavar="PATH", help="Add an include path (repeatable)."),
-    ] = None,
-    remove_include: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--remove-include", metavar="PATH", help="Remove an include path (repeatable)."
-        ),
-    ] = None,
-    add_exclude: Annotated[
-        list[str] | None,
-        typer.Option("--add-exclude", metavar="PATH", help="Add an exclude path (repeatable)."),
-    ] = None,
-    remove_exclude: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--remove-exclude", metavar="PATH", help="Remove an exclude path (repeatable)."
-        ),
-    ] = None,
-    clear_include: Annotated[
-        bool, typer.Option("--clear-include", help="Remove every include path.")
-    ] = False,
-    clear_exclude: Annotated[
-        bool, typer.Option("--clear-exclude", help="Remove every exclude path.")
-    ] = False,
-    required_workers: WorkersOpt = None,
-    overlap: OverlapOpt = None,
-    start_at: Annotated[
-        str | None,
-        typer.Option(metavar="WHEN", help="Next run: 'now' (to the second) or an ISO 8601 time."),
-    ] = None,
-    enable: Annotated[bool, typer.Option("--enable", help="Enable it.")] = False,
-    disable: Annotated[bool, typer.Option("--disable", help="Pause it.")] = False,
-    at: AtOpt = None,
-    time_zone: TimeZoneOpt = None,
-    spread: SpreadOpt = None,
-    catchup_window: CatchupOpt = None,
-    until: UntilOpt = None,
+    *,
+    given: UpdateOptions,
+    timing: Timing,
     org: OrgOpt = None,
-    as_json: JsonOpt = False,
-    verbose: VerboseOpt = False,
 ) -> None:
     """Change a scheduler; a new --every keeps the times on its grid. A change to what it
     already is writes nothing (JSON: "changed": false)."""
     from schedctl import domains, schedulers
 
-    changes = scheduler_changes(
-        every=every,
-        concurrency=concurrency,
-        find_links=ctx.pair(find_links, no_find_links, "--find-links", "--no-find-links"),
-        max_pages=max_pages,
-        include=include,
-        exclude=exclude,
-        required_workers=required_workers,
-        overlap=overlap,
-        start_at=start_at,
-        clear_include=clear_include,
-        clear_exclude=clear_exclude,
-        enabled=ctx.pair(enable, disable, "--enable", "--disable"),
-        include_add=add_include,
-        include_remove=remove_include,
-        exclude_add=add_exclude,
-        exclude_remove=remove_exclude,
-        at=at,
-        time_zone=time_zone,
-        spread=spread,
-        catchup_window=catchup_window,
-        until=until,
-    )
+    changes = scheduler_changes(given, timing)
     if changes.is_empty():
         raise InvalidInput("nothing to change: give at least one option (see --help)")
     scheduler_ref = domains.parse_ref(ref)
     with ctx.session(org) as (conn, org_id):
         scheduler, changed = schedulers.update(conn, org_id, scheduler_ref, changes, ctx.actor())
-    emit_scheduler(scheduler, as_json, changed)
+    emit_scheduler(scheduler, changed)
 
 
 @command(app)
 def delete(
     ref: RefArg,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    yes: YesOpt = False,
     org: OrgOpt = None,
-    as_json: JsonOpt = False,
-    verbose: VerboseOpt = False,
 ) -> None:
     """Delete a scheduler; its jobs stay."""
     from schedctl import schedulers
@@ -249,8 +108,7 @@ def delete(
     from schedctl.models import Ref
     from schedctl.output import json as documents
 
-    if not yes and not sys.stdin.isatty():
-        raise InvalidInput("refusing to delete without a terminal to confirm: pass --yes")
+    ctx.confirm_without_terminal(yes)
     scheduler_ref = parse_ref(ref)
     with ctx.session(org) as (conn, org_id):
         # Read outside any transaction: none is held open while a person makes up their mind.
@@ -260,10 +118,37 @@ def delete(
         ):
             raise OperationFailed("not deleted")
         deleted = schedulers.delete(conn, org_id, Ref.of_id(found.id), ctx.actor())
-    if as_json:
+    if ctx.as_json():
         documents.emit(documents.scheduler_deleted(deleted))
     else:
         print(f"deleted scheduler {deleted.id} ({deleted.domain}); its jobs are kept")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Selection(Options):
+    """The options pause and resume share: the schedulers a selector picks instead of one REF
+    (--all or --match) and how, and the organisation."""
+
+    every: Annotated[
+        bool, typer.Option("--all", help="Every scheduler of --org (or of all with --all-orgs).")
+    ] = False
+    match: Annotated[
+        str | None,
+        typer.Option(
+            "--match", metavar="GLOB", help="Schedulers whose domain matches, e.g. '*.example.com'."
+        ),
+    ] = None
+    all_orgs: SelectAllOrgsOpt = False
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="With --all or --match: list what would change.")
+    ] = False
+    yes: Annotated[
+        bool,
+        typer.Option(
+            "--yes", "-y", help="With --all or --match: change more than one without asking."
+        ),
+    ] = False
+    org: OrgOpt = None
 
 
 @command(app, short_help="Pause a scheduler (or many: --all, --match), keeping the reason.")
@@ -273,14 +158,8 @@ def pause(
         str | None, typer.Option(metavar="TEXT", help="Why, for the next operator.")
     ] = None,
     until: UntilOpt = None,
-    every: SelectAllOpt = False,
-    match: MatchOpt = None,
-    all_orgs: SelectAllOrgsOpt = False,
-    dry_run: SelectDryRunOpt = False,
-    yes: SelectYesOpt = False,
-    org: OrgOpt = None,
-    as_json: JsonOpt = False,
-    verbose: VerboseOpt = False,
+    *,
+    selection: Selection,
 ) -> None:
     """Pause a scheduler, keeping the reason; with --until, a tick resumes it then. --all or
     --match GLOB pause many in one transaction (more than one needs --yes).
@@ -305,22 +184,13 @@ def pause(
         lambda conn, selector, write: selectors.pause(
             conn, selector, why, ctx.actor(), resume_at, write=write
         ),
-        Selection(ref, every, match, all_orgs, dry_run, yes, org, as_json),
+        ref,
+        selection,
     )
 
 
 @command(app, short_help="Resume a paused scheduler (or many: --all, --match).")
-def resume(
-    ref: OptionalRefArg = None,
-    every: SelectAllOpt = False,
-    match: MatchOpt = None,
-    all_orgs: SelectAllOrgsOpt = False,
-    dry_run: SelectDryRunOpt = False,
-    yes: SelectYesOpt = False,
-    org: OrgOpt = None,
-    as_json: JsonOpt = False,
-    verbose: VerboseOpt = False,
-) -> None:
+def resume(ref: OptionalRefArg = None, *, selection: Selection) -> None:
     """Resume a paused scheduler; a slot missed while paused runs at the next tick. --all or
     --match GLOB resume many in one transaction (more than one needs --yes)."""
     from schedctl import schedulers, selectors
@@ -329,27 +199,16 @@ def resume(
         "resume",
         lambda conn, org_id, found: schedulers.resume(conn, org_id, found, ctx.actor()),
         lambda conn, selector, write: selectors.resume(conn, selector, ctx.actor(), write=write),
-        Selection(ref, every, match, all_orgs, dry_run, yes, org, as_json),
+        ref,
+        selection,
     )
-
-
-class Selection(NamedTuple):
-    """What pause and resume were told to act on: one REF, or a selector."""
-
-    ref: str | None
-    every: bool
-    match: str | None
-    all_orgs: bool
-    dry_run: bool
-    yes: bool
-    org: str | None
-    as_json: bool
 
 
 def _one_or_many(
     verb: str,
     one: Callable[[Connection, Any, Ref], tuple[Scheduler, bool]],
     many: Callable[[Connection, Selector, bool], list[Scheduler]],
+    ref: str | None,
     given: Selection,
 ) -> None:
     """pause/resume of one scheduler (REF), or of those a selector picks."""
@@ -357,37 +216,22 @@ def _one_or_many(
     from schedctl.domains import parse_ref
 
     if selectors.check_usage(
-        ref=given.ref, every=given.every, match=given.match, all_orgs=given.all_orgs
+        ref=ref, every=given.every, match=given.match, all_orgs=given.all_orgs
     ):
-        _select_and_change(
-            verb,
-            many,
-            org=given.org,
-            all_orgs=given.all_orgs,
-            match=given.match,
-            dry_run=given.dry_run,
-            yes=given.yes,
-            as_json=given.as_json,
-        )
+        _select_and_change(verb, many, given)
         return
     if given.dry_run or given.yes:
         raise InvalidInput("--dry-run and --yes go with --all or --match")
-    assert given.ref is not None
+    assert ref is not None
     with ctx.session(given.org) as (conn, org_id):
-        scheduler, changed = one(conn, org_id, parse_ref(given.ref))
-    emit_scheduler(scheduler, given.as_json, changed)
+        scheduler, changed = one(conn, org_id, parse_ref(ref))
+    emit_scheduler(scheduler, changed)
 
 
 def _select_and_change(
     verb: str,
     change: Callable[[Connection, Selector, bool], list[Scheduler]],
-    *,
-    org: str | None,
-    all_orgs: bool,
-    match: str | None,
-    dry_run: bool,
-    yes: bool,
-    as_json: bool,
+    given: Selection,
 ) -> None:
     """pause/resume with a selector: what would change (a rolled-back pass), confirmation
     for more than one, then the change in one transaction."""
@@ -395,10 +239,10 @@ def _select_and_change(
     from schedctl.output import incidents
     from schedctl.output import json as documents
 
-    with ctx.session(org, all_orgs=all_orgs) as (conn, org_id):
-        selector = selectors.Selector(org_id, match)
+    with ctx.session(given.org, all_orgs=given.all_orgs) as (conn, org_id):
+        selector = selectors.Selector(org_id, given.match)
         planned = change(conn, selector, False)
-        if not dry_run and len(planned) > 1 and not yes:
+        if not given.dry_run and len(planned) > 1 and not given.yes:
             if not sys.stdin.isatty():
                 raise InvalidInput(
                     f"refusing to {verb} {len(planned)} schedulers without a terminal to "
@@ -408,18 +252,16 @@ def _select_and_change(
                 print(line, file=sys.stderr)
             if not typer.confirm(f"{verb.capitalize()} these {len(planned)} schedulers?", err=True):
                 raise OperationFailed(f"nothing was {verb}d")
-        done = planned if dry_run else change(conn, selector, True)
-    if as_json:
-        documents.emit(documents.selection(done, dry_run=dry_run))
+        done = planned if given.dry_run else change(conn, selector, True)
+    if ctx.as_json():
+        documents.emit(documents.selection(done, dry_run=given.dry_run))
     else:
-        for line in incidents.selection_lines(done, verb, dry_run=dry_run):
+        for line in incidents.selection_lines(done, verb, dry_run=given.dry_run):
             print(line)
 
 
 @command(app, short_help="Create a job now, outside the schedule.")
-def run(
-    ref: RefArg, org: OrgOpt = None, as_json: JsonOpt = False, verbose: VerboseOpt = False
-) -> None:
+def run(ref: RefArg, org: OrgOpt = None) -> None:
     """Create a job now, outside the schedule (the overlap policy applies)."""
     from schedctl import schedulers
     from schedctl.domains import parse_ref
@@ -428,7 +270,7 @@ def run(
     scheduler_ref = parse_ref(ref)
     with ctx.session(org) as (conn, org_id):
         job = schedulers.run_now(conn, org_id, scheduler_ref, ctx.actor())
-    if as_json:
+    if ctx.as_json():
         documents.emit(documents.record(job))
     else:
         print(f"created job {job.id} for {job.domain}")

@@ -16,9 +16,11 @@ if TYPE_CHECKING:
 
 
 class _Current:
-    """The settings of the command being run, read at most once (main() forgets them)."""
+    """The settings of the command being run, read at most once (main() forgets them), and
+    whether it was given --json."""
 
     settings: Settings | None = None
+    as_json = False
 
 
 def settings() -> Settings:
@@ -64,6 +66,16 @@ def session(org: str | None, *, all_orgs: bool = False) -> Iterator[tuple[Connec
         except SchedulerNotFound as exc:
             exc.message = f"no scheduler {exc.ref!r} in organisation {found.name!r}{exc.hint}"
             raise
+
+
+def use_json(given: bool) -> None:
+    """The command being run was given --json (True) or not: command() says so."""
+    _Current.as_json = given
+
+
+def as_json() -> bool:
+    """Whether the command prints one JSON document on stdout (--json)."""
+    return _Current.as_json
 
 
 def terminal() -> bool:

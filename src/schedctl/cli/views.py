@@ -3,34 +3,73 @@ audit log."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from schedctl import completion
 from schedctl.cli import session as ctx
-from schedctl.cli.app import app, command
+from schedctl.cli.app import Options, app, command
 from schedctl.cli.options import (
     AllOrgsOpt,
-    HistorySinceOpt,
-    HistoryStatusOpt,
-    JsonOpt,
     LimitOpt,
-    LogActionOpt,
-    LogActorOpt,
-    LogSinceOpt,
-    LogSourceOpt,
-    LogUntilOpt,
     OrgOpt,
     RefArg,
     SelectAllOrgsOpt,
-    VerboseOpt,
     WatchOpt,
+    ref_argument,
 )
 from schedctl.errors import InvalidInput
 
 if TYPE_CHECKING:
-    from schedctl.models import Scheduler
+    from collections.abc import Callable, Sequence
+    from datetime import datetime
+
+    from schedctl.models import Job, Scheduler
+    from schedctl.output.tables import Cell
+
+
+def _time_or_ago(flag: str, lead: str, example: str) -> Any:
+    """A time from which or before which: a moment (ISO 8601) or how long ago."""
+    return typer.Option(
+        flag, metavar="WHEN", help=f"{lead} this time (ISO 8601) or this long ago (e.g. {example})."
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class AcrossSchedulers(Options):
+    """history's options without a REF: the jobs made for every scheduler, since when, in
+    which status, in every organisation."""
+
+    since: Annotated[str | None, _time_or_ago("--since", "Without REF: jobs made from", "12h")] = (
+        None
+    )
+    status: Annotated[
+        str | None,
+        typer.Option("--status", metavar="STATUS", help="Without REF: only jobs in this status."),
+    ] = None
+    all_orgs: SelectAllOrgsOpt = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuditFilters(Options):
+    """log's filters of the audit trail: when, which actions, whose, made by what."""
+
+    since: Annotated[str | None, _time_or_ago("--since", "From", "2h")] = None
+    until: Annotated[str | None, _time_or_ago("--until", "Before", "1h")] = None
+    action: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--action", metavar="ACTION", help="Only this action, e.g. pause (repeatable)."
+        ),
+    ] = None
+    actor: Annotated[
+        str | None, typer.Option("--actor", metavar="NAME", help="Only this actor's entries.")
+    ] = None
+    source: Annotated[
+        str | None,
+        typer.Option("--source", metavar="SOURCE", help="Only changes made by cli, apply or tick."),
+    ] = None
 
 
 @command(app, "list", short_help="List the organisation's schedulers, soonest first.")
@@ -41,8 +80,6 @@ def list_(
     all_orgs: AllOrgsOpt = False,
     watch: WatchOpt = None,
     org: OrgOpt = None,
-    as_json: JsonOpt = False,
-    verbose: VerboseOpt = False,
 ) -> None:
     """List the organisation's schedulers, soonest first, with the last job each made."""
     from schedctl import refresh, schedulers
@@ -50,22 +87,22 @@ def list_(
 
     state = ctx.pair(enabled, disabled, "--enabled", "--disabled")
     exclusive(due=due, disabled=disabled)  # due ones are enabled
-    refresh.check(watch, as_json=as_json)
+    refresh.check(watch, as_json=ctx.as_json())
     with ctx.session(org, all_orgs=all_orgs) as (conn, org_id):
         refresh.run(
             watch,
             lambda: _print_list(
-                schedulers.list_for(conn, org_id, enabled=state, due_only=due), all_orgs, as_json
+                schedulers.list_for(conn, org_id, enabled=state, due_only=due), all_orgs
             ),
         )
 
 
-def _print_list(found: list[Scheduler], all_orgs: bool, as_json: bool) -> None:
+def _print_list(found: list[Scheduler], all_orgs: bool) -> None:
     """`list`'s output (drawn again by --watch)."""
     from schedctl.output import json as documents
     from schedctl.output import text as render
 
-    if as_json:
+    if ctx.as_json():
         documents.emit(documents.scheduler_list(found))
     else:
         terminal = ctx.terminal()
@@ -89,8 +126,6 @@ def show(
         int, typer.Option("--next", metavar="INTEGER", help="How many next run times to list.")
     ] = 5,
     org: OrgOpt = None,
-    as_json: JsonOpt = False,
-    verbose: VerboseOpt = False,
 ) -> None:
     """Show one scheduler, its next run times and its last job."""
     from schedctl import schedulers
@@ -106,7 +141,7 @@ def show(
         local_runs = schedulers.next_runs_local(conn, scheduler, next_count)
         runs = [run.at for run in local_runs]
         last = schedulers.last_job(conn, scheduler.id)
-    if as_json:
+    if ctx.as_json():
         documents.emit(documents.scheduler_shown(scheduler, local_runs, last))
         return
     terminal, now = ctx.terminal(), scheduler.db_now
@@ -124,111 +159,109 @@ def show(
 def history(
     ref: Annotated[
         str | None,
-        typer.Argument(
-            metavar="REF",
-            help="The scheduler (id or domain); without it, the jobs schedctl made for every "
-            "scheduler of the organisation.",
-            show_default=False,
-            autocompletion=completion.refs,
+        ref_argument(
+            "The scheduler (id or domain); without it, the jobs schedctl made for every "
+            "scheduler of the organisation."
         ),
     ] = None,
     limit: Annotated[int, typer.Option(metavar="INTEGER", help="Jobs per page, 1-1000.")] = 20,
     offset: Annotated[int, typer.Option(metavar="INTEGER", help="Jobs to skip, newest first.")] = 0,
-    since: HistorySinceOpt = None,
-    status: HistoryStatusOpt = None,
-    all_orgs: SelectAllOrgsOpt = False,
+    *,
+    across: AcrossSchedulers,
     org: OrgOpt = None,
-    as_json: JsonOpt = False,
-    verbose: VerboseOpt = False,
 ) -> None:
     """The scheduler's jobs, newest first, with each one's slot and whether the schedule
     or a `run` made it; without REF, those of every scheduler (with --since, --status)."""
     from schedctl import schedulers
     from schedctl.domains import parse_ref
-    from schedctl.output import json as documents
     from schedctl.output import text as render
     from schedctl.validation import HISTORY_LIMIT, OFFSET, check_range
 
     check_range("--limit", limit, *HISTORY_LIMIT)
     check_range("--offset", offset, *OFFSET)
     if ref is None:
-        _history_of_all(org, all_orgs, since, status, limit, offset, as_json)
+        _history_of_all(org, across, limit, offset)
         return
-    if since is not None or status is not None or all_orgs:
+    if across != AcrossSchedulers():
         raise InvalidInput("--since, --status and --all-orgs go with history without a REF")
     scheduler_ref = parse_ref(ref)
     with ctx.session(org) as (conn, org_id):
         scheduler = schedulers.get(conn, org_id, scheduler_ref)
         jobs = schedulers.history(conn, scheduler.id, limit=limit, offset=offset)
-    if as_json:
-        documents.emit(documents.jobs(jobs))
-    else:
-        terminal = ctx.terminal()
-        render.table(
-            f"Jobs of {scheduler.domain}",
-            render.JOB_HEADERS,
-            render.job_rows(jobs, scheduler.db_now, terminal=terminal),
-            terminal=terminal,
-            unbroken=(0,),
-        )
+    _print_jobs(
+        jobs,
+        scheduler.db_now,
+        f"Jobs of {scheduler.domain}",
+        render.JOB_HEADERS,
+        render.job_rows,
+        unbroken=(0,),
+    )
 
 
-def _history_of_all(
-    org: str | None,
-    all_orgs: bool,
-    since: str | None,
-    status: str | None,
-    limit: int,
-    offset: int,
-    as_json: bool,
-) -> None:
+def _history_of_all(org: str | None, across: AcrossSchedulers, limit: int, offset: int) -> None:
     """`history` without a REF: the jobs schedctl made across the organisation."""
     from schedctl import logs
     from schedctl.output import incidents
+
+    when = logs.parse_when(across.since, "--since")
+    with ctx.session(org, all_orgs=across.all_orgs) as (conn, org_id):
+        jobs = logs.jobs_made(
+            conn, org_id, since=when, status=across.status, limit=limit, offset=offset
+        )
+        now = logs.database_now(conn)
+    _print_jobs(
+        jobs,
+        now,
+        "Jobs",
+        incidents.HISTORY_HEADERS,
+        incidents.history_rows,
+        unbroken=(1,),
+        dotted=0,
+    )
+
+
+def _print_jobs(
+    jobs: list[Job],
+    now: datetime,
+    title: str,
+    headers: Sequence[str],
+    rows: Callable[..., list[list[Cell]]],
+    *,
+    unbroken: tuple[int, ...],
+    dotted: int | None = None,
+) -> None:
+    """history's output: the jobs as JSON, or as a table of `headers` with the `rows` of them
+    (which read the database's `now`)."""
     from schedctl.output import json as documents
     from schedctl.output import text as render
 
-    when = logs.parse_when(since, "--since")
-    with ctx.session(org, all_orgs=all_orgs) as (conn, org_id):
-        jobs = logs.jobs_made(conn, org_id, since=when, status=status, limit=limit, offset=offset)
-        now = logs.database_now(conn)
-    if as_json:
+    if ctx.as_json():
         documents.emit(documents.jobs(jobs))
-    else:
-        terminal = ctx.terminal()
-        render.table(
-            "Jobs",
-            incidents.HISTORY_HEADERS,
-            incidents.history_rows(jobs, now, terminal=terminal),
-            terminal=terminal,
-            unbroken=(1,),
-            dotted=0,
-        )
+        return
+    terminal = ctx.terminal()
+    render.table(
+        title,
+        headers,
+        rows(jobs, now, terminal=terminal),
+        terminal=terminal,
+        unbroken=unbroken,
+        dotted=dotted,
+    )
 
 
 @command(app, short_help="The audit trail: who changed what, when, and how.")
 def log(
     ref: Annotated[
-        str | None,
-        typer.Argument(
-            metavar="REF",
-            help="Only this scheduler's entries (id or domain).",
-            autocompletion=completion.refs,
-        ),
+        str | None, ref_argument("Only this scheduler's entries (id or domain).")
     ] = None,
     limit: LimitOpt = 20,
-    since: LogSinceOpt = None,
-    until: LogUntilOpt = None,
-    action: LogActionOpt = None,
-    actor: LogActorOpt = None,
-    source: LogSourceOpt = None,
+    *,
+    given: AuditFilters,
     all_orgs: Annotated[
         bool,
         typer.Option("--all-orgs", help="Every organisation's entries, and those of none."),
     ] = False,
     org: OrgOpt = None,
-    as_json: JsonOpt = False,
-    verbose: VerboseOpt = False,
 ) -> None:
     """The audit trail: who changed which scheduler or organisation, when, and how (and
     whether a command, a file or tick did)."""
@@ -241,16 +274,16 @@ def log(
 
     check_range("--limit", limit, *HISTORY_LIMIT)
     filters = logs.AuditFilters(
-        since=logs.parse_when(since, "--since"),
-        until=logs.parse_when(until, "--until"),
-        actions=tuple(action or ()),
-        actor=actor,
-        source=source,
+        since=logs.parse_when(given.since, "--since"),
+        until=logs.parse_when(given.until, "--until"),
+        actions=tuple(given.action or ()),
+        actor=given.actor,
+        source=given.source,
     )
     scheduler_ref = parse_ref(ref) if ref is not None else None
     with ctx.session(org, all_orgs=all_orgs) as (conn, org_id):
         entries = logs.audit_entries(conn, org_id, scheduler_ref, filters, limit=limit)
-    if as_json:
+    if ctx.as_json():
         documents.emit(documents.audit_log(entries))
     else:
         terminal = ctx.terminal()

@@ -428,14 +428,7 @@ class TickReport:
         self._count += 1
 
     def finish(self, summary: Any) -> None:
-        counts = {
-            "due": summary.due,
-            "created": summary.created,
-            "skipped": summary.skipped,
-            "failed": summary.failed,
-            "missed": summary.missed,
-            "resumed": summary.resumed,
-        }
+        counts = {**summary.counts(), "resumed": summary.resumed}
         self._spool.seek(0)
         out = sys.stdout
         if self.as_json:
