@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 
@@ -16,9 +16,6 @@ from schedctl.cli.options import (
     WatchOpt,
 )
 from schedctl.errors import DatabaseUnavailable, InvalidInput, SchedctlError
-
-if TYPE_CHECKING:
-    pass
 
 
 @command(app, short_help="Apply pending database migrations.")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
@@ -13,9 +13,6 @@ from schedctl.cli.options import (
     OrgOpt,
 )
 from schedctl.errors import InvalidInput
-
-if TYPE_CHECKING:
-    pass
 
 
 def _read_file(path: str) -> tuple[str, str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
@@ -14,9 +14,6 @@ from schedctl.cli.options import (
     YesOpt,
 )
 from schedctl.errors import OperationFailed
-
-if TYPE_CHECKING:
-    pass
 
 
 @command(org_app, "create")
