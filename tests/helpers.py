@@ -9,6 +9,7 @@ import io
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -268,6 +269,14 @@ def run_cli_subprocess(
     return Result(proc.returncode, proc.stdout, proc.stderr)
 
 
+def sigint_as_at_a_terminal() -> None:
+    """A child's preexec_fn: SIGINT handled by default, as Ctrl-C at a terminal reaches it.
+    A shell that runs the suite in the background (`&`, nohup) starts it with SIGINT
+    ignored, and every child would inherit that; the tests that send SIGINT want the
+    terminal's case."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_cli_process(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
     """schedctl started as a real process, not waited for; see finish_cli_process."""
     return subprocess.Popen(
@@ -277,6 +286,7 @@ def start_cli_process(args: list[str], env: dict[str, str]) -> subprocess.Popen[
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=sigint_as_at_a_terminal,
     )
 
 

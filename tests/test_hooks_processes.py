@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import Cli, Conn, cli_env, fetch_one, ok_json, seed_due
+from tests.helpers import Cli, Conn, cli_env, fetch_one, ok_json, seed_due, sigint_as_at_a_terminal
 from tests.test_hooks import CANCEL, CREATE, install_example
 from tests.test_tick_concurrency import (
     _due_again,
@@ -149,6 +149,7 @@ def _start_worker(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=sigint_as_at_a_terminal,
     )
     assert proc.stderr is not None and proc.stdout is not None
     ready = proc.stderr.readline()

@@ -31,6 +31,7 @@ from tests.helpers import (
     make_org,
     make_scheduler,
     run_cli_subprocess,
+    sigint_as_at_a_terminal,
 )
 
 
@@ -248,6 +249,7 @@ def test_ctrl_c_is_exit_130_with_one_line_and_nothing_written(
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            preexec_fn=sigint_as_at_a_terminal,
         )
         try:
             deadline = time.monotonic() + 60

@@ -14,7 +14,15 @@ import time
 
 import pytest
 
-from tests.helpers import Cli, assert_error, cli_env, make_org, make_scheduler, run_cli_subprocess
+from tests.helpers import (
+    Cli,
+    assert_error,
+    cli_env,
+    make_org,
+    make_scheduler,
+    run_cli_subprocess,
+    sigint_as_at_a_terminal,
+)
 
 REDRAW = b"\x1b[H\x1b[2J"
 
@@ -45,6 +53,7 @@ def test_watch_redraws_in_place_until_ctrl_c(cli: Cli, database_url: str, comman
         stdin=subprocess.DEVNULL,
         stdout=follower,
         stderr=subprocess.PIPE,
+        preexec_fn=sigint_as_at_a_terminal,
     )
     os.close(follower)
     output = b""
