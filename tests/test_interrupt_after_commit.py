@@ -9,6 +9,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +117,17 @@ def test_sigint_before_and_after_the_commit_of_an_apply_says_what_happened(
         assert "committed; output cut short" in result.stderr, result
 
 
+@pytest.fixture
+def sigint_at_a_terminal() -> Iterator[None]:
+    """This process handles SIGINT as Python does at a terminal (KeyboardInterrupt), also
+    when the suite was started with SIGINT ignored (in the background)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _connect(database_url: str) -> Any:
     from schedctl import db
     from schedctl.config import load_settings
@@ -124,6 +136,7 @@ def _connect(database_url: str) -> Any:
     return db.connect(load_settings())
 
 
+@pytest.mark.usefixtures("sigint_at_a_terminal")
 def test_a_commit_that_wrote_holds_ctrl_c_to_the_end_of_the_command(
     database_url: str, conn: Conn, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -176,6 +189,7 @@ def test_a_process_started_ignoring_sigint_keeps_ignoring_it_through_a_commit(
     assert fetch_one(conn, "SELECT count(*) FROM organisations WHERE name = 'Ignored'")[0] == 1
 
 
+@pytest.mark.usefixtures("sigint_at_a_terminal")
 def test_a_tick_interrupted_after_a_batch_stops_between_batches(
     database_url: str, conn: Conn, monkeypatch: pytest.MonkeyPatch
 ) -> None:
