@@ -86,29 +86,27 @@ inserted AS (
     -- What only tick writes: the audit of declined, skipped and missed slots, and the next
     -- run (a run leaves the schedule as it is).
     tick_writes text := $$,
-declined AS (
-    INSERT INTO schedctl.audit (
-        actor, action, scheduler_id, organisation_id, domain, changes, reason
-    )
-    SELECT $3, 'skip', m.id, m.organisation_id, m.domain,
-           jsonb_build_object('slot', schedctl.rfc3339(m.slot),
-                              'next_run_at', jsonb_build_array(schedctl.rfc3339(m.slot),
-                                                               schedctl.rfc3339(m.next_run_at))),
-           'the create-job hook declined the slot (it returned NULL)'
-    FROM made m
-    WHERE m.job_id IS NULL
-),
 skipped AS (
+    -- Slots passed over: declined by the create-job hook, or skipped by the overlap policy.
     INSERT INTO schedctl.audit (
         actor, action, scheduler_id, organisation_id, domain, changes, reason
     )
-    SELECT $3, 'skip', p.id, p.organisation_id, p.domain,
-           jsonb_build_object('slot', schedctl.rfc3339(p.slot),
-                              'next_run_at', jsonb_build_array(schedctl.rfc3339(p.slot),
-                                                               schedctl.rfc3339(p.next_run_at))),
-           'a job of this domain is still active'
-    FROM decided p
-    WHERE p.skip
+    SELECT $3, 'skip', x.id, x.organisation_id, x.domain,
+           jsonb_build_object('slot', schedctl.rfc3339(x.slot),
+                              'next_run_at', jsonb_build_array(schedctl.rfc3339(x.slot),
+                                                               schedctl.rfc3339(x.next_run_at))),
+           x.reason
+    FROM (
+        SELECT m.id, m.organisation_id, m.domain, m.slot, m.next_run_at,
+               'the create-job hook declined the slot (it returned NULL)' AS reason
+        FROM made m
+        WHERE m.job_id IS NULL
+        UNION ALL
+        SELECT p.id, p.organisation_id, p.domain, p.slot, p.next_run_at,
+               'a job of this domain is still active'
+        FROM decided p
+        WHERE p.skip
+    ) AS x
 ),
 missed_late AS (
     -- Slots the catch-up window let pass, and why.
