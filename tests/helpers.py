@@ -4,16 +4,21 @@ could write, the checks every result must pass, and a small fixed world for host
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import io
 import json
 import os
 import re
+import select
 import signal
 import socket
+import struct
 import subprocess
 import sys
+import termios
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, redirect_stderr, redirect_stdout
 from dataclasses import dataclass
@@ -593,3 +598,59 @@ SELECT scheduler_id, created_at, id FROM made WHERE scheduler_id IS NOT NULL;
 def ensure_world(conn: Conn) -> None:
     """Create the little world where it is missing (a deleted scheduler comes back)."""
     conn.execute(_WORLD)
+
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+BOX = re.compile(r"[\u2500-\u257f]")  # box-drawing characters
+# Set on the machine, these would change what rich does; each test says what it wants.
+_TERMINAL_VARS = ("NO_COLOR", "FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "COLUMNS")
+
+
+def run_in_terminal(
+    args: list[str],
+    env: dict[str, str],
+    columns: int,
+    timeout: float = 60,
+    *,
+    columns_variable: bool = True,
+) -> tuple[int, str]:
+    """schedctl as a real process whose stdin, stdout and stderr are a pseudo-terminal
+    `columns` wide; returns its exit code and everything it wrote. Without
+    `columns_variable`, COLUMNS is not set: schedctl reads the terminal's size, as after
+    `stty cols N`."""
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
+    child_env = {k: v for k, v in cli_env(env).items() if k not in _TERMINAL_VARS}
+    size = {"COLUMNS": str(columns), "LINES": "50"} if columns_variable else {"LINES": "50"}
+    child_env.update({"TERM": "xterm-256color"} | size | env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "schedctl", *args],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=child_env,
+        start_new_session=True,
+    )
+    os.close(slave)
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                proc.kill()
+                pytest.fail(f"schedctl {' '.join(args)} did not finish in {timeout} s")
+            ready, _, _ = select.select([master], [], [], remaining)
+            if not ready:
+                continue
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: every writer of the terminal has gone
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(master)
+    code = proc.wait(timeout=timeout)
+    return code, b"".join(chunks).decode().replace("\r\n", "\n")

@@ -35,8 +35,9 @@ from tests.helpers import (
     ok_json,
     run_cli,
     run_cli_subprocess,
+    run_in_terminal,
 )
-from tests.test_terminal_output import _visible, run_in_terminal
+from tests.test_terminal_output import _visible
 
 
 def _audit(conn: Conn) -> list[tuple[Any, ...]]:

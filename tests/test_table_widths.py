@@ -5,26 +5,16 @@ split over two lines."""
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
 import re
-import select
-import struct
-import subprocess
-import sys
-import termios
-import time
 from typing import Any
 
 import pytest
 from rich.cells import cell_len
 
-from tests.helpers import Cli, Conn, cli_env, make_due, make_org, make_scheduler
+from tests.helpers import ANSI, BOX, Cli, Conn, make_due, make_org, make_scheduler, run_in_terminal
 
-ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-BOX = re.compile(r"[\u2500-\u257f]")  # box-drawing characters
 # Words a terminal adds to what plain output says: times to the minute, relative times.
 _TERMINAL_WORD = re.compile(
     r"^(\d{4}-\d\d-\d\d|\d\d:\d\d|UTC|\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ|\d+[dhms]|in|ago|"
@@ -36,41 +26,9 @@ _PUNCTUATION = ",;:()[]"
 def in_terminal(args: list[str], env: dict[str, str], columns: int) -> str:
     """schedctl run on a pseudo-terminal `columns` wide (no COLUMNS variable: schedctl reads
     the terminal's size); everything it wrote, without colours."""
-    master, slave = os.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
-    child_env = {
-        k: v
-        for k, v in cli_env(env).items()
-        if k not in ("NO_COLOR", "FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "COLUMNS")
-    }
-    child_env.update({"TERM": "xterm-256color", "LINES": "50"})
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "schedctl", *args],
-        stdin=slave,
-        stdout=slave,
-        stderr=slave,
-        env=child_env,
-        start_new_session=True,
-    )
-    os.close(slave)
-    chunks = []
-    deadline = time.monotonic() + 120
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([master], [], [], 1)
-            if not ready:
-                continue
-            try:
-                chunk = os.read(master, 65536)
-            except OSError:
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
-    finally:
-        os.close(master)
-    assert proc.wait(timeout=60) in (0, 1), b"".join(chunks)
-    return ANSI.sub("", b"".join(chunks).decode().replace("\r\n", "\n"))
+    code, out = run_in_terminal(args, env, columns, timeout=120, columns_variable=False)
+    assert code in (0, 1), out
+    return ANSI.sub("", out)
 
 
 def _words(text: str) -> set[str]:

@@ -3,70 +3,26 @@ show relative times, colours only without NO_COLOR; elsewhere plain tab-separate
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
 import re
-import select
-import struct
-import subprocess
-import sys
-import termios
-import time
 from typing import Any
 
 import pytest
 from rich.cells import cell_len
 
-from tests.helpers import Cli, Conn, cli_env, make_due, make_org, make_scheduler, run_cli_subprocess
+from tests.helpers import (
+    ANSI,
+    BOX,
+    Cli,
+    Conn,
+    make_due,
+    make_org,
+    make_scheduler,
+    run_cli_subprocess,
+    run_in_terminal,
+)
 
-ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 SGR = re.compile(r"\x1b\[([0-9;]*)m")
-BOX = re.compile(r"[\u2500-\u257f]")  # box-drawing characters
-# Set on the machine, these would change what rich does; each test says what it wants.
-_TERMINAL_VARS = ("NO_COLOR", "FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "COLUMNS")
-
-
-def run_in_terminal(
-    args: list[str], env: dict[str, str], columns: int, timeout: float = 60
-) -> tuple[int, str]:
-    """schedctl as a real process whose stdin, stdout and stderr are a pseudo-terminal
-    `columns` wide; returns its exit code and everything it wrote."""
-    master, slave = os.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
-    child_env = {k: v for k, v in cli_env(env).items() if k not in _TERMINAL_VARS}
-    child_env.update({"TERM": "xterm-256color", "COLUMNS": str(columns), "LINES": "50"} | env)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "schedctl", *args],
-        stdin=slave,
-        stdout=slave,
-        stderr=slave,
-        env=child_env,
-        start_new_session=True,
-    )
-    os.close(slave)
-    chunks: list[bytes] = []
-    deadline = time.monotonic() + timeout
-    try:
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                proc.kill()
-                pytest.fail(f"schedctl {' '.join(args)} did not finish in {timeout} s")
-            ready, _, _ = select.select([master], [], [], remaining)
-            if not ready:
-                continue
-            try:
-                chunk = os.read(master, 65536)
-            except OSError:  # EIO: every writer of the terminal has gone
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
-    finally:
-        os.close(master)
-    code = proc.wait(timeout=timeout)
-    return code, b"".join(chunks).decode().replace("\r\n", "\n")
 
 
 def colour_codes(text: str) -> list[str]:
