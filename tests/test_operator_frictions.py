@@ -37,6 +37,9 @@ def test_a_ref_shorter_than_an_id_prefix_says_prefixes_need_8(cli: Cli) -> None:
 def test_tick_and_its_dry_run_say_which_pauses_ran_out(cli: Cli, conn: Conn) -> None:
     make_org(cli, "Acme")
     make_scheduler(cli, "paused.com", "--disabled", "--until", "2h")
+    # Enabled with a run-out `paused_until` left behind: tick clears it, resumes nothing.
+    enabled = make_scheduler(cli, "enabled.com", "--disabled", "--until", "2h")
+    conn.execute("UPDATE schedulers SET is_enabled = TRUE WHERE id = %s", [enabled["id"]])
     conn.execute(
         "UPDATE schedctl.scheduler_settings SET paused_until = now() - interval '1 minute'"
     )

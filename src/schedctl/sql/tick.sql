@@ -22,9 +22,12 @@ SELECT set_config('lock_timeout', %(lock_timeout)s, true) AS lock_timeout,
 -- name: tick_would_resume
 -- How many schedulers a pass would resume first (their `pause --until` has come), for a
 -- dry run, which resumes none.
+-- As schedctl.resume_paused counts: the paused ones (an enabled scheduler's stale
+-- `paused_until` is cleared, not resumed).
 SELECT count(*) AS resumed
-FROM schedctl.scheduler_settings
-WHERE paused_until <= COALESCE(%(now)s::timestamptz, now());
+FROM schedctl.scheduler_settings st
+JOIN public.schedulers s ON s.id = st.scheduler_id
+WHERE st.paused_until <= COALESCE(%(now)s::timestamptz, now()) AND NOT s.is_enabled;
 
 -- name: tick_heartbeat
 -- Record this host's last tick pass and its outcome, for `status`. One statement, its own
