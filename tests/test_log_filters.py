@@ -83,6 +83,8 @@ def test_bad_filters_are_exit_2(cli: Cli) -> None:
     assert_error(cli("log", "--action", "explode"), 2)
     assert_error(cli("log", "--source", "cron"), 2)
     assert_error(cli("log", "--since", "yesterday"), 2)
+    for option in ("--since", "--until"):  # a time that is no date names its own option
+        assert assert_error(cli("log", option, "2025-13-01"), 2).startswith(f"{option} must ")
     assert_error(cli("history", "--status", "exploded"), 2)
     assert_error(cli("history", "a.com", "--status", "failed"), 2)
 

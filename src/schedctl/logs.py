@@ -37,16 +37,9 @@ def parse_when(raw: str | None, option: str) -> When:
     the database's clock); None when not given."""
     if raw is None:
         return None
-    from schedctl.validation import parse_duration
-    from schedctl.validation import parse_when as parse_time
+    from schedctl.validation import parse_time_or_duration
 
-    text = raw.strip()
-    if text[:1].isdigit() and ("-" in text or "T" in text.upper()):
-        when = parse_time(text)
-        if not isinstance(when, datetime):
-            raise InvalidInput(f"{option} must be a time or a duration, got {raw!r}")
-        return when
-    return parse_duration(text, option)
+    return parse_time_or_duration(raw, option)
 
 
 def _when_params(name: str, when: When) -> dict[str, Any]:

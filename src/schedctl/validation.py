@@ -280,12 +280,9 @@ def parse_catchup_window(raw: str, option: str = "--catchup-window") -> int:
     return seconds
 
 
-def parse_until(raw: str, option: str = "--until") -> datetime | timedelta:
-    """Return when a pause ends: an ISO 8601 time (UTC unless it has an offset) or a duration
-    from now (`2h`, `1d`). Whether it is in the future is checked by the database's clock."""
+def parse_time_or_duration(raw: str, option: str) -> datetime | timedelta:
+    """An ISO 8601 time (UTC unless it has an offset) or a duration (`2h`, `1d`)."""
     text = raw.strip()
-    if text.lower() == "now":
-        raise InvalidInput(f"{option} must be in the future, got {show(raw)}")
     if text and (text[0].isdigit() and ("-" in text or "T" in text.upper())):
         try:
             when = parse_when(text)
@@ -296,10 +293,18 @@ def parse_until(raw: str, option: str = "--until") -> datetime | timedelta:
             ) from None
         assert isinstance(when, datetime)
         return when
-    duration = parse_duration(text, option)
-    if not duration:
+    return parse_duration(text, option)
+
+
+def parse_until(raw: str, option: str = "--until") -> datetime | timedelta:
+    """Return when a pause ends: an ISO 8601 time (UTC unless it has an offset) or a duration
+    from now (`2h`, `1d`). Whether it is in the future is checked by the database's clock."""
+    if raw.strip().lower() == "now":
         raise InvalidInput(f"{option} must be in the future, got {show(raw)}")
-    return duration
+    until = parse_time_or_duration(raw, option)
+    if not until:  # a zero duration
+        raise InvalidInput(f"{option} must be in the future, got {show(raw)}")
+    return until
 
 
 # --- free text -----------------------------------------------------------------------------
