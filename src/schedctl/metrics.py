@@ -11,7 +11,6 @@ from typing import Any
 
 from schedctl.errors import InvalidInput
 
-_COUNTS = ("due", "created", "skipped", "failed", "missed")
 # What each count of a pass counts, for its help line.
 _COUNTED = {
     "due": "Due schedulers",
@@ -50,23 +49,28 @@ def _scheduler_gauges(schedulers: dict[str, Any]) -> str:
     )
 
 
-def _pass_gauges(prefix: str, what: str, counts: dict[str, Any], ok: bool, at: float) -> str:
+def _pass_gauges(prefix: str, what: str, counts: dict[str, int], ok: bool, at: float) -> str:
+    """A pass's gauges: when it ended, whether it succeeded, and its counts (tick.COUNTS)."""
     text = _gauge(
         f"{prefix}_timestamp_seconds", f"When {what} ended, in seconds since the epoch.", at
     )
     text += _gauge(f"{prefix}_success", f"1 when {what} succeeded, 0 when it failed.", int(ok))
-    for count in _COUNTS:
-        text += _gauge(f"{prefix}_{count}", f"{_COUNTED[count]} in {what}.", counts[count])
+    for count, value in counts.items():
+        text += _gauge(f"{prefix}_{count}", f"{_COUNTED[count]} in {what}.", value)
     return text
 
 
 def tick_text(
-    summary: Any, *, ended_at: float, duration: float, schedulers: dict[str, Any] | None
+    counts: dict[str, int],
+    *,
+    ok: bool,
+    ended_at: float,
+    duration: float,
+    schedulers: dict[str, Any] | None,
 ) -> str:
-    """The gauges of one tick pass; `schedulers` (counted after the pass) is None when
-    the pass broke off before they could be read."""
-    counts = {count: getattr(summary, count) for count in _COUNTS}
-    text = _pass_gauges("schedctl_tick_last", "the last tick pass", counts, summary.ok, ended_at)
+    """The gauges of one tick pass (its counts, tick.COUNTS); `schedulers` (counted after
+    the pass) is None when the pass broke off before they could be read."""
+    text = _pass_gauges("schedctl_tick_last", "the last tick pass", counts, ok, ended_at)
     text += _gauge(
         "schedctl_tick_last_duration_seconds", "How long the last tick pass took.", duration
     )
@@ -84,8 +88,13 @@ def status_text(report: dict[str, Any]) -> str:
     if last is not None:
         from datetime import datetime
 
+        from schedctl.tick import COUNTS
+
         ended = datetime.fromisoformat(last["ticked_at"].replace("Z", "+00:00")).timestamp()
-        text += _pass_gauges("schedctl_tick_last", "the newest tick pass", last, last["ok"], ended)
+        counts = {count: last[count] for count in COUNTS}
+        text += _pass_gauges(
+            "schedctl_tick_last", "the newest tick pass", counts, last["ok"], ended
+        )
     cron = report.get("pg_cron")
     if cron is not None and cron["last_run"] is not None:
         # A pg_cron run that failed as a whole (a privilege missing) leaves no heartbeat.

@@ -42,9 +42,9 @@ class TickWatch:
         """After the pass: `error` is why the pass itself broke off (None when it ran)."""
         duration = time.monotonic() - self._started
         if self.metrics_file is not None:
-            failed = error is not None and summary.ok
             text = metrics.tick_text(
-                _Failed(summary) if failed else summary,
+                summary.counts(),
+                ok=error is None and summary.ok,  # a pass that broke off failed
                 ended_at=time.time(),
                 duration=duration,
                 schedulers=schedulers,
@@ -57,15 +57,6 @@ class TickWatch:
             else:
                 first = error or (summary.errors[0]["message"] if summary.errors else "")
                 self.pinger.fail(f"{counts}\n{first}")
-
-
-class _Failed:
-    """A pass that broke off: its counts so far, and not ok."""
-
-    def __init__(self, summary: Any) -> None:
-        self.__dict__.update(vars(summary))
-
-    ok = False
 
 
 def monitored_pass(
