@@ -69,6 +69,22 @@ def test_a_dropped_hook_function_fails_naming_it(cli: Cli, conn: Conn) -> None:
     )
 
 
+def test_a_dropped_set_based_hook_function_fails_naming_it(cli: Cli, conn: Conn) -> None:
+    _healthy(cli)
+    conn.execute(
+        "CREATE FUNCTION public.make_crawl_jobs(scheduler_ids uuid[], slots timestamptz[]) "
+        "RETURNS TABLE(scheduler_id uuid, slot timestamptz, job_id text) LANGUAGE sql "
+        "AS $$ SELECT NULL::uuid, NULL::timestamptz, NULL::text WHERE FALSE $$"
+    )
+    ok_json(cli("hooks", "set", "--create-jobs", "public.make_crawl_jobs", "--json"))
+    assert cli("doctor", "--json").code == 0
+    conn.execute("DROP FUNCTION public.make_crawl_jobs(uuid[], timestamptz[])")
+    result = cli("doctor", "--json")
+    assert result.code == 1, result.stdout
+    hook = _checks(json.loads(result.stdout))["hook create-jobs"]
+    assert hook["status"] == "fail" and "make_crawl_jobs" in hook["detail"], hook
+
+
 def test_the_tick_role_is_told_what_it_cannot_do(
     cli: Cli,
     conn: Conn,

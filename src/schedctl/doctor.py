@@ -279,8 +279,8 @@ def _hook_checks(conn: db.Connection) -> list[tuple[str, Callable[[], Finding]]]
         return [("hooks", unreadable)]
     functions = [
         (kind, function)
-        for kind, function in (("create_job", found.create_job), ("cancel_job", found.cancel_job))
-        if function is not None
+        for kind in hooks.FUNCTION_KINDS
+        if (function := getattr(found, kind)) is not None
     ]
     if not functions:
         return [("hooks", lambda: Finding(OK, "none set: schedctl makes and cancels jobs itself"))]

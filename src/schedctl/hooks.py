@@ -166,6 +166,8 @@ _SIGNATURES = {
     "RETURNS TABLE(scheduler_id uuid, slot timestamptz, job_id text)",
     "cancel_job": "(job_id text) RETURNS void",
 }
+# The hooks that are functions (Hooks' attributes of those names).
+FUNCTION_KINDS = tuple(_SIGNATURES)
 
 
 def _check_function(conn: db.Connection, kind: str, function: Function) -> None:
