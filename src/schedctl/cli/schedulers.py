@@ -243,11 +243,9 @@ def _select_and_change(
         selector = selectors.Selector(org_id, given.match)
         planned = change(conn, selector, False)
         if not given.dry_run and len(planned) > 1 and not given.yes:
-            if not sys.stdin.isatty():
-                raise InvalidInput(
-                    f"refusing to {verb} {len(planned)} schedulers without a terminal to "
-                    "confirm: pass --yes (or --dry-run to list them)"
-                )
+            ctx.confirm_without_terminal(
+                False, f"{verb} {len(planned)} schedulers", " (or --dry-run to list them)"
+            )
             for line in incidents.selection_lines(planned, verb, dry_run=True):
                 print(line, file=sys.stderr)
             if not typer.confirm(f"{verb.capitalize()} these {len(planned)} schedulers?", err=True):

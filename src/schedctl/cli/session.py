@@ -96,7 +96,8 @@ def pair(yes: bool, no: bool, yes_name: str, no_name: str) -> bool | None:
     return True if yes else False if no else None
 
 
-def confirm_without_terminal(yes: bool) -> None:
-    """A deletion without --yes needs a terminal to ask at."""
+def confirm_without_terminal(yes: bool, what: str = "delete", other: str = "") -> None:
+    """A change that asks first (a deletion, a change of many) needs --yes or a terminal to
+    ask at; `other` names another way out."""
     if not yes and not sys.stdin.isatty():
-        raise InvalidInput("refusing to delete without a terminal to confirm: pass --yes")
+        raise InvalidInput(f"refusing to {what} without a terminal to confirm: pass --yes{other}")
