@@ -53,16 +53,11 @@ SELECT count(*)::integer AS jobs
 FROM public.jobs j
 WHERE j.source_type = 'scheduler'
   AND j.created_at > now() - interval '1 day'
-  AND j.source_info IS DISTINCT FROM 'manual run'
   AND NOT EXISTS (
       SELECT 1 FROM schedctl.served_slots ss
       WHERE ss.scheduler_id = j.scheduler_id AND ss.job_id = j.id
   )
-  AND NOT EXISTS (
-      SELECT 1 FROM schedctl.audit a
-      WHERE a.scheduler_id = j.scheduler_id AND a.action = 'run'
-        AND a.changes -> 'job_id' ->> 1 = j.id
-  );
+  AND {made_by_run} IS NOT TRUE;
 
 -- name: doctor_clock
 -- The server's clock.
