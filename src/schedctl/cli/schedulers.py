@@ -234,23 +234,27 @@ def _select_and_change(
     given: Selection,
 ) -> None:
     """pause/resume with a selector: what would change (a rolled-back pass), confirmation
-    for more than one, then the change in one transaction."""
+    for more than one, then the change in one transaction; with --yes, the change alone."""
     from schedctl import selectors
     from schedctl.output import incidents
     from schedctl.output import json as documents
 
     with ctx.session(given.org, all_orgs=given.all_orgs) as (conn, org_id):
         selector = selectors.Selector(org_id, given.match)
-        planned = change(conn, selector, False)
-        if not given.dry_run and len(planned) > 1 and not given.yes:
-            ctx.confirm_without_terminal(
-                False, f"{verb} {len(planned)} schedulers", " (or --dry-run to list them)"
-            )
-            for line in incidents.selection_lines(planned, verb, dry_run=True):
-                print(line, file=sys.stderr)
-            if not typer.confirm(f"{verb.capitalize()} these {len(planned)} schedulers?", err=True):
-                raise OperationFailed(f"nothing was {verb}d")
-        done = planned if given.dry_run else change(conn, selector, True)
+        if given.yes and not given.dry_run:  # nothing to ask: no rolled-back pass first
+            done = change(conn, selector, True)
+        else:
+            planned = change(conn, selector, False)
+            if not given.dry_run and len(planned) > 1:
+                ctx.confirm_without_terminal(
+                    False, f"{verb} {len(planned)} schedulers", " (or --dry-run to list them)"
+                )
+                for line in incidents.selection_lines(planned, verb, dry_run=True):
+                    print(line, file=sys.stderr)
+                question = f"{verb.capitalize()} these {len(planned)} schedulers?"
+                if not typer.confirm(question, err=True):
+                    raise OperationFailed(f"nothing was {verb}d")
+            done = planned if given.dry_run else change(conn, selector, True)
     if ctx.as_json():
         documents.emit(documents.selection(done, dry_run=given.dry_run))
     else:
