@@ -48,7 +48,9 @@ def paths_from_db(text: str | None) -> list[str]:
 
 def rfc3339(moment: datetime) -> str:
     """A time as an RFC 3339 string in UTC."""
-    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    if moment.tzinfo is not timezone.utc:  # the database's times are loaded in UTC already
+        moment = moment.astimezone(timezone.utc)
+    return moment.isoformat()[:-6] + "Z"  # less its "+00:00"
 
 
 def plain(value: Any) -> Any:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterable, Sequence
+from json.encoder import encode_basestring_ascii
 from typing import IO, TYPE_CHECKING, Any
 
 from schedctl.models import (
@@ -192,11 +193,12 @@ def tick_job(entry: dict[str, Any]) -> str:
     runs once per job, tens of thousands of times in a large pass (ids and times need no
     escaping)."""
     job_id = "null" if entry["job_id"] is None else f'"{entry["job_id"]}"'
+    # The string escaping json.dumps applies (ensure_ascii), without its per-call set-up.
     return (
         f'{{"scheduler_id": "{entry["scheduler_id"]}", '
         f'"job_id": {job_id}, '
         f'"organisation_id": "{entry["organisation_id"]}", '
-        f'"domain": {json.dumps(entry["domain"])}, '
+        f'"domain": {encode_basestring_ascii(entry["domain"])}, '
         f'"slot": "{rfc3339(entry["slot"])}", '
         f'"next_run_at": "{rfc3339(entry["next_run_at"])}"}}'
     )

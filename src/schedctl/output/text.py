@@ -414,21 +414,31 @@ class TickReport:
         self.dry_run = dry_run
         # Closed in finish(); kept open across the pass, so no context manager.
         self._spool = tempfile.SpooledTemporaryFile(max_size=1 << 20, mode="w+", encoding="utf-8")  # noqa: SIM115
+        # Lines gathered before they go to the spool in one write (a write per job costs more
+        # than formatting it).
+        self._pending: list[str] = []
         self._count = 0
 
     def job(self, entry: dict[str, Any]) -> None:
         if self.as_json:
-            self._spool.write((", " if self._count else "") + documents.tick_job(entry))
+            self._pending.append((", " if self._count else "") + documents.tick_job(entry))
         elif not self.quiet:
             verb = "would create a job" if self.dry_run else f"created job {entry['job_id']}"
-            self._spool.write(
+            self._pending.append(
                 f"{verb} for {entry['domain']} (scheduler {entry['scheduler_id']}, "
                 f"slot {rfc3339(entry['slot'])}, next {rfc3339(entry['next_run_at'])})\n"
             )
         self._count += 1
+        if len(self._pending) >= 1000:
+            self._flush()
+
+    def _flush(self) -> None:
+        self._spool.write("".join(self._pending))
+        self._pending.clear()
 
     def finish(self, summary: Any) -> None:
         counts = {**summary.counts(), "resumed": summary.resumed}
+        self._flush()
         self._spool.seek(0)
         out = sys.stdout
         if self.as_json:
