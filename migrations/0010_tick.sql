@@ -59,6 +59,16 @@ DECLARE
                 SELECT domain_id, organisation_id FROM decided
                 WHERE overlap_policy = 'replace' AND NOT served)) IS TRUE))
         RETURNING j.id$$;
+    -- The batch's active jobs, found in one pass over the active jobs (each checked against a
+    -- hash of the batch's keys; `IS TRUE` keeps each IN a hashed subplan rather than a join,
+    -- whatever the estimates) ...
+    active_step text := $$
+        SELECT j.id, j.domain_id, j.organisation_id
+        FROM public.jobs j
+        WHERE j.status IN ('pending', 'initializing', 'running', 'paused')
+          AND (j.organisation_id IN (SELECT organisation_id FROM planned)) IS TRUE
+          AND ((j.domain_id, j.organisation_id) IN (
+              SELECT domain_id, organisation_id FROM planned)) IS TRUE$$;
     made_step text := 'SELECT t.*, t.new_job_id AS job_id FROM to_serve t';
     -- The served-slot record of the slots made (tick only: a run records no slot); NULL: the
     -- hook declined the slot. No ON CONFLICT: the row lock and `served` keep a second job
@@ -132,6 +142,25 @@ advanced AS (
 )$$;
 BEGIN
     SELECT * INTO h FROM schedctl.hooks;
+    -- ... or, where schedctl's index of active jobs by domain and organisation has grown past
+    -- a few pages and may hold more than 20 for each scheduler of the batch (a large pass's
+    -- own new jobs pile up in it, and a pass over them all would grow with each batch), by a
+    -- probe of that index per key. (Its pages at 40 bytes an entry, the most they hold.)
+    IF (SELECT pg_relation_size(i.indexrelid) > 8 * current_setting('block_size')::bigint
+               AND pg_relation_size(i.indexrelid) / 40 > 20 * cardinality(ids)
+        FROM pg_index i
+        WHERE i.indexrelid = to_regclass('public.schedctl_jobs_active_idx')
+          AND i.indisvalid AND i.indisready) THEN
+        active_step := $$
+            SELECT j.id, j.domain_id, j.organisation_id
+            FROM (SELECT DISTINCT domain_id, organisation_id FROM planned) AS k
+            CROSS JOIN LATERAL (
+                SELECT j.id, j.domain_id, j.organisation_id FROM public.jobs j
+                WHERE j.domain_id = k.domain_id AND j.organisation_id = k.organisation_id
+                  AND j.status IN ('pending', 'initializing', 'running', 'paused')
+                OFFSET 0  -- not pulled up: a probe per key
+            ) AS j$$;
+    END IF;
     IF h.cancel_job_function IS NOT NULL THEN
         -- The host's FUNCTION(job_id text) for each active job the replace policy cancels.
         cancel_step := CASE WHEN dry_run THEN 'SELECT NULL::text AS id WHERE FALSE' ELSE format($$
@@ -191,12 +220,8 @@ WITH planned AS MATERIALIZED (
            -- A slot that already has its job (next_run_at was set back onto it): nothing is
            -- cancelled or made for it again; the schedule just moves on. So too when no slot
            -- is to be served: every due one is later than the catch-up window allows.
-           $4 IS NULL AND (z.next_run_at IS NOT NULL AND z.serve IS NULL OR EXISTS (
-               SELECT 1 FROM schedctl.served_slots ss
-               WHERE ss.scheduler_id = s.id
-                 AND ss.slot = CASE WHEN z.next_run_at IS NULL THEN s.next_run_at
-                                    ELSE z.serve END
-           )) AS served,
+           $4 IS NULL AND (z.next_run_at IS NOT NULL AND z.serve IS NULL OR ss.served IS TRUE)
+               AS served,
            s.next_run_at AS due_slot, st.catchup_window_seconds,
            gen_random_uuid()::text AS new_job_id
     -- Each claimed row looked up by its key (lateral, not pulled up): a probe per row of
@@ -229,18 +254,17 @@ WITH planned AS MATERIALIZED (
         -- not pulled up: the condition is checked before the call, not after it
         OFFSET 0
     ) AS z ON TRUE
+    -- The served-slot record of the slot, if any: a probe of its key per row (not a hash of
+    -- every slot ever served, which grows with each batch of a pass).
+    LEFT JOIN LATERAL (
+        SELECT TRUE AS served FROM schedctl.served_slots ss
+        WHERE $4 IS NULL AND ss.scheduler_id = s.id
+          AND ss.slot = CASE WHEN z.next_run_at IS NULL THEN s.next_run_at ELSE z.serve END
+        OFFSET 0
+    ) AS ss ON TRUE
 ),
--- The active jobs of the batch's domains and organisations, found in one pass over the
--- active jobs (each checked against a hash of the batch's), not one probe per scheduler.
--- `IS TRUE` keeps each IN a hashed subplan rather than a join, whatever the estimates.
-active AS MATERIALIZED (
-    SELECT j.id, j.domain_id, j.organisation_id
-    FROM public.jobs j
-    WHERE j.status IN ('pending', 'initializing', 'running', 'paused')
-      AND (j.organisation_id IN (SELECT organisation_id FROM planned)) IS TRUE
-      AND ((j.domain_id, j.organisation_id) IN (SELECT domain_id, organisation_id FROM planned))
-          IS TRUE
-),
+-- The active jobs of the batch's domains and organisations (see active_step).
+active AS MATERIALIZED (%s),
 decided AS MATERIALIZED (
     SELECT p.*,
            NOT p.served AND p.overlap_policy = 'skip'
@@ -265,7 +289,7 @@ SELECT p.id, NULL, p.organisation_id, p.domain, p.slot, p.next_run_at, p.missed,
 FROM decided p
 WHERE p.skip OR p.served
 ORDER BY 5, 1
-$$, cancel_step, made_step, record_step, write_step, tick_writes
+$$, active_step, cancel_step, made_step, record_step, write_step, tick_writes
     ) USING ids, clock, actor, run_at;
 END
 $fn$;

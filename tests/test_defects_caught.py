@@ -84,10 +84,36 @@ def _two_organisations(cli: Cli, conn: Conn, policy_a: str, policy_b: str) -> di
 HOOKS = ["none", "cancel", "create", "cancel and create"]
 
 
+@pytest.fixture(params=["index probes", "one pass"])
+def active_jobs_found_by(request: pytest.FixtureRequest, conn: Conn) -> str:
+    """How a batch finds its active jobs: by a probe of schedctl's index of active jobs per
+    domain and organisation (the index holds many more than 20 for each scheduler of the
+    batch: here, running jobs of 3,000 domains of another organisation), or in one pass over
+    the active jobs (no such index, as on a host's jobs table)."""
+    if request.param == "one pass":
+        conn.execute("DROP INDEX public.schedctl_jobs_active_idx")
+    else:
+        conn.execute(
+            """
+            WITH o AS (INSERT INTO organisations (name) VALUES ('Elsewhere') RETURNING id),
+                 d AS (INSERT INTO domains (name)
+                       SELECT 'elsewhere-' || g || '.com' FROM generate_series(1, 3000) g
+                       RETURNING id)
+            INSERT INTO jobs (id, domain_id, organisation_id, status, progress, created_at,
+                              concurrency, find_links, max_pages, source_type)
+            SELECT gen_random_uuid()::text, d.id, o.id, 'running', 0.5, now(), 5, TRUE, 0,
+                   'dashboard'
+            FROM o, d
+            """
+        )
+    found_by: str = request.param
+    return found_by
+
+
 @pytest.mark.parametrize("hooks", HOOKS)
 @pytest.mark.parametrize("policy_b", ["skip", "allow"])
 def test_replace_in_one_organisation_never_cancels_another_organisations_job_in_the_batch(
-    cli: Cli, conn: Conn, policy_b: str, hooks: str
+    cli: Cli, conn: Conn, policy_b: str, hooks: str, active_jobs_found_by: str
 ) -> None:
     _set_hooks(cli, conn, hooks)
     world = _two_organisations(cli, conn, "replace", policy_b)
@@ -107,7 +133,7 @@ def test_replace_in_one_organisation_never_cancels_another_organisations_job_in_
 
 
 def test_skip_in_one_organisation_ignores_another_organisations_active_job_in_the_batch(
-    cli: Cli, conn: Conn
+    cli: Cli, conn: Conn, active_jobs_found_by: str
 ) -> None:
     world = _two_organisations(cli, conn, "skip", "allow")
     b_active = insert_active_job(conn, world["b"]["id"])

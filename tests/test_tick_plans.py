@@ -91,7 +91,7 @@ def stale_host(conn: Conn) -> dict[str, Any]:
     return {}
 
 
-def batch_plans(database_url: str) -> list[dict[str, Any]]:
+def batch_plans(database_url: str, batch: int = BATCH) -> list[dict[str, Any]]:
     """The plan of every statement one batch runs (auto_explain, in this session only), the
     batch rolled back."""
     plans: list[dict[str, Any]] = []
@@ -117,18 +117,36 @@ def batch_plans(database_url: str) -> list[dict[str, Any]]:
             session.execute("SELECT set_config(%s, %s, false)", [setting, value])
         with session.transaction(force_rollback=True):
             rows = session.execute(
-                "SELECT * FROM schedctl.tick_batch(%s, '{}', NULL, 'tick', FALSE, NULL)", [BATCH]
+                "SELECT * FROM schedctl.tick_batch(%s, '{}', NULL, 'tick', FALSE, NULL)", [batch]
             ).fetchall()
-            assert len(rows) == BATCH
+            assert len(rows) == batch
             assert {row[7] for row in rows} == {True, False}  # some skipped, some replaced
     return [plan["Plan"] for plan in plans if "Plan" in plan]
 
 
+def _probes_the_active_jobs_index(plan: dict[str, Any]) -> bool:
+    """Whether a nested loop looks up schedctl's index of active jobs once per outer row."""
+    for node in _nodes(plan):
+        if node["Node Type"] != "Nested Loop":
+            continue
+        (inner,) = [c for c in node["Plans"] if c.get("Parent Relationship") == "Inner"]
+        if any(below.get("Index Name") == "schedctl_jobs_active_idx" for below in _nodes(inner)):
+            return True
+    return False
+
+
+# A batch of 1,000 finds its active jobs in one pass over them all; one of 20, whose index of
+# active jobs (2,000 running jobs) holds more than 20 for each of its schedulers, probes that
+# index per key.
+@pytest.mark.parametrize(
+    ("batch", "probes"), [(BATCH, False), (20, True)], ids=["one pass", "index probes"]
+)
 def test_no_step_of_a_batch_nests_a_loop_over_the_batch_under_stale_statistics(
-    stale_host: dict[str, Any], database_url: str
+    stale_host: dict[str, Any], database_url: str, batch: int, probes: bool
 ) -> None:
-    plans = batch_plans(database_url)
+    plans = batch_plans(database_url, batch)
 
     assert len(plans) >= 3, plans  # the claim, the step that makes the jobs, and more
     found = [loop for plan in plans for loop in nested_loops_over_the_batch(plan)]
     assert found == [], found
+    assert any(_probes_the_active_jobs_index(plan) for plan in plans) == probes
