@@ -28,6 +28,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from tests.clones import Clones
 from tests.helpers import (
     ENV_VARS,
     Cli,
@@ -204,6 +205,20 @@ def template_db(server_url: str, _dropper: _Dropper) -> Iterator[str]:
         _dropper.drop(name)
 
 
+@pytest.fixture(scope="session")
+def _clones(server_url: str, template_db: str, _dropper: _Dropper) -> Iterator[Clones]:
+    def clone(template: str) -> str:
+        name = _unique("t")
+        _create(server_url, name, template)
+        return name
+
+    clones = Clones(server_url, template_db, create=clone, drop=_dropper.drop)
+    try:
+        yield clones
+    finally:
+        clones.close()
+
+
 @pytest.fixture
 def new_database(server_url: str, _dropper: _Dropper) -> Iterator[NewDatabase]:
     """A factory of databases for this test alone: new_database() is empty,
@@ -224,9 +239,14 @@ def new_database(server_url: str, _dropper: _Dropper) -> Iterator[NewDatabase]:
 
 
 @pytest.fixture
-def database_url(new_database: NewDatabase, template_db: str) -> str:
-    """URL of a fresh, migrated database for this test alone."""
-    return new_database(template=template_db)
+def database_url(_clones: Clones) -> Iterator[str]:
+    """URL of a fresh, migrated database for this test alone: a clone of the template, or
+    one a test before used only for rows, emptied back to the template's (see Clones)."""
+    name = _clones.take()
+    try:
+        yield with_database(_clones.server_url, name)
+    finally:
+        _clones.give_back(name)
 
 
 @pytest.fixture(scope="session")
