@@ -59,16 +59,18 @@ DECLARE
                 SELECT domain_id, organisation_id FROM decided
                 WHERE overlap_policy = 'replace' AND NOT served)) IS TRUE))
         RETURNING j.id$$;
+    -- A job that is active (as schedctl_jobs_active_idx's predicate has it).
+    is_active constant text := $$j.status IN ('pending', 'initializing', 'running', 'paused')$$;
     -- The batch's active jobs, found in one pass over the active jobs (each checked against a
     -- hash of the batch's keys; `IS TRUE` keeps each IN a hashed subplan rather than a join,
     -- whatever the estimates) ...
-    active_step text := $$
+    active_step text := format($$
         SELECT j.id, j.domain_id, j.organisation_id
         FROM public.jobs j
-        WHERE j.status IN ('pending', 'initializing', 'running', 'paused')
+        WHERE %s
           AND (j.organisation_id IN (SELECT organisation_id FROM planned)) IS TRUE
           AND ((j.domain_id, j.organisation_id) IN (
-              SELECT domain_id, organisation_id FROM planned)) IS TRUE$$;
+              SELECT domain_id, organisation_id FROM planned)) IS TRUE$$, is_active);
     made_step text := 'SELECT t.*, t.new_job_id AS job_id FROM to_serve t';
     -- The served-slot record of the slots made (tick only: a run records no slot); NULL: the
     -- hook declined the slot. No ON CONFLICT: the row lock and `served` keep a second job
@@ -151,15 +153,15 @@ BEGIN
         FROM pg_index i
         WHERE i.indexrelid = to_regclass('public.schedctl_jobs_active_idx')
           AND i.indisvalid AND i.indisready) THEN
-        active_step := $$
+        active_step := format($$
             SELECT j.id, j.domain_id, j.organisation_id
             FROM (SELECT DISTINCT domain_id, organisation_id FROM planned) AS k
             CROSS JOIN LATERAL (
                 SELECT j.id, j.domain_id, j.organisation_id FROM public.jobs j
                 WHERE j.domain_id = k.domain_id AND j.organisation_id = k.organisation_id
-                  AND j.status IN ('pending', 'initializing', 'running', 'paused')
+                  AND %s
                 OFFSET 0  -- not pulled up: a probe per key
-            ) AS j$$;
+            ) AS j$$, is_active);
     END IF;
     IF h.cancel_job_function IS NOT NULL THEN
         -- The host's FUNCTION(job_id text) for each active job the replace policy cancels.

@@ -125,31 +125,36 @@ class Clones:
         self._template_name = template
         self._create = create  # a new clone of the template: its name
         self._drop = drop
-        self._free: list[str] = []
+        # Databases ready for a test, each with the xid its test's changes will be newer than.
+        self._free: list[tuple[str, str]] = []
         self._marks: dict[str, str] = {}
         self._template: _Template | None = None
 
     def take(self) -> str:
         if self._template is None:
             self._template = self._read_template()
-        name = self._free.pop() if self._free else self._create(self._template_name)
-        with psycopg.connect(self.server_url, autocommit=True) as admin:
-            self._marks[name] = _next_xid(admin)
+        if self._free:
+            name, mark = self._free.pop()
+        else:
+            name = self._create(self._template_name)
+            with psycopg.connect(self.server_url, autocommit=True) as admin:
+                mark = _next_xid(admin)
+        self._marks[name] = mark
         return name
 
     def give_back(self, name: str) -> None:
         mark = self._marks.pop(name)
         try:
-            reusable = self._empty_if_unchanged(name, mark)
+            next_mark = self._empty_if_unchanged(name, mark)
         except psycopg.Error:
-            reusable = False  # dropped by the test, renamed, refusing connections ...
-        if reusable:
-            self._free.append(name)
-        else:
+            next_mark = None  # dropped by the test, renamed, refusing connections ...
+        if next_mark is None:
             self._drop(name)
+        else:
+            self._free.append((name, next_mark))
 
     def close(self) -> None:
-        for name in self._free:
+        for name, _ in self._free:
             self._drop(name)
         self._free.clear()
 
@@ -183,9 +188,9 @@ class Clones:
                     rows[name] = b"".join(bytes(chunk) for chunk in copy)
         return _Template([count for count, _ in shape[0]], shape[1], tables, rows, sequences)
 
-    def _empty_if_unchanged(self, name: str, mark: str) -> bool:
-        """Whether the database has the template's shape still; if so, its rows are made
-        the template's again (one transaction)."""
+    def _empty_if_unchanged(self, name: str, mark: str) -> str | None:
+        """If the database has the template's shape still, its rows are made the template's
+        again (one transaction) and the next test's mark is returned; else None."""
         template = self._template
         assert template is not None
         with psycopg.connect(with_database(self.server_url, name), autocommit=True) as conn:
@@ -198,17 +203,30 @@ class Clones:
                 or planner != template.planner
                 or largest > _MAX_PAGES
             ):
-                return False
+                return None
             with conn.transaction():
-                # Not TRUNCATE (it writes pg_class); the host's and schedctl's triggers and
-                # foreign keys are not fired, as a restore's are not.
-                conn.execute("SET LOCAL session_replication_role = replica")
-                for table in template.tables:
-                    conn.execute(sql.SQL("DELETE FROM {}").format(sql.SQL(table)))
+                # One round trip: not TRUNCATE (it writes pg_class); the host's and schedctl's
+                # triggers and foreign keys are not fired, as a restore's are not; the
+                # sequences put back where the template has them.
+                conn.execute(
+                    sql.SQL("; ").join(
+                        [
+                            sql.SQL("SET LOCAL session_replication_role = replica"),
+                            *(
+                                sql.SQL("DELETE FROM {}").format(sql.SQL(t))
+                                for t in template.tables
+                            ),
+                            *(
+                                sql.SQL("SELECT setval({}, {}, {})").format(
+                                    sql.Literal(sequence), value, called
+                                )
+                                for sequence, (value, called) in template.sequences.items()
+                            ),
+                        ]
+                    )
+                )
                 for table, data in template.rows.items():
                     copy_in = sql.SQL("COPY {} FROM STDIN (FORMAT binary)").format(sql.SQL(table))
                     with conn.cursor().copy(copy_in) as copy:
                         copy.write(data)
-                for sequence, (value, called) in template.sequences.items():
-                    conn.execute("SELECT setval(%s::regclass, %s, %s)", [sequence, value, called])
-        return True
+            return _next_xid(conn)

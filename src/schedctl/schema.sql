@@ -202,7 +202,7 @@ LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE;
 CREATE FUNCTION schedctl.make_jobs(ids uuid[], clock timestamp with time zone, actor text, dry_run boolean DEFAULT false, run_at timestamp with time zone DEFAULT NULL::timestamp with time zone)
 RETURNS SETOF schedctl.tick_outcome
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE;
--- body: sha256 5b1e1c45a7205968, 243 lines
+-- body: sha256 f61c71d01abc2ef2, 245 lines
 
 CREATE FUNCTION schedctl.notify_jobs(job_ids text[])
 RETURNS void
